@@ -14,7 +14,7 @@ from .mae import (
     mae_config,
     reconstruct_mae,
 )
-from .metrics import compute_psnr, compute_ssim
+from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
 from .modeling_dae import DAEModel, DAEOutput, DAEPreTrainedModel
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     "MAE_PRESETS",
     "add_gaussian_noise",
     "build_mae",
+    "compute_masked_psnr",
     "compute_psnr",
     "compute_ssim",
     "dataset_to_tensors",

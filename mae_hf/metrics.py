@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-__all__ = ["SSIM_SETTINGS", "compute_psnr", "compute_ssim"]
+__all__ = ["SSIM_SETTINGS", "compute_psnr", "compute_masked_psnr", "compute_ssim"]
 
 # Wang et al. (2004) settings, as scikit-image documents for reproducing the paper: 11×11 Gaussian window with
 # sigma 1.5, population covariance. On 28×28 images a 7×7 uniform window (skimage's default) gives other values.
@@ -60,3 +60,23 @@ def compute_ssim(x, y, data_range: float = 1.0) -> np.ndarray:
             for ai, bi in zip(a, b)
         ]
     )
+
+
+def compute_masked_psnr(x, y, pixel_mask, data_range: float = 1.0) -> np.ndarray:
+    """
+    PSNR per image over the pixels where `pixel_mask` is 1 only (e.g. the MAE's masked patches).
+
+    Args:
+        x, y: (B, C, H, W) images on the same scale.
+        pixel_mask: (B, 1 or C, H, W), 1 = counted.
+
+    Returns:
+        (B,) float64; `nan` for an image with no counted pixel, `inf` where the counted pixels are identical.
+    """
+    a, b = _pair(x, y)
+    m = np.broadcast_to(_as_batch(pixel_mask), a.shape).astype(np.float64)
+    count = m.reshape(a.shape[0], -1).sum(axis=1)
+    sq = (((a - b) ** 2) * m).reshape(a.shape[0], -1).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mse = sq / count
+        return np.where(count > 0, 10.0 * np.log10(data_range**2 / mse), np.nan)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mae_hf.metrics import compute_psnr, compute_ssim
+from mae_hf.metrics import compute_masked_psnr, compute_psnr, compute_ssim
 
 
 def test_identical_images():
@@ -45,3 +45,15 @@ def test_bad_shapes():
         compute_psnr(torch.rand(2, 1, 28, 28), torch.rand(2, 1, 14, 14))
     with pytest.raises(ValueError, match="must be"):
         compute_ssim(torch.rand(1, 1, 1, 28, 28), torch.rand(1, 1, 1, 28, 28))
+
+
+def test_masked_psnr_counts_only_masked_pixels():
+    x = torch.zeros(2, 1, 4, 4)
+    y = x.clone()
+    y[:, :, :2] = 0.1  # error only in the top half
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, :2] = 1  # image 0: counts the top half → MSE 0.01 → 20 dB
+    mask[1, :, 2:] = 1  # image 1: counts the exact bottom half → inf
+    psnr = compute_masked_psnr(x, y, mask)
+    assert psnr[0] == pytest.approx(20.0) and np.isinf(psnr[1])
+    assert np.isnan(compute_masked_psnr(x, y, torch.zeros(2, 1, 4, 4))).all()
