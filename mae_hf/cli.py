@@ -64,10 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="versions, dataset sources and where bundled models are looked for")
     p_info.set_defaults(func=cmd_info)
+    # `mae-hf train ...` is forwarded whole to train_accelerate.py's parser (see main); listed here for --help.
+    sub.add_parser("train", add_help=False, help="train the DAE or the MAE (same flags as train_accelerate.py; "
+                                                 "`mae-hf train --help`)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:
+        from .training_args import main as train_main
+
+        return train_main(argv[1:], prog="mae-hf train")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)

