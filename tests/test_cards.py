@@ -1,0 +1,126 @@
+"""Model cards written by the training run (mae_hf/cards.py, model_cards/)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from datasets import DatasetDict
+from huggingface_hub import ModelCard
+
+from mae_hf.cards import card_code_blocks, dataset_metadata
+from mae_hf.training import RunArgs, TrainingConfig, training_function
+
+from .conftest import TINY_MAE
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mnist):
+    """A finished output folder per model (tiny, in process)."""
+    data = DatasetDict(train=mnist["train"].select(range(32)), test=mnist["test"].select(range(16)))
+    folders = {}
+    for model, overrides in (("dae", {"hidden_channels": [8, 8, 4]}), ("mae", TINY_MAE)):
+        out = tmp_path_factory.mktemp("cards") / f"{model}-mnist"
+        config = TrainingConfig(model=model, config_overrides=overrides, num_train_epochs=2,
+                                per_device_train_batch_size=8, seed=11)
+        training_function(config, RunArgs(output_dir=str(out), command=f"python train_accelerate.py --model {model}"),
+                          data=data)
+        folders[model] = out
+    return folders
+
+
+@pytest.mark.parametrize("model", ["dae", "mae"])
+def test_card_metadata_parses_with_huggingface_hub(trained, model):
+    out = trained[model]
+    card = ModelCard.load(out / "README.md")
+    metrics = json.loads((out / "eval_results.json").read_text())
+    data = card.data
+    assert data.library_name == "transformers" and data.license == "apache-2.0"
+    assert data.pipeline_tag == "image-to-image" and data.datasets == ["ylecun/mnist"]
+    assert "mae_hf" in data.tags and ("vit_mae" in data.tags) == (model == "mae")
+    assert set(data.metrics) == {"mse", "psnr", "ssim"}
+    assert data.model_name == f"{model}-mnist"
+    found = {r.metric_type: r.metric_value for r in data.eval_results}
+    expected = {"loss", "psnr", "ssim"} | ({"psnr_masked"} if model == "mae" else set())
+    assert set(found) == expected
+    for key in expected:
+        assert found[key] == pytest.approx(metrics[key], abs=1e-6)
+    assert all(r.dataset_split == "test" and r.dataset_type == "ylecun/mnist" for r in data.eval_results)
+    # the model-index is what the Hub reads
+    assert "model-index" in card.content and f"- name: {model}-mnist" in card.content
+
+
+@pytest.mark.parametrize("model", ["dae", "mae"])
+def test_card_text_has_training_details_limitations_and_citation(trained, model):
+    out = trained[model]
+    text = (out / "README.md").read_text()
+    train = json.loads((out / "train_results.json").read_text())
+    metrics = json.loads((out / "eval_results.json").read_text())
+    for needle in (
+        f"python train_accelerate.py --model {model}",  # the exact command
+        "| seed | 11 ",
+        f"| epochs / optimisation steps | 2 / {train['completed_steps']} |",
+        f"{train['train_runtime']:.1f} s",
+        train["hardware"],
+        f"{metrics['psnr']:.2f}",
+        f"{metrics['ssim']:.4f}",
+        "## Limitations",
+        "Masked Autoencoders Are Scalable Vision Learners",
+        "evaluation seed 0",
+    ):
+        assert needle in text, needle
+    assert "{{" not in text and "}}" not in text  # every template variable was filled
+    if model == "mae":
+        assert "ViTMAEForPreTraining.from_pretrained" in text and "mask ratio 0.75" in text
+    else:
+        assert "trust_remote_code=True" in text and "std 0.5" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["dae", "mae"])
+def test_card_code_runs_without_mae_hf(trained, model, tmp_path):
+    """The card's snippet, verbatim, in a fresh process that cannot import mae_hf."""
+    blocks = card_code_blocks(ModelCard.load(trained[model] / "README.md"))
+    assert blocks and str(trained[model]) in blocks[0]
+    script = 'import sys\nsys.modules["mae_hf"] = None  # any import of mae_hf now fails\n' + blocks[0]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = {"dae": "torch.Size([4, 1, 28, 28]) torch.Size([4, 1, 28, 28]) torch.Size([4, 4, 3, 3])",
+                "mae": "torch.Size([4, 1, 28, 28]) torch.Size([4, 32])"}[model]
+    assert expected in result.stdout
+
+
+def test_dataset_metadata_for_each_kind_of_source(tmp_path):
+    assert dataset_metadata("mnist", 4000, 1000)["hub_id"] == "ylecun/mnist"
+    assert dataset_metadata("uoft-cs/cifar10", 50000, 10000)["hub_id"] == "uoft-cs/cifar10"
+    local = dataset_metadata(str(tmp_path), 10, 5)
+    assert local["hub_id"] is None and local["name"] == tmp_path.name
+
+
+def test_unknown_model_kind_is_refused():
+    from mae_hf.cards import render_model_card
+
+    with pytest.raises(ValueError, match="'mae' or 'dae'"):
+        render_model_card("vae", "x", None, {}, {}, {})
+
+
+def test_card_snippet_block_extraction():
+    text = textwrap.dedent(
+        """
+        intro
+        ```python
+        a = 1
+        ```
+        ```bash
+        ls
+        ```
+        ```python
+        b = 2
+        ```
+        """
+    )
+    assert card_code_blocks(text) == ["a = 1\n", "b = 2\n"]
