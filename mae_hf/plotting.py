@@ -149,8 +149,7 @@ def plot_cls_attention(maps: np.ndarray, image=None, rollout: np.ndarray | None 
     layers, heads = maps.shape[:2]
     fig = plt.figure(figsize=(scale * (heads + 2.2), scale * layers + 0.4))
     grid = fig.add_gridspec(layers, 2, width_ratios=[heads, 2])
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     axes = []
     for l in range(layers):
         m = maps[l]

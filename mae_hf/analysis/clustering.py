@@ -157,10 +157,9 @@ def tsne_transform(embedding, new_features: np.ndarray) -> np.ndarray:
         (M, 2) float64.
     """
     x = np.atleast_2d(np.asarray(new_features, dtype=np.float64))
-    if x.shape[1] != embedding.affinities.data.shape[1]:
-        raise ValueError(
-            f"New features have {x.shape[1]} dimensions, the map was fit on {embedding.affinities.data.shape[1]}."
-        )
+    fitted_dim = embedding.affinities.knn_index.data.shape[1]
+    if x.shape[1] != fitted_dim:
+        raise ValueError(f"New features have {x.shape[1]} dimensions, the map was fit on {fitted_dim}.")
     return np.asarray(embedding.transform(x))
 
 
