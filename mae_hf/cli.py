@@ -59,6 +59,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import DEFAULT_CACHE_DIR, ReportSettings, make_report
+
+    settings = ReportSettings(n=args.n, n_train=args.n_train, seed=args.seed, mask_ratio=args.mask_ratio,
+                              noise_factor=args.noise_factor)
+    try:
+        make_report(args.dae, args.mae, args.dataset, args.split, args.out, settings,
+                    cache_dir=None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR), progress=not args.no_progress)
+    except ValueError as err:
+        logger.error("%s", err)
+        return 2
+    print(f"Report written to {args.out}/report.md, report.html and metrics.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     # `mae-hf train ...` is forwarded whole to train_accelerate.py's parser (see main); listed here for --help.
     sub.add_parser("train", add_help=False, help="train the DAE or the MAE (same flags as train_accelerate.py; "
                                                  "`mae-hf train --help`)")
+    p_rep = sub.add_parser("report", help="analyse a DAE and an MAE side by side: report.md/html, metrics.json, figures")
+    p_rep.add_argument("--dae", required=True, help="DAE folder (save_pretrained) or Hub id")
+    p_rep.add_argument("--mae", required=True, help="ViTMAE folder (save_pretrained) or Hub id")
+    p_rep.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")
+    p_rep.add_argument("--split", default="test", help="split analysed (default: test)")
+    p_rep.add_argument("--n", type=int, default=1000, help="images analysed, the first n of the split")
+    p_rep.add_argument("--n_train", type=int, default=2000, help="train images the kNN and linear probe are fit on")
+    p_rep.add_argument("--out", default="report", help="output folder")
+    p_rep.add_argument("--seed", type=int, default=0, help="seed of masks, noise and t-SNE")
+    p_rep.add_argument("--mask_ratio", type=float, default=None, help="MAE masking (default: the MAE's config)")
+    p_rep.add_argument("--noise_factor", type=float, default=None, help="DAE noise (default: the DAE's config)")
+    p_rep.add_argument("--cache_dir", default=None, help="cache of latents and t-SNE maps (default ~/.cache/mae_hf)")
+    p_rep.add_argument("--no_cache", action="store_true", help="compute everything afresh, write no cache")
+    p_rep.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    p_rep.set_defaults(func=cmd_report)
     return parser
 
 

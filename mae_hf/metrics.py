@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
+from scipy.ndimage import gaussian_filter
 
 __all__ = ["SSIM_SETTINGS", "compute_psnr", "compute_masked_psnr", "compute_ssim"]
 
@@ -48,18 +48,31 @@ def compute_psnr(x, y, data_range: float = 1.0) -> np.ndarray:
 
 def compute_ssim(x, y, data_range: float = 1.0) -> np.ndarray:
     """
-    Structural similarity per image (scikit-image, `SSIM_SETTINGS`), channels averaged.
+    Structural similarity per image (scikit-image's `structural_similarity` with `SSIM_SETTINGS`), channels
+    averaged.
+
+    Computed for the whole batch at once with the same Gaussian filter (`scipy.ndimage.gaussian_filter`,
+    sigma 1.5, truncate 3.5, mode "reflect") and the same border crop as scikit-image, so each value equals
+    `structural_similarity(x[i], y[i], data_range=..., channel_axis=0, **SSIM_SETTINGS)` (tested) at a fraction of
+    the cost of one call per image.
 
     Returns:
         (B,) float64 in [-1, 1]; 1 where the images are identical.
     """
     a, b = _pair(x, y)
-    return np.array(
-        [
-            structural_similarity(ai, bi, data_range=data_range, channel_axis=0, **SSIM_SETTINGS)
-            for ai, bi in zip(a, b)
-        ]
-    )
+    sigma, truncate = SSIM_SETTINGS["sigma"], 3.5
+    pad = int(truncate * sigma + 0.5)  # window radius as in scikit-image: 11×11 window
+    if min(a.shape[-2:]) < 2 * pad + 1:
+        raise ValueError(f"Images must be at least {2 * pad + 1}x{2 * pad + 1} for SSIM, got {a.shape[-2:]}.")
+
+    def filt(img):  # (B, C, H, W): blur H and W only
+        return gaussian_filter(img, sigma=(0, 0, sigma, sigma), mode="reflect", truncate=truncate)
+
+    ux, uy = filt(a), filt(b)
+    vx, vy, vxy = filt(a * a) - ux * ux, filt(b * b) - uy * uy, filt(a * b) - ux * uy  # population covariance
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return ssim_map[..., pad:-pad, pad:-pad].mean(axis=(2, 3)).mean(axis=1)  # (B, C) → (B,)
 
 
 def compute_masked_psnr(x, y, pixel_mask, data_range: float = 1.0) -> np.ndarray:

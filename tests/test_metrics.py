@@ -57,3 +57,22 @@ def test_masked_psnr_counts_only_masked_pixels():
     psnr = compute_masked_psnr(x, y, mask)
     assert psnr[0] == pytest.approx(20.0) and np.isinf(psnr[1])
     assert np.isnan(compute_masked_psnr(x, y, torch.zeros(2, 1, 4, 4))).all()
+
+
+def test_batched_ssim_equals_scikit_image_per_image():
+    from skimage.metrics import structural_similarity
+
+    from mae_hf.metrics import SSIM_SETTINGS
+
+    g = torch.Generator().manual_seed(0)
+    for shape, data_range in (((5, 1, 28, 28), 1.0), ((3, 3, 32, 32), 1.0), ((2, 1, 28, 28), 2.0)):
+        x = torch.rand(shape, generator=g)
+        y = (x + 0.2 * torch.randn(shape, generator=g)).clamp(0, 1)
+        if data_range == 2.0:
+            x, y = 2 * x - 1, 2 * y - 1
+        ours = compute_ssim(x, y, data_range=data_range)
+        ref = [
+            structural_similarity(a.double().numpy(), b.double().numpy(), data_range=data_range, channel_axis=0, **SSIM_SETTINGS)
+            for a, b in zip(x, y)
+        ]
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)

@@ -1,0 +1,71 @@
+"""Pure analysis of the two autoencoders: arrays/tensors in, arrays/dicts out. Figures live in `mae_hf.plotting`,
+files in `mae_hf.report`.
+
+- `reconstruction`: both models under their own and each other's corruption; PSNR/SSIM per image.
+- `latents`: feature sets (raw pixels, DAE bottleneck, MAE CLS / mean-pooled / the study's masked-flattened).
+- `clustering`: radii (t-SNE and original space, scale-free), silhouette, t-SNE + trustworthiness, kNN, probe.
+- `attention`: CLS attention per layer/head and rollout on the patch grid.
+- `saliency`: |∂‖latent‖/∂pixel| for either model.
+- `weights`: per-layer histograms and near-zero fractions.
+- `verdicts`: the study's claims H1–H3 judged under each measure.
+"""
+
+from .attention import attention_rollout, cls_attention_maps, rollout_cls_map, study_attention_heatmap, tokens_to_grid
+from .clustering import (
+    class_radii,
+    fit_tsne,
+    knn_accuracy,
+    linear_probe_accuracy,
+    scale_free_radii,
+    silhouette,
+    trustworthiness,
+    tsne_from_coordinates,
+    tsne_transform,
+)
+from .latents import (
+    FEATURE_LABELS,
+    FEATURE_SETS,
+    extract_dae_latents,
+    extract_features,
+    extract_mae_features,
+    extract_mae_masked_flat,
+)
+from .reconstruction import corrupt_both_ways, cross_table, evaluate_reconstructions, summarize_metrics
+from .saliency import dae_saliency, latent_saliency, mae_saliency
+from .verdicts import compute_verdicts
+from .weights import layer_parameters, near_zero_fraction, near_zero_table, weight_histograms
+
+__all__ = [
+    "FEATURE_LABELS",
+    "FEATURE_SETS",
+    "attention_rollout",
+    "class_radii",
+    "cls_attention_maps",
+    "compute_verdicts",
+    "corrupt_both_ways",
+    "cross_table",
+    "dae_saliency",
+    "evaluate_reconstructions",
+    "extract_dae_latents",
+    "extract_features",
+    "extract_mae_features",
+    "extract_mae_masked_flat",
+    "fit_tsne",
+    "knn_accuracy",
+    "latent_saliency",
+    "layer_parameters",
+    "linear_probe_accuracy",
+    "mae_saliency",
+    "near_zero_fraction",
+    "near_zero_table",
+    "rollout_cls_map",
+    "scale_free_radii",
+    "silhouette",
+    "study_attention_heatmap",
+    "summarize_metrics",
+    "tokens_to_grid",
+    "trustworthiness",
+    "tsne_from_coordinates",
+    "tsne_transform",
+    "weight_histograms",
+]

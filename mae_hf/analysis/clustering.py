@@ -1,0 +1,198 @@
+"""How well latents group by class: radii (the study's measure and honest versions), silhouette, t-SNE with its
+trustworthiness, and the two classifiers that actually answer "is the class in the representation": kNN and a
+linear probe, fit on the train split and scored on the test split.
+
+Radius of a class = mean Euclidean distance of its points to the class centroid. It has the units of the space it
+is measured in, so radii of two models are only comparable after dividing by a scale of the same space: the
+scale-free radius divides by the mean distance between class centroids.
+"""
+
+import logging
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.manifold import trustworthiness as sk_trustworthiness
+from sklearn.metrics import silhouette_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "class_radii",
+    "scale_free_radii",
+    "silhouette",
+    "fit_tsne",
+    "tsne_from_coordinates",
+    "tsne_transform",
+    "trustworthiness",
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "TSNE_SETTINGS",
+]
+
+# openTSNE settings used everywhere (report, app, cache keys). Half openTSNE's default iterations (125 exaggerated +
+# 250 normal): on 1,000 MNIST digits the map's trustworthiness is unchanged (0.977 vs 0.976) at half the time.
+# Barnes-Hut on one thread: faster than FFT below a few thousand points, and robust on a busy 2-core machine.
+TSNE_SETTINGS = dict(
+    perplexity=30.0, initialization="pca", metric="euclidean", early_exaggeration_iter=125, n_iter=250,
+    negative_gradient_method="bh",
+)
+
+
+def _check_xy(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"`features` must be (N, D) and `labels` (N,), got {x.shape} and {y.shape}.")
+    return x, y
+
+
+def class_radii(features: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """
+    Per-class radius: mean distance of a class's points to its centroid.
+
+    Args:
+        features: (N, D). labels: (N,) class ids.
+
+    Returns:
+        `{"classes": (K,), "radius": (K,), "centroids": (K, D)}`, classes sorted.
+    """
+    x, y = _check_xy(features, labels)
+    classes = np.unique(y)
+    centroids = np.stack([x[y == c].mean(0) for c in classes])  # (K, D)
+    radius = np.array([np.linalg.norm(x[y == c] - centroids[i], axis=1).mean() for i, c in enumerate(classes)])
+    return {"classes": classes, "radius": radius, "centroids": centroids}
+
+
+def scale_free_radii(features: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray | float]:
+    """
+    Radii divided by the mean distance between class centroids, so spaces of different scale compare.
+
+    Returns:
+        `{"classes": (K,), "radius": (K,), "centroid_distance": float (mean over class pairs),
+        "scale_free_radius": (K,)}`.
+    """
+    r = class_radii(features, labels)
+    c = r["centroids"]
+    if len(c) < 2:
+        raise ValueError("A scale-free radius needs at least two classes.")
+    d = np.linalg.norm(c[:, None] - c[None], axis=-1)  # (K, K)
+    mean_between = float(d[np.triu_indices(len(c), k=1)].mean())
+    return {
+        "classes": r["classes"],
+        "radius": r["radius"],
+        "centroid_distance": mean_between,
+        "scale_free_radius": r["radius"] / mean_between,
+    }
+
+
+def silhouette(features: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette coefficient (Euclidean) of the class labels in `features`, in [-1, 1]; higher = tighter."""
+    x, y = _check_xy(features, labels)
+    return float(silhouette_score(x, y, metric="euclidean"))
+
+
+def _n_jobs() -> int:
+    # One thread: these problems are small, and extra threads only fight over a shared machine's cores.
+    return 1
+
+
+def fit_tsne(features: np.ndarray, seed: int = 0, **settings):
+    """
+    2-D t-SNE (openTSNE, PCA initialisation, fixed seed) that can place new points with `tsne_transform`.
+
+    Args:
+        features: (N, D).
+        seed: `random_state` of affinities, initialisation and optimisation.
+        **settings: overrides of `TSNE_SETTINGS`.
+
+    Returns:
+        an `openTSNE.TSNEEmbedding`, an (N, 2) ndarray subclass that also keeps the affinities for `transform`.
+    """
+    from openTSNE import TSNE
+
+    s = {**TSNE_SETTINGS, **settings}
+    x = np.ascontiguousarray(features, dtype=np.float64)
+    perplexity = min(s.pop("perplexity"), (len(x) - 1) / 3)
+    return TSNE(perplexity=perplexity, random_state=seed, n_jobs=_n_jobs(), **s).fit(x)
+
+
+def tsne_from_coordinates(features: np.ndarray, coordinates: np.ndarray, seed: int = 0, **settings):
+    """
+    Rebuild a fitted t-SNE map from its cached coordinates (recomputing only the affinities), so new points can be
+    placed into it without refitting.
+
+    Args:
+        features: (N, D) the map was fit on. coordinates: (N, 2) from `fit_tsne`.
+
+    Returns:
+        an `openTSNE.TSNEEmbedding` equal to `coordinates`.
+    """
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import PerplexityBasedNN
+
+    s = {**TSNE_SETTINGS, **settings}
+    x = np.ascontiguousarray(features, dtype=np.float64)
+    if len(x) != len(coordinates):
+        raise ValueError(f"{len(x)} feature rows but {len(coordinates)} coordinates; they must come from one fit.")
+    affinities = PerplexityBasedNN(
+        x, perplexity=min(s["perplexity"], (len(x) - 1) / 3), metric=s["metric"], random_state=seed, n_jobs=_n_jobs()
+    )
+    return TSNEEmbedding(
+        np.asarray(coordinates, dtype=np.float64), affinities, random_state=seed, n_jobs=_n_jobs(),
+        negative_gradient_method=s["negative_gradient_method"],
+    )
+
+
+def tsne_transform(embedding, new_features: np.ndarray) -> np.ndarray:
+    """
+    Place new points into a fitted map (openTSNE's `transform`: the map stays fixed, new points are optimised
+    against their neighbours in the fitted data).
+
+    Args:
+        embedding: from `fit_tsne` or `tsne_from_coordinates`. new_features: (M, D) or (D,).
+
+    Returns:
+        (M, 2) float64.
+    """
+    x = np.atleast_2d(np.asarray(new_features, dtype=np.float64))
+    fitted_dim = embedding.affinities.knn_index.data.shape[1]
+    if x.shape[1] != fitted_dim:
+        raise ValueError(f"New features have {x.shape[1]} dimensions, the map was fit on {fitted_dim}.")
+    return np.asarray(embedding.transform(x))
+
+
+def trustworthiness(features: np.ndarray, embedding: np.ndarray, n_neighbors: int = 5) -> float:
+    """
+    How much the embedding's nearest neighbours are also neighbours in the original space
+    (`sklearn.manifold.trustworthiness`, 1 = none invented).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    return float(sk_trustworthiness(x, np.asarray(embedding, dtype=np.float64), n_neighbors=n_neighbors))
+
+
+def _check_split(train_x, train_y, test_x, test_y):
+    train_x, train_y = _check_xy(train_x, train_y)
+    test_x, test_y = _check_xy(test_x, test_y)
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"Train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}.")
+    return train_x, train_y, test_x, test_y
+
+
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
+    """Accuracy on the test split of a k-nearest-neighbour classifier (Euclidean, raw features) fit on train."""
+    train_x, train_y, test_x, test_y = _check_split(train_x, train_y, test_x, test_y)
+    clf = KNeighborsClassifier(n_neighbors=k, n_jobs=_n_jobs()).fit(train_x, train_y)
+    return float((clf.predict(test_x) == test_y).mean())
+
+
+def linear_probe_accuracy(train_x, train_y, test_x, test_y, c: float = 1.0, max_iter: int = 300) -> float:
+    """
+    Accuracy on the test split of a linear probe: standardised features → multinomial logistic regression (L2,
+    `C=c`, lbfgs) fit on train.
+    """
+    train_x, train_y, test_x, test_y = _check_split(train_x, train_y, test_x, test_y)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, tol=1e-3))
+    clf.fit(train_x, train_y)
+    return float((clf.predict(test_x) == test_y).mean())

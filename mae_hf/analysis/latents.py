@@ -1,0 +1,119 @@
+"""Latent features of both models (and raw pixels as the baseline), as (N, D) float32 arrays.
+
+Feature sets, by key:
+- `raw_pixels`: the flattened image, the baseline every representation should beat.
+- `dae`: the DAE's flattened bottleneck (8×3×3 = 72 values for 28×28 inputs).
+- `mae_cls`: the MAE encoder's CLS token, masking off.
+- `mae_mean`: the mean of the MAE's patch tokens, masking off (order-free, so spatial order does not matter).
+- `mae_masked_flat`: **the study's variant** — the encoder's output under 75% random masking, flattened. ViTMAE
+  keeps the visible tokens in shuffled order, so feature j is a different patch in every image; kept only to
+  reproduce the study's table.
+"""
+
+import numpy as np
+import torch
+
+from ..corruption import random_patch_noise
+from ..mae import extract_mae_latents, mask_ratio_set, num_patches
+
+__all__ = [
+    "FEATURE_SETS",
+    "FEATURE_LABELS",
+    "extract_dae_latents",
+    "extract_mae_features",
+    "extract_mae_masked_flat",
+    "extract_features",
+]
+
+FEATURE_SETS = ("raw_pixels", "dae", "mae_cls", "mae_mean", "mae_masked_flat")
+FEATURE_LABELS = {
+    "raw_pixels": "raw pixels (baseline)",
+    "dae": "DAE bottleneck, flattened",
+    "mae_cls": "MAE CLS token, masking off",
+    "mae_mean": "MAE mean-pooled patch tokens, masking off",
+    "mae_masked_flat": "MAE, 75% masked, shuffled tokens flattened (the study's variant)",
+}
+
+
+@torch.no_grad()
+def extract_dae_latents(model, pixel_values: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    """
+    The DAE's bottleneck on clean images, flattened.
+
+    Args:
+        model: a `DAEModel`.
+        pixel_values: (N, C, H, W) in [0, 1].
+
+    Returns:
+        (N, C_latent * H_latent * W_latent) float32, e.g. (N, 72) for 28×28.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model.encode(pixel_values[i : i + batch_size]).flatten(1) for i in range(0, len(pixel_values), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts).numpy().astype(np.float32)
+
+
+def extract_mae_features(model, pixel_values: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """
+    The MAE's honest features: masking off, tokens in spatial order.
+
+    Returns:
+        `{"mae_cls": (N, D), "mae_mean": (N, D)}` float32 — the CLS token and the mean of the patch tokens.
+    """
+    cls, mean = [], []
+    for i in range(0, len(pixel_values), batch_size):
+        tokens = extract_mae_latents(model, pixel_values[i : i + batch_size])  # (B, 1+L, D)
+        cls.append(tokens[:, 0])
+        mean.append(tokens[:, 1:].mean(1))
+    return {"mae_cls": torch.cat(cls).numpy().astype(np.float32), "mae_mean": torch.cat(mean).numpy().astype(np.float32)}
+
+
+@torch.no_grad()
+def extract_mae_masked_flat(
+    model, pixel_values: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0, batch_size: int = 256
+) -> tuple[np.ndarray, torch.Tensor]:
+    """
+    The study's MAE latent: the encoder output under random masking, in ViTMAE's shuffled order, flattened.
+
+    Args:
+        model: a `ViTMAEForPreTraining`.
+        pixel_values: (N, C, H, W) in [0, 1].
+        mask_ratio: fraction of patches removed (the study used 0.75).
+        seed: seeds the random masks.
+
+    Returns:
+        (features (N, (1 + K) * D) float32 with K = int(L * (1 - mask_ratio)) kept tokens, mask (N, L) with
+        1 = removed).
+    """
+    n, length = len(pixel_values), num_patches(model.config)
+    noise = random_patch_noise(n, length, generator=torch.Generator().manual_seed(seed))
+    feats, masks = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with mask_ratio_set(model, mask_ratio):
+            for i in range(0, n, batch_size):
+                out = model.vit(pixel_values=pixel_values[i : i + batch_size], noise=noise[i : i + batch_size])
+                feats.append(out.last_hidden_state.flatten(1))  # (B, (1+K)*D), tokens in shuffled order
+                masks.append(out.mask)
+    finally:
+        model.train(was_training)
+    return torch.cat(feats).numpy().astype(np.float32), torch.cat(masks)
+
+
+def extract_features(
+    dae, mae, pixel_values: torch.Tensor, masked_ratio: float = 0.75, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """
+    Every feature set of `FEATURE_SETS` for the same images.
+
+    Returns:
+        `{key: (N, D_key) float32}` in `FEATURE_SETS` order.
+    """
+    feats = {"raw_pixels": pixel_values.flatten(1).numpy().astype(np.float32), "dae": extract_dae_latents(dae, pixel_values)}
+    feats.update(extract_mae_features(mae, pixel_values))
+    feats["mae_masked_flat"] = extract_mae_masked_flat(mae, pixel_values, masked_ratio, seed)[0]
+    return {k: feats[k] for k in FEATURE_SETS}

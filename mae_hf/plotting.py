@@ -1,0 +1,288 @@
+"""Figures from arrays: every function takes arrays (never a model), accepts an optional `ax` where it draws one
+panel, and returns `(Figure, Axes)` (an array of Axes for multi-panel figures). Nothing here computes an analysis
+or saves a file; the report writer and the app do that.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+__all__ = [
+    "plot_image_rows",
+    "plot_metric_histograms",
+    "plot_tsne",
+    "plot_cls_attention",
+    "plot_overlay",
+    "plot_overlay_row",
+    "plot_weight_histograms",
+    "plot_radius_bars",
+]
+
+
+def _img(x) -> np.ndarray:
+    """(C, H, W) / (H, W) tensor or array → (H, W) or (H, W, 3) for imshow."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    return np.clip(a, 0, 1)
+
+
+def _fig_ax(ax, figsize):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def _mosaic(images: list[np.ndarray], gap: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Images (H, W) or (H, W, 3) side by side with `gap` columns of `fill` between them (layout only)."""
+    h = images[0].shape[0]
+    sep = np.full((h, gap) + images[0].shape[2:], fill, dtype=np.float64)
+    parts = []
+    for i, im in enumerate(images):
+        parts += [im] if i == 0 else [sep, im]
+    return np.concatenate(parts, axis=1)
+
+
+def plot_image_rows(rows: dict, n_show: int = 8, titles: list[str] | None = None, scale: float = 1.0):
+    """
+    A grid of images: one row per entry of `rows`, one column per image (each row drawn as one strip, which keeps
+    large grids fast).
+
+    Args:
+        rows: `{row label: (N, C, H, W) images in [0, 1]}`, e.g. original / corrupted / reconstruction / pasted.
+        n_show: columns (the first `n_show` images).
+        titles: optional per-column titles (e.g. PSNR values), written above the first row.
+
+    Returns:
+        (Figure, (rows,) array of Axes).
+    """
+    if not rows:
+        raise ValueError("`rows` is empty.")
+    n_show = min(n_show, min(len(v) for v in rows.values()))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(scale * n_show + 1.4, scale * len(rows)), squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], rows.items()):
+        strip = _mosaic([_img(images[c]) for c in range(n_show)])
+        ax.imshow(strip, cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, fontsize=7)
+    if titles is not None:
+        w = _img(next(iter(rows.values()))[0]).shape[1]
+        ax = axes[0, 0]
+        ax.set_xticks([(w + 1) * c + w / 2 for c in range(n_show)])
+        ax.set_xticklabels(titles[:n_show], fontsize=7)
+        ax.xaxis.tick_top()
+        ax.tick_params(length=0)
+    fig.tight_layout(h_pad=0.2)
+    return fig, axes[:, 0]
+
+
+def plot_metric_histograms(values: dict, metric: str, bins: int = 30, ax=None):
+    """
+    Overlaid histograms of a per-image metric, one per series; infinite and nan values are left out.
+
+    Args:
+        values: `{series label: (N,) values}`. metric: axis label (e.g. `"PSNR (dB)"`).
+
+    Returns:
+        (Figure, Axes).
+    """
+    fig, ax = _fig_ax(ax, (5, 3.2))
+    finite = {k: np.asarray(v, dtype=np.float64)[np.isfinite(v)] for k, v in values.items()}
+    nonempty = [v for v in finite.values() if v.size]
+    if nonempty:
+        lo, hi = min(v.min() for v in nonempty), max(v.max() for v in nonempty)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+        for label, v in finite.items():
+            ax.hist(v, bins=edges, alpha=0.55, label=f"{label} ({v.mean():.2f} ± {v.std():.2f})" if v.size else label)
+    ax.set_xlabel(metric)
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    return fig, ax
+
+
+def plot_tsne(coordinates: np.ndarray, labels: np.ndarray, title: str = "", ax=None, highlight: np.ndarray | None = None):
+    """
+    A 2-D t-SNE scatter coloured by class.
+
+    Args:
+        coordinates: (N, 2). labels: (N,) class ids. highlight: optional (M, 2) points drawn as black stars
+            (e.g. a new digit placed into the map).
+
+    Returns:
+        (Figure, Axes).
+    """
+    fig, ax = _fig_ax(ax, (4.2, 4.2))
+    xy, y = np.asarray(coordinates), np.asarray(labels)
+    classes = np.unique(y)
+    cmap = plt.get_cmap("tab10")
+    for i, c in enumerate(classes):
+        pts = xy[y == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, color=cmap(i % 10), label=str(c), alpha=0.8)
+    if highlight is not None:
+        h = np.atleast_2d(highlight)
+        ax.scatter(h[:, 0], h[:, 1], s=220, marker="*", color="black", edgecolor="white", zorder=5)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=6, markerscale=2, loc="best", ncol=2)
+    return fig, ax
+
+
+def plot_cls_attention(maps: np.ndarray, image=None, rollout: np.ndarray | None = None, scale: float = 1.3):
+    """
+    CLS attention for one image: one row per layer with a panel per head (each head scaled to its own range), the
+    image and the rollout alongside.
+
+    Args:
+        maps: (layers, heads, G, G), `nan` at masked patches (drawn light grey).
+        image: optional (C, H, W) in [0, 1].
+        rollout: optional (G, G) rollout map.
+
+    Returns:
+        (Figure, array of Axes): a column of layer strips, then the image and the rollout.
+    """
+    layers, heads = maps.shape[:2]
+    fig = plt.figure(figsize=(scale * (heads + 2.2), scale * layers + 0.4))
+    grid = fig.add_gridspec(layers, 2, width_ratios=[heads, 2])
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    axes = []
+    for l in range(layers):
+        m = maps[l]
+        lo, hi = np.nanmin(m, axis=(1, 2), keepdims=True), np.nanmax(m, axis=(1, 2), keepdims=True)
+        norm = (m - lo) / np.where(hi > lo, hi - lo, 1)  # each head on its own scale
+        ax = fig.add_subplot(grid[l, 0])
+        ax.imshow(np.ma.masked_invalid(_mosaic(list(norm), fill=np.nan)), cmap=cmap, vmin=0, vmax=1)
+        ax.set_ylabel(f"layer {l}", fontsize=8)
+        ax.set_xticks([(m.shape[-1] + 1) * h + m.shape[-1] / 2 for h in range(heads)] if l == 0 else [])
+        if l == 0:
+            ax.set_xticklabels([f"head {h}" for h in range(heads)], fontsize=7)
+            ax.xaxis.tick_top()
+        ax.set_yticks([])
+        axes.append(ax)
+    side = grid[:, 1].subgridspec(2, 1)
+    for i, (panel, title) in enumerate(((image, "image"), (rollout, "rollout"))):
+        ax = fig.add_subplot(side[i])
+        if panel is not None:
+            ax.imshow(_img(panel) if title == "image" else np.ma.masked_invalid(panel),
+                      cmap="gray" if title == "image" else cmap)
+            ax.set_title(title, fontsize=8)
+        ax.axis("off")
+        axes.append(ax)
+    return fig, np.array(axes, dtype=object)
+
+
+def plot_overlay(image, heat: np.ndarray, title: str = "", mask: np.ndarray | None = None, ax=None, alpha: float = 0.55):
+    """
+    A heat map over a grayscale image; masked pixels (mask = 1) are veiled in grey.
+
+    Args:
+        image: (C, H, W) or (H, W) in [0, 1]. heat: (H, W), `nan` allowed (not drawn).
+        mask: optional (H, W) with 1 = masked.
+
+    Returns:
+        (Figure, Axes).
+    """
+    fig, ax = _fig_ax(ax, (2.4, 2.4))
+    img = _img(image)
+    ax.imshow(img if img.ndim == 3 else img, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(np.ma.masked_invalid(heat), cmap="inferno", alpha=alpha)
+    if mask is not None and np.any(mask):
+        shade = np.zeros(np.shape(mask) + (4,))
+        shade[..., :3] = 0.6
+        shade[..., 3] = 0.65 * np.asarray(mask, dtype=float)  # masked pixels under a grey veil
+        ax.imshow(shade)
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig, ax
+
+
+def plot_overlay_row(images, heats: dict, masks: dict | None = None, n_show: int = 6, scale: float = 1.3, alpha: float = 0.55):
+    """
+    Rows of overlays: one row per heat-map kind, one column per image (each row drawn as one strip).
+
+    Args:
+        images: (N, C, H, W) in [0, 1]. heats: `{row label: (N, H, W)}`, each image's map on its own scale.
+        masks: optional `{row label: (N, H, W)}`, 1 = masked (veiled grey).
+
+    Returns:
+        (Figure, (rows,) array of Axes).
+    """
+    n_show = min(n_show, len(images))
+    fig, axes = plt.subplots(len(heats), 1, figsize=(scale * n_show + 1.8, scale * len(heats)), squeeze=False)
+    base = _mosaic([_img(images[c]) for c in range(n_show)])
+    for ax, (label, heat) in zip(axes[:, 0], heats.items()):
+        h = np.asarray(heat[:n_show], dtype=np.float64)
+        peak = np.nanmax(np.abs(h).reshape(n_show, -1), axis=1)
+        h = h / np.where(peak > 0, peak, 1)[:, None, None]
+        ax.imshow(base, cmap="gray", vmin=0, vmax=1)
+        ax.imshow(np.ma.masked_invalid(_mosaic(list(h), fill=np.nan)), cmap="inferno", alpha=alpha, vmin=0, vmax=1)
+        if masks and label in masks:
+            m = _mosaic([np.asarray(masks[label][c], dtype=float) for c in range(n_show)], fill=0.0)
+            shade = np.zeros(m.shape + (4,))
+            shade[..., :3] = 0.6
+            shade[..., 3] = 0.65 * m
+            ax.imshow(shade)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, fontsize=7)
+    fig.tight_layout(h_pad=0.2)
+    return fig, axes[:, 0]
+
+
+def plot_weight_histograms(trained: dict, init: dict | None = None, ncols: int = 4, title: str = ""):
+    """
+    Per-layer weight histograms, trained (filled) over init (outline).
+
+    Args:
+        trained / init: `{layer: {"counts": (bins,), "edges": (bins + 1,)}}` as `weight_histograms` returns them
+            (use the same `value_range` for both to share bins).
+
+    Returns:
+        (Figure, array of Axes).
+    """
+    layers = list(trained)
+    nrows = max(1, -(-len(layers) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.2 * nrows), squeeze=False)
+    for ax, layer in zip(axes.flat, layers):
+        h = trained[layer]
+        ax.stairs(h["counts"], h["edges"], fill=True, alpha=0.6, label="trained")
+        if init is not None and layer in init:
+            ax.stairs(init[layer]["counts"], init[layer]["edges"], color="black", label="init")
+        ax.set_title(layer, fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(layers):]:
+        ax.axis("off")
+    if layers:
+        axes.flat[0].legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_radius_bars(radii: dict, classes, ylabel: str = "radius", ax=None):
+    """
+    Per-class radii of several feature sets as grouped bars.
+
+    Args:
+        radii: `{series label: (K,) radius per class}`. classes: (K,) class names.
+
+    Returns:
+        (Figure, Axes).
+    """
+    fig, ax = _fig_ax(ax, (6, 3))
+    k, n = len(classes), len(radii)
+    width = 0.8 / max(n, 1)
+    for i, (label, r) in enumerate(radii.items()):
+        ax.bar(np.arange(k) + (i - (n - 1) / 2) * width, np.asarray(r), width=width, label=label)
+    ax.set_xticks(np.arange(k))
+    ax.set_xticklabels([str(c) for c in classes])
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    return fig, ax

@@ -1,0 +1,111 @@
+import json
+
+import pytest
+import torch
+
+from mae_hf import DAEConfig, DAEModel, build_mae
+from mae_hf.cli import main
+from mae_hf.report import REPORT_FILES, ReportSettings, load_dae, load_mae, make_report
+
+from .conftest import TINY_MAE
+
+KEYS = ("psnr", "ssim", "psnr_masked", "psnr_input", "tsne_radius", "original_radius", "scale_free_radius",
+        "silhouette", "trustworthiness", "knn_accuracy", "linear_probe_accuracy", "raw_pixels", "near_zero_fraction",
+        "rollout", "mae_masked_flat", "mae_cls", "mae_mean", "verdicts", "H1", "H2", "H3", "timings_s")
+
+
+def keys_of(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from keys_of(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from keys_of(v)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    DAEModel(DAEConfig()).save_pretrained(root / "dae")
+    build_mae("mnist", seed=0, **TINY_MAE).save_pretrained(root / "mae")
+    return root
+
+
+def test_missing_or_wrong_model_folders(models, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_dae(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no config.json"):
+        load_mae(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="swapped"):
+        load_dae(str(models / "mae"))
+    with pytest.raises(ValueError, match="swapped"):
+        load_mae(str(models / "dae"))
+    with pytest.raises(ValueError, match="Hub id failed"):
+        load_dae("nobody-here/no-such-model")  # offline in tests
+
+
+def test_cli_report_missing_folder_exits_2(models, tmp_path, caplog):
+    code = main(["report", "--dae", str(tmp_path / "missing"), "--mae", str(models / "mae"), "--out", str(tmp_path / "r")])
+    assert code == 2 and "does not exist" in caplog.text
+
+
+@pytest.mark.slow
+def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
+    settings = ReportSettings(n=60, n_train=120, n_attention=8, n_show=4)
+    out, cache = tmp_path / "report", tmp_path / "cache"
+    res = make_report(str(models / "dae"), str(models / "mae"), "mnist", "test", out, settings, cache_dir=cache,
+                      progress=False)
+    for name in REPORT_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    missing = set(KEYS) - set(keys_of(metrics))
+    assert not missing, missing
+    assert metrics["settings"]["n"] == 60 and metrics["settings"]["n_train"] == 120
+    assert set(metrics["latents"]) == {"raw_pixels", "dae", "mae_cls", "mae_mean", "mae_masked_flat"}
+    assert metrics["attention"]["saliency"]["mae"]["max_in_masked_patches"] == 0.0
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == sum(n.endswith(".png") for n in REPORT_FILES) and 'src="http' not in html
+    md = (out / "report.md").read_text()
+    assert "## Verdicts" in md and "tsne.png" in md
+    assert len((out / "per_image.csv").read_text().splitlines()) == 1 + 4 * 60
+
+    again = make_report(str(models / "dae"), str(models / "mae"), "mnist", "test", tmp_path / "r2", settings,
+                        cache_dir=cache, progress=False)
+    assert again["metrics"]["cache"]["hits"] >= 3 and again["metrics"]["cache"]["misses"] == 0
+    assert again["metrics"]["latents"] == res["metrics"]["latents"]
+
+
+@pytest.fixture
+def small_folder(tmp_path):
+    """An imagefolder of 28×28 digits-like squares: 3 classes × 4 images in train/ and test/ (fast to load)."""
+    import numpy as np
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for c in range(3):
+            (tmp_path / "data" / split / str(c)).mkdir(parents=True)
+            for i in range(4):
+                img = np.zeros((28, 28), np.uint8)
+                img[4 + c * 6 : 10 + c * 6, 4 + i : 20 + i] = 255
+                Image.fromarray(img).save(tmp_path / "data" / split / str(c) / f"{i}.png")
+    return str(tmp_path / "data")
+
+
+def test_bad_data_rejected(models, tmp_path, small_folder):
+    kwargs = dict(cache_dir=None, progress=False)
+    dae, mae = str(models / "dae"), str(models / "mae")
+    with pytest.raises(ValueError, match=r"--n 13 is larger than the 'test' split .* \(12 images\)"):
+        make_report(dae, mae, small_folder, "test", tmp_path, ReportSettings(n=13), **kwargs)
+    with pytest.raises(ValueError, match="no split 'validation'"):
+        make_report(dae, mae, small_folder, "validation", tmp_path, ReportSettings(n=10), **kwargs)
+    torch.manual_seed(0)
+    DAEModel(DAEConfig(image_size=32)).save_pretrained(tmp_path / "dae32")
+    build_mae("mnist", seed=0, image_size=32, **TINY_MAE).save_pretrained(tmp_path / "mae32")
+    with pytest.raises(ValueError, match="images are 1x28x28 .* but the models take 1x32x32"):
+        make_report(str(tmp_path / "dae32"), str(tmp_path / "mae32"), small_folder, "test", tmp_path,
+                    ReportSettings(n=10), **kwargs)
+    with pytest.raises(ValueError, match="same image size"):
+        make_report(dae, str(tmp_path / "mae32"), small_folder, "test", tmp_path, ReportSettings(n=10), **kwargs)
