@@ -32,7 +32,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 DISPLAY_SCALE = 10  # 28×28 → 280×280, nearest neighbour
 METRIC_HEADERS = ["Output", "Corrupted input PSNR (dB)", "Output PSNR (dB)", "Output SSIM", "Masked-region PSNR (dB)"]
 CSS = """
-.pixelated img, .pixelated canvas { image-rendering: pixelated; }
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+#examples img { image-rendering: pixelated; }
 #title { margin-bottom: 0; }
 .explain { font-size: 0.9em; opacity: 0.85; }
 """
@@ -79,6 +80,19 @@ def to_uint8(digit: np.ndarray) -> np.ndarray:
 def quantize(digit: np.ndarray) -> np.ndarray:
     """Round to 8 bits, so a digit gives the same result whether it comes as floats or as the stored PNG."""
     return to_uint8(digit).astype(np.float32) / 255.0
+
+
+# Select the Sketchpad's brush once the page is ready, so a visitor can draw at once (gradio starts without a tool).
+SELECT_BRUSH_JS = """
+() => {
+  let tries = 0;
+  const pick = () => {
+    const brush = document.querySelector('#sketchpad button[aria-label="Brush"]');
+    if (brush) { brush.click(); } else if (tries++ < 50) { setTimeout(pick, 100); }
+  };
+  pick();
+}
+"""
 
 
 def _user_error(err: Exception) -> gr.Error:
@@ -170,6 +184,10 @@ def example_files(folder: Path = EXAMPLES_DIR) -> list[Path]:
 
 def reconstruct_tab(lab: DigitLab, examples: list[Path]) -> DigitControls:
     """Draw / upload / pick a digit, set the corruption, and compare both reconstructions."""
+    digit = DigitImage(
+        label="Model input (28×28, what both models see)", type="filepath", image_mode=None, format="png",
+        interactive=False, height=230, elem_classes="pixelated", elem_id="model-input", render=False,
+    )
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Tabs():
@@ -192,11 +210,14 @@ def reconstruct_tab(lab: DigitLab, examples: list[Path]) -> DigitControls:
                 "cropped to the digit, scaled to fit 20×20 and centred by centre of mass in 28×28.",
                 elem_classes="explain",
             )
+            picked = None
+            if examples:
+                picked = gr.Examples(
+                    [[str(p)] for p in examples], inputs=[digit], label="Or pick a digit from the MNIST test split",
+                    examples_per_page=10, elem_id="examples",
+                )
         with gr.Column(scale=4):
-            digit = DigitImage(
-                label="Model input (28×28, what both models see)", type="filepath", image_mode=None, format="png",
-                interactive=False, height=230, elem_classes="pixelated", elem_id="model-input",
-            )
+            digit.render()
             mask_ratio = gr.Slider(0.0, 0.95, value=0.75, step=0.05, label="MAE mask ratio",
                                    info="Fraction of the 4×4 patches hidden from the MAE (it was trained at 0.75).")
             noise_factor = gr.Slider(0.0, 1.5, value=0.5, step=0.05, label="DAE noise factor",
@@ -235,11 +256,7 @@ def reconstruct_tab(lab: DigitLab, examples: list[Path]) -> DigitControls:
     upload.upload(lab.digit_from_upload, upload, digit, api_name="digit_from_upload").success(
         lab.reconstruct, [digit, *settings], outputs, api_visibility="private"
     )
-    if examples:
-        picked = gr.Examples(
-            [[str(p)] for p in examples], inputs=[digit], label="Or pick a digit from the MNIST test split",
-            example_labels=[p.stem.rsplit("-", 1)[-1] for p in examples], examples_per_page=10,
-        )
+    if picked is not None:
         picked.load_input_event.then(lab.reconstruct, [digit, *settings], outputs, api_visibility="private")
     for control in (mask_ratio, noise_factor):
         control.release(lab.reconstruct_if_ready, [digit, *settings], outputs, api_visibility="private")
@@ -294,7 +311,16 @@ def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR) -> gr.Bl
                 reconstruct_tab(lab, example_files(examples_dir))
             with gr.Tab("About", id="about"):
                 about_tab(models)
+        demo.load(None, js=SELECT_BRUSH_JS)
     return demo
+
+
+def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, concurrency: int = 4,
+          block: bool = True):
+    """Queue on (at most `concurrency` requests at once, 64 waiting), then launch; `block=False` returns at once."""
+    demo.queue(default_concurrency_limit=concurrency, max_size=64)
+    return demo.launch(server_name=host, server_port=port, share=share, theme=gr.themes.Soft(), css=CSS,
+                       show_error=True, prevent_thread_lock=not block)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -328,9 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", err)
         return 2
     demo = build_demo(models)
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, theme=gr.themes.Soft(), css=CSS,
-                show_error=True)
+    serve(demo, host=args.host, port=args.port, share=args.share, concurrency=args.concurrency)
     return 0
 
 
