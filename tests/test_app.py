@@ -103,7 +103,7 @@ def test_reconstruct_handler_outputs(lab):
     digit, mae_in, mae_rec, mae_pasted, dae_in, dae_rec, table = lab.reconstruct(str(example), 0.5, 0.3, 1, "own")
     np.testing.assert_array_equal(digit, np.asarray(Image.open(example)))  # test digits reach the models unchanged
     for image in (mae_in, mae_rec, mae_pasted, dae_in, dae_rec):
-        assert image.shape == (280, 280, 3) and image.dtype == np.uint8
+        assert image.shape == (112, 112, 3) and image.dtype == np.uint8
     assert [row[0] for row in table] == ["MAE reconstruction", "MAE, visible patches pasted", "DAE reconstruction"]
     assert all(float(v) == float(v) for row in table for v in row[1:4])  # numbers, not placeholders
 
@@ -134,6 +134,32 @@ def test_main_with_missing_models_says_what_was_tried(tmp_path, caplog):
     assert "nope-dae" in caplog.text and "nope-mae" in caplog.text and "make models" in caplog.text
 
 
+def test_readme_front_matter_configures_a_space():
+    import yaml
+
+    text = (REPO / "README.md").read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gr.__version__  # pinned to what the tests ran
+    assert meta["python_version"] == "3.11" and (REPO / meta["app_file"]).is_file()
+
+
+def test_space_requirements_match_the_package():
+    import configparser
+    import re
+
+    names = lambda lines: {re.split(r"[<>=\[ ;]", line.strip())[0].lower().replace("_", "-")  # noqa: E731
+                           for line in lines if line.strip() and not line.strip().startswith(("#", "-"))}
+    required = names((REPO / "requirements.txt").read_text().splitlines())
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    package = names(line for line in cfg["options"]["install_requires"].splitlines() if "#" not in line[:1])
+    # The Space provides gradio; training-only packages are not needed to serve the app.
+    assert required == package - {"gradio", "accelerate", "tensorboard", "tqdm"}
+    torch_pin = re.search(r"TORCH_SPEC \?= (\S+)", (REPO / "Makefile").read_text()).group(1)
+    assert torch_pin in (REPO / "requirements.txt").read_text().splitlines()
+
+
 # --- launched on localhost, called through gradio_client ---------------------------------------------------------
 
 
@@ -145,7 +171,7 @@ def test_every_endpoint_through_gradio_client(client, tmp_path):
     out = client.predict(handle_file(str(example)), 0.75, 0.5, 0, "mask", api_name="/reconstruct")
     assert len(out) == 7
     np.testing.assert_array_equal(np.asarray(Image.open(out[0])), np.asarray(Image.open(example)))
-    assert all(Image.open(path).size == (280, 280) for path in out[1:6])
+    assert all(Image.open(path).size == (112, 112) for path in out[1:6])
     assert out[6]["headers"][2] == "Output PSNR (dB)" and len(out[6]["data"]) == 3
     same_mask_in = [np.asarray(Image.open(p)) for p in (out[1], out[4])]
     np.testing.assert_array_equal(*same_mask_in)  # "same corruption": the DAE got exactly the MAE's masked input
