@@ -305,7 +305,13 @@ def about_tab(models: LoadedModels) -> None:
 
 
 def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:
-    """The whole app as `gr.Blocks` (not launched): one small function per tab."""
+    """
+    The whole app as `gr.Blocks` (not launched): one small function per tab.
+
+    A tab that works on the current digit (attention, saliency, latent placement) is a function
+    `(lab, controls) -> None` placed after the Reconstruct tab; it wires its own handlers with `controls.digit`,
+    `controls.mask_ratio`, `controls.seed` ... as inputs. Tabs on the models alone take `models`.
+    """
     lab = DigitLab(models)
     with gr.Blocks(title="mae_hf: masked vs denoising autoencoders") as demo:
         gr.Markdown("# Masked vs denoising autoencoder on MNIST", elem_id="title")
@@ -315,7 +321,7 @@ def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR) -> gr.Bl
         )
         with gr.Tabs():
             with gr.Tab("Reconstruct", id="reconstruct"):
-                reconstruct_tab(lab, example_files(examples_dir))
+                reconstruct_tab(lab, example_files(examples_dir))  # returns DigitControls for later tabs
             with gr.Tab("About", id="about"):
                 about_tab(models)
         demo.load(None, js=SELECT_BRUSH_JS)
