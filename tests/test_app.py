@@ -263,9 +263,15 @@ def test_draw_a_stroke_in_chromium_and_see_both_reconstructions(server):
             text = metrics.inner_text()
             numbers = [float(tok) for tok in text.split() if tok.replace(".", "", 1).isdigit()]
             assert len(numbers) >= 6, text
-            expect(page.locator("#model-input img")).to_be_visible()
             results = page.locator("img[src*='image.png']")
             expect(results.nth(5)).to_be_visible(timeout=10_000)  # model input + five result images
+            page.wait_for_function(  # every image decoded: the 28×28 input and the five 112×112 results
+                "() => { const imgs = [...document.querySelectorAll(\"img[src*='image.png']\")];"
+                " return imgs.length >= 6 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+                timeout=10_000,
+            )
+            model_input = page.locator("#model-input img").bounding_box()
+            assert model_input["width"] > 100 and model_input["height"] > 100  # shown enlarged, not 28 px
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:
