@@ -1,0 +1,302 @@
+"""Turn any picture of a digit into a 28×28 MNIST-style input, the way MNIST itself was made.
+
+MNIST's digits are white ink on black, cropped to the digit's bounding box, scaled (keeping the aspect ratio,
+anti-aliased) to fit a 20×20 box, and placed in a 28×28 field so that the centre of mass of the ink sits at the
+centre. `preprocess_digit` does exactly that to an image of any size or mode:
+
+1. open it (path, bytes, file object, PIL image or array), refusing what is not a readable image or is
+   too large (`MAX_PIXELS`);
+2. get the *ink* as floats in [0, 1]: the alpha channel when the image has real transparency (a drawing on a
+   transparent canvas, as `gr.Sketchpad` returns), else the luminance, inverted when the background (the
+   border's median) is light, with the background level subtracted;
+3. crop to the ink's bounding box, scale to fit 20×20, centre by centre of mass in 28×28.
+
+Every failure raises `DigitImageError` (a `ValueError`) whose message says what is wrong and what to do.
+Pure: no I/O besides reading the image handed in; no gradio.
+"""
+
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MNIST_SIZE",
+    "DIGIT_BOX",
+    "MAX_PIXELS",
+    "DigitImageError",
+    "open_image",
+    "image_to_ink",
+    "sketch_to_image",
+    "center_digit",
+    "preprocess_digit",
+]
+
+MNIST_SIZE = 28
+DIGIT_BOX = 20
+# Larger images are refused before decoding (a 10,000×10,000 RGBA image alone is 400 MB).
+MAX_PIXELS = 40_000_000
+# Images are shrunk (box filter, fast) to this long side before the float work; a digit stays far above 20 px.
+WORKING_SIZE = 1024
+# Ink below this (after background removal, on [0, 1]) counts as empty paper.
+INK_THRESHOLD = 0.1
+
+
+class DigitImageError(ValueError):
+    """An input that cannot become a digit image; the message says why and what to do instead."""
+
+
+def _check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise DigitImageError(f"The image has no pixels ({width}×{height}). Upload a picture of a digit.")
+    if width * height > MAX_PIXELS:
+        raise DigitImageError(
+            f"The image is too large: {width}×{height} = {width * height / 1e6:.0f} megapixels (the limit is "
+            f"{MAX_PIXELS / 1e6:.0f}). Downscale it (a digit needs only a few hundred pixels) and upload it again."
+        )
+
+
+def open_image(source) -> Image.Image:
+    """
+    Open an image from a path, bytes, a binary file object, a PIL image or an array, refusing bad input early.
+
+    The size is checked from the header, before the pixels are decoded, so a huge image is refused at once.
+
+    Raises:
+        DigitImageError: not an image PIL can read, a corrupt or truncated file, no pixels, or over `MAX_PIXELS`.
+    """
+    if source is None:
+        raise DigitImageError("No image was given. Draw a digit, upload a picture, or pick an example.")
+    if isinstance(source, Image.Image):
+        _check_size(*source.size)
+        return source
+    if isinstance(source, np.ndarray):
+        return _array_to_image(source)
+    if isinstance(source, (bytes, bytearray)):
+        fp, name = io.BytesIO(source), "the uploaded data"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise DigitImageError(f"No image file at {str(path)!r}.")
+        fp, name = path, f"{path.name!r}"
+    elif hasattr(source, "read"):
+        fp, name = source, "the uploaded file"
+    else:
+        raise DigitImageError(
+            f"Cannot read an image from a {type(source).__name__}; give a file path, bytes, a PIL image or an array."
+        )
+    try:
+        with warnings.catch_warnings():
+            # Our own MAX_PIXELS check below replaces PIL's decompression-bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+            _check_size(*image.size)
+            image.load()
+    except DigitImageError:
+        raise
+    except UnidentifiedImageError as err:
+        raise DigitImageError(
+            f"{name} is not an image (or not a format this app reads). Upload a PNG, JPEG, GIF, BMP, TIFF or WebP."
+        ) from err
+    except Image.DecompressionBombError as err:
+        raise DigitImageError(f"{name} is too large to decode safely ({err}). Downscale it and try again.") from err
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise DigitImageError(
+            f"{name} could not be decoded: the file is corrupt or truncated ({err}). Save it again and re-upload."
+        ) from err
+    return image
+
+
+def _array_to_image(array: np.ndarray) -> Image.Image:
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise DigitImageError(f"An image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {arr.shape}.")
+    _check_size(arr.shape[1], arr.shape[0])
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif np.issubdtype(arr.dtype, np.floating):
+        finite = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        scale = 255.0 if finite.max(initial=0.0) <= 1.0 else 1.0
+        arr = np.clip(finite * scale, 0, 255).astype(np.uint8)
+    elif arr.dtype == np.uint16 and arr.ndim == 2:
+        return Image.fromarray(arr)  # 'I;16'
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """Box-filter down to `WORKING_SIZE` on the long side (integer factor, fast); small images pass through."""
+    factor = max(image.size) // WORKING_SIZE
+    if factor < 2:
+        return image
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        image = image.convert("RGBA")
+    return image.reduce(factor)
+
+
+def _gray_and_alpha(image: Image.Image, source_mode: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """
+    Luminance in [0, 1] and alpha in [0, 1] (None when the image has no transparency), both (H, W).
+
+    `source_mode` is the mode the file had before any shrinking (16-bit images are shrunk as 32-bit 'I').
+    """
+    mode = image.mode
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        if source_mode.startswith("I;16"):
+            top = 65535.0
+        elif arr.max(initial=0.0) <= 1.0 and mode == "F":
+            top = 1.0
+        elif arr.max(initial=0.0) <= 255:
+            top = 255.0
+        else:
+            top = 65535.0 if arr.max() <= 65535 else float(arr.max())
+        return np.clip(arr / top, 0.0, 1.0), None
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
+        return gray, rgba[..., 3]
+    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0, None
+
+
+def _border_median(values: np.ndarray) -> float:
+    border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+    return float(np.median(border))
+
+
+def image_to_ink(image: Image.Image) -> np.ndarray:
+    """
+    The ink of an image as (H, W) float64 in [0, 1], 0 = paper, MNIST's polarity (white digit on black).
+
+    - Real transparency (some pixels not opaque): the ink is the alpha channel — a stroke on a transparent canvas,
+      whatever its colour.
+    - Otherwise the luminance, inverted when the background (median of the border pixels) is light, with the
+      background level subtracted so grey paper becomes 0.
+
+    Raises:
+        DigitImageError: the image is one flat colour, or holds no ink.
+    """
+    source_mode = image.mode
+    image = _shrink(ImageOps.exif_transpose(image) or image)
+    gray, alpha = _gray_and_alpha(image, source_mode)
+    if alpha is not None and alpha.min() < 0.99:
+        if alpha.max() < INK_THRESHOLD:
+            raise DigitImageError("The image is fully transparent: there is nothing drawn. Draw or upload a digit.")
+        ink = alpha
+    else:
+        if gray.max() - gray.min() < 1e-3:
+            shade = "white" if gray.mean() > 0.5 else "black"
+            raise DigitImageError(
+                f"The image is blank: every pixel is the same colour ({shade}). Draw or upload a digit "
+                "(dark on light or light on dark)."
+            )
+        background = _border_median(gray)
+        if background > 0.5:
+            gray, background = 1.0 - gray, 1.0 - background
+        ink = np.clip((gray - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+    if ink.max() < INK_THRESHOLD:
+        raise DigitImageError(
+            "No digit found: the image has too little contrast with its background. Draw or upload a clearer digit."
+        )
+    return ink
+
+
+def sketch_to_image(value) -> Image.Image:
+    """
+    The drawing in a `gr.Sketchpad` / `gr.ImageEditor` value, as one image.
+
+    Args:
+        value: an EditorValue dict (`{"background", "layers", "composite"}`, each an array, PIL image or file
+            path), or directly an image in any form `open_image` takes.
+
+    Raises:
+        DigitImageError: an empty canvas or an unreadable value.
+    """
+    if isinstance(value, dict):
+        composite = value.get("composite")
+        if composite is None:
+            layers = [layer for layer in (value.get("layers") or []) if layer is not None]
+            background = value.get("background")
+            parts = ([background] if background is not None else []) + layers
+            if not parts:
+                raise DigitImageError("The canvas is empty. Draw a digit with the mouse (or a finger) first.")
+            images = [open_image(part).convert("RGBA") for part in parts]
+            composite = images[0]
+            for layer in images[1:]:
+                composite = Image.alpha_composite(composite, layer.resize(composite.size))
+        image = open_image(composite)
+    else:
+        image = open_image(value)
+    if image.mode in ("RGBA", "LA") and np.asarray(image.getchannel("A")).max() == 0:
+        raise DigitImageError("The canvas is empty. Draw a digit with the mouse (or a finger) first.")
+    return image
+
+
+def center_digit(ink: np.ndarray, box: int = DIGIT_BOX, size: int = MNIST_SIZE) -> np.ndarray:
+    """
+    MNIST's normalisation of an ink map: crop to the bounding box, scale to fit `box`×`box` (aspect kept,
+    anti-aliased), and centre by centre of mass in `size`×`size`.
+
+    Args:
+        ink: (H, W) in [0, 1], ink high.
+
+    Returns:
+        (size, size) float32 in [0, 1] with maximum 1.
+    """
+    rows, cols = np.nonzero(ink > INK_THRESHOLD * ink.max())
+    if rows.size == 0:
+        raise DigitImageError("No digit found in the image. Draw or upload a digit.")
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # (h, w)
+    h, w = crop.shape
+    scale = box / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = Image.fromarray((crop / crop.max()).astype(np.float32), mode="F").resize(
+        (new_w, new_h), Image.Resampling.LANCZOS
+    )
+    digit = np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)  # (new_h, new_w)
+    digit /= max(digit.max(), 1e-12)
+    total = digit.sum()
+    yy, xx = np.mgrid[:new_h, :new_w]
+    cy, cx = (yy * digit).sum() / total, (xx * digit).sum() / total
+    centre = size / 2  # 14: where MNIST's centres of mass lie in pixel-index coordinates (measured: 14.0 ± 0.3)
+    top = int(np.clip(round(centre - cy), 0, size - new_h))
+    left = int(np.clip(round(centre - cx), 0, size - new_w))
+    out = np.zeros((size, size), dtype=np.float32)
+    out[top : top + new_h, left : left + new_w] = digit
+    return out
+
+
+def preprocess_digit(source, size: int = MNIST_SIZE) -> np.ndarray:
+    """
+    Any image of a digit → a (size, size) float32 array in [0, 1], MNIST-style (see the module docstring).
+
+    An image that is already `size`×`size` is taken to be MNIST-formatted: it is converted to ink (grayscale,
+    inverted if its background is light) but not cropped or rescaled, so test-set digits reach the models unchanged.
+
+    Args:
+        source: an image in any form `open_image` takes, or a `gr.Sketchpad` EditorValue dict.
+
+    Raises:
+        DigitImageError: with a message for the user (empty canvas, blank image, not an image, corrupt, too large).
+    """
+    image = sketch_to_image(source) if isinstance(source, dict) else open_image(source)
+    ink = image_to_ink(image)
+    if ink.shape == (size, size):
+        return ink.astype(np.float32)
+    return center_digit(ink, size=size)

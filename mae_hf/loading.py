@@ -1,0 +1,133 @@
+"""Load the two trained models from a local folder or a Hub id, with errors that say what was tried.
+
+The MAE is loaded with eager attention, so attention maps (`mae_attentions`, rollout) come from the same
+weights without switching implementations or loading a second copy.
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ModelLoadError", "LoadedModels", "load_dae", "load_mae", "load_models", "count_parameters"]
+
+
+class ModelLoadError(ValueError):
+    """A model that could not be loaded; the message names what was tried and how to fix it."""
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _local_model_type(path: Path) -> str | None:
+    config = path / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _explain(kind: str, source: str, err: Exception, flag: str) -> ModelLoadError:
+    path = Path(source).expanduser()
+    if path.exists():
+        where = f"the folder {str(path)!r}"
+        hint = "It must hold config.json and model.safetensors as written by `save_pretrained`."
+    else:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        where = f"{source!r}, which is not a local folder (looked in {str(path.resolve())!r}) and was tried as a Hub id"
+        hint = (
+            "The Hub is switched off (HF_HUB_OFFLINE=1)." if offline else "Check the id and your network."
+        ) + " Train the bundled models with `make models`, or pass a model folder."
+    return ModelLoadError(
+        f"Could not load the {kind} from {where}: {type(err).__name__}: {err}. {hint} (set it with {flag})"
+    )
+
+
+def load_dae(source: str | os.PathLike, flag: str = "--dae"):
+    """
+    Load a `DAEModel` (a folder written by `save_pretrained`, or a Hub id) in eval mode.
+
+    Raises:
+        ModelLoadError: naming the folder or id tried and what was wrong (missing, not a DAE, unreadable).
+    """
+    from .modeling_dae import DAEModel
+
+    source = str(source)
+    model_type = _local_model_type(Path(source).expanduser())
+    if model_type is not None and model_type != "conv_dae":
+        raise ModelLoadError(
+            f"{source!r} holds a {model_type!r} model, not the denoising autoencoder (model_type 'conv_dae'). "
+            f"Pass the DAE's folder with {flag}."
+        )
+    try:
+        model = DAEModel.from_pretrained(source)
+    except Exception as err:  # noqa: BLE001 - from_pretrained raises OSError, ValueError, EnvironmentError, ...
+        raise _explain("denoising autoencoder (DAE)", source, err, flag) from err
+    logger.info("Loaded the DAE from %s (%d parameters)", source, count_parameters(model))
+    return model.eval()
+
+
+def load_mae(source: str | os.PathLike, flag: str = "--mae"):
+    """
+    Load a `ViTMAEForPreTraining` (a folder or a Hub id) in eval mode, with eager attention so attention maps
+    are available from the same weights.
+
+    Raises:
+        ModelLoadError: naming the folder or id tried and what was wrong (missing, not a ViTMAE, unreadable).
+    """
+    from transformers import ViTMAEForPreTraining
+
+    source = str(source)
+    model_type = _local_model_type(Path(source).expanduser())
+    if model_type is not None and model_type != "vit_mae":
+        raise ModelLoadError(
+            f"{source!r} holds a {model_type!r} model, not a masked autoencoder (model_type 'vit_mae'). "
+            f"Pass the MAE's folder with {flag}."
+        )
+    try:
+        model = ViTMAEForPreTraining.from_pretrained(source, attn_implementation="eager")
+    except Exception as err:  # noqa: BLE001
+        raise _explain("masked autoencoder (MAE)", source, err, flag) from err
+    logger.info("Loaded the MAE from %s (%d parameters)", source, count_parameters(model))
+    return model.eval()
+
+
+@dataclass
+class LoadedModels:
+    """Both models and where they came from (shown in the app)."""
+
+    dae: nn.Module
+    mae: nn.Module
+    dae_source: str
+    mae_source: str
+
+    def check_compatible(self, image_size: int = 28, num_channels: int = 1) -> None:
+        """Raise `ModelLoadError` unless both models take `image_size`² × `num_channels` images."""
+        for name, model, flag in (("DAE", self.dae, "--dae"), ("MAE", self.mae, "--mae")):
+            got = (model.config.image_size, model.config.num_channels)
+            if got != (image_size, num_channels):
+                raise ModelLoadError(
+                    f"The {name} takes {got[0]}×{got[0]}×{got[1]} images; this app needs {image_size}×{image_size}"
+                    f"×{num_channels} (MNIST-like digits). Pass an MNIST model with {flag}."
+                )
+
+
+def load_models(dae: str | os.PathLike, mae: str | os.PathLike) -> LoadedModels:
+    """Load both models (see `load_dae`, `load_mae`); raises `ModelLoadError` naming every source that failed."""
+    models, errors = {}, []
+    for name, loader, source in (("dae", load_dae, dae), ("mae", load_mae, mae)):
+        try:
+            models[name] = loader(source)
+        except ModelLoadError as err:
+            errors.append(str(err))
+    if errors:
+        raise ModelLoadError("\n".join(errors))
+    return LoadedModels(dae=models["dae"], mae=models["mae"], dae_source=str(dae), mae_source=str(mae))

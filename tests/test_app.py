@@ -1,0 +1,278 @@
+"""The Gradio app: built without launching, launched on localhost and called through gradio_client, and driven in
+a real headless Chromium."""
+
+import io
+import shutil
+import socket
+import struct
+import zlib
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+import app
+from mae_hf import load_image_dataset
+from mae_hf.loading import load_models
+
+from .conftest import TINY_MAE
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOT = REPO / "build" / "screenshots" / "app-reconstruct.png"
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    import torch
+
+    from mae_hf import DAEConfig, DAEModel, build_mae
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    DAEModel(DAEConfig()).save_pretrained(root / "dae")
+    build_mae("mnist", seed=0, **TINY_MAE).save_pretrained(root / "mae")
+    return root / "dae", root / "mae"
+
+
+@pytest.fixture(scope="module")
+def models(model_dirs):
+    return load_models(*model_dirs)
+
+
+@pytest.fixture(scope="module")
+def lab(models):
+    return app.DigitLab(models)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    demo = app.build_demo(models)
+    _, url, _ = app.serve(demo, host="127.0.0.1", port=_free_port(), block=False)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def _png(path: Path, image: Image.Image) -> str:
+    image.save(path)
+    return str(path)
+
+
+def _bar_image(size=(200, 100), ink=0, paper=255) -> Image.Image:
+    arr = np.full(size[::-1], paper, np.uint8)
+    arr[10:70, 20:50] = ink
+    return Image.fromarray(arr)
+
+
+# --- without launching -------------------------------------------------------------------------------------------
+
+
+def test_blocks_build_with_named_endpoints(models):
+    demo = app.build_demo(models)
+    assert isinstance(demo, gr.Blocks)
+    names = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert {"reconstruct", "digit_from_sketch", "digit_from_upload"} <= names
+
+
+def test_examples_are_real_mnist_test_digits_one_per_class():
+    files = app.example_files()
+    assert [p.stem.rsplit("-", 1)[-1] for p in files] == [str(d) for d in range(10)]
+    test = load_image_dataset("mnist")["test"]
+    for path in files:
+        index, label = int(path.stem.split("-")[2]), int(path.stem.rsplit("-", 1)[-1])
+        assert test[index]["label"] == label
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), np.asarray(test[index]["image"]))
+
+
+def test_reconstruct_handler_outputs(lab):
+    example = app.example_files()[7]
+    digit, mae_in, mae_rec, mae_pasted, dae_in, dae_rec, table = lab.reconstruct(str(example), 0.5, 0.3, 1, "own")
+    np.testing.assert_array_equal(digit, np.asarray(Image.open(example)))  # test digits reach the models unchanged
+    for image in (mae_in, mae_rec, mae_pasted, dae_in, dae_rec):
+        assert image.shape == (112, 112, 3) and image.dtype == np.uint8
+    assert [row[0] for row in table] == ["MAE reconstruction", "MAE, visible patches pasted", "DAE reconstruction"]
+    assert all(float(v) == float(v) for row in table for v in row[1:4])  # numbers, not placeholders
+
+
+def test_handlers_turn_bad_images_into_user_errors(lab, tmp_path):
+    with pytest.raises(gr.Error, match="blank"):
+        lab.reconstruct(_png(tmp_path / "white.png", Image.new("L", (50, 50), 255)))
+    with pytest.raises(gr.Error, match="canvas is empty"):
+        lab.digit_from_sketch(None)
+    with pytest.raises(gr.Error, match="Invalid setting|must be one of"):
+        lab.reconstruct(str(app.example_files()[0]), corruption="blur")
+    assert lab.reconstruct_if_ready(None, 0.75, 0.5, 0, "own") == [gr.skip()] * 7
+
+
+def test_command_line_and_environment(monkeypatch):
+    monkeypatch.setenv("MAE_HF_DAE", "some/dae")
+    monkeypatch.setenv("PORT", "9001")
+    args = app.parse_args(["--mae", "my-mae"])
+    assert (args.dae, args.mae, args.port, args.share) == ("some/dae", "my-mae", 9001, False)
+    monkeypatch.delenv("PORT")
+    monkeypatch.delenv("MAE_HF_DAE")
+    args = app.parse_args([])
+    assert args.port == 7860 and args.dae.endswith("pretrained/dae-mnist") and args.mae.endswith("pretrained/mae-mnist")
+
+
+def test_main_with_missing_models_says_what_was_tried(tmp_path, caplog):
+    assert app.main(["--dae", str(tmp_path / "nope-dae"), "--mae", str(tmp_path / "nope-mae")]) == 2
+    assert "nope-dae" in caplog.text and "nope-mae" in caplog.text and "make models" in caplog.text
+
+
+def test_readme_front_matter_configures_a_space():
+    import yaml
+
+    text = (REPO / "README.md").read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gr.__version__  # pinned to what the tests ran
+    assert meta["python_version"] == "3.11" and (REPO / meta["app_file"]).is_file()
+
+
+def test_space_requirements_match_the_package():
+    import configparser
+    import re
+
+    names = lambda lines: {re.split(r"[<>=\[ ;]", line.strip())[0].lower().replace("_", "-")  # noqa: E731
+                           for line in lines if line.strip() and not line.strip().startswith(("#", "-"))}
+    required = names((REPO / "requirements.txt").read_text().splitlines())
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    package = names(line for line in cfg["options"]["install_requires"].splitlines() if "#" not in line[:1])
+    # The Space provides gradio; training-only packages are not needed to serve the app.
+    assert required == package - {"gradio", "accelerate", "tensorboard", "tqdm"}
+    torch_pin = re.search(r"TORCH_SPEC \?= (\S+)", (REPO / "Makefile").read_text()).group(1)
+    assert torch_pin in (REPO / "requirements.txt").read_text().splitlines()
+
+
+# --- launched on localhost, called through gradio_client ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_every_endpoint_through_gradio_client(client, tmp_path):
+    from gradio_client import handle_file
+
+    example = app.example_files()[3]
+    out = client.predict(handle_file(str(example)), 0.75, 0.5, 0, "mask", api_name="/reconstruct")
+    assert len(out) == 7
+    np.testing.assert_array_equal(np.asarray(Image.open(out[0])), np.asarray(Image.open(example)))
+    assert all(Image.open(path).size == (112, 112) for path in out[1:6])
+    assert out[6]["headers"][2] == "Output PSNR (dB)" and len(out[6]["data"]) == 3
+    same_mask_in = [np.asarray(Image.open(p)) for p in (out[1], out[4])]
+    np.testing.assert_array_equal(*same_mask_in)  # "same corruption": the DAE got exactly the MAE's masked input
+
+    digit = client.predict(handle_file(_png(tmp_path / "bar.png", _bar_image())), api_name="/digit_from_upload")
+    assert Image.open(digit).size == (28, 28)
+
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[40:240, 130:150, 3] = 255  # a "1" drawn on a transparent canvas
+    stroke = _png(tmp_path / "stroke.png", Image.fromarray(rgba))
+    sketch = {"background": None, "layers": [handle_file(stroke)], "composite": handle_file(stroke)}
+    digit = np.asarray(Image.open(client.predict(sketch, api_name="/digit_from_sketch")))
+    assert digit.shape[:2] == (28, 28) and np.ptp(np.nonzero(digit)[0]) == 19
+
+
+def _huge_png(path: Path) -> str:
+    ihdr = struct.pack(">IIBBBBB", 10_000, 10_000, 8, 0, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_bad_inputs_get_clear_messages_and_the_server_keeps_serving(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    buf = io.BytesIO()
+    _bar_image().save(buf, format="PNG")
+    (tmp_path / "truncated.png").write_bytes(buf.getvalue()[:100])
+    (tmp_path / "notes.png").write_text("not a picture")
+    cases = {
+        "all-white": (_png(tmp_path / "white.png", Image.new("L", (64, 64), 255)), "blank"),
+        "all-black": (_png(tmp_path / "black.png", Image.new("RGB", (64, 64))), "blank"),
+        "1x1": (_png(tmp_path / "one.png", Image.new("L", (1, 1), 128)), "blank"),
+        "10000x10000": (_huge_png(tmp_path / "huge.png"), "too large: 10000×10000"),
+        "text file": (str(tmp_path / "notes.png"), "is not an image"),
+        "corrupt PNG": (str(tmp_path / "truncated.png"), "corrupt or truncated"),
+    }
+    for name, (path, message) in cases.items():
+        for api_name in ("/reconstruct", "/digit_from_upload"):
+            with pytest.raises(AppError, match=message):
+                client.predict(handle_file(path), api_name=api_name)
+    empty = _png(tmp_path / "empty.png", Image.new("RGBA", (280, 280)))
+    with pytest.raises(AppError, match="canvas is empty"):
+        client.predict({"background": None, "layers": [], "composite": handle_file(empty)}, api_name="/digit_from_sketch")
+    with pytest.raises(AppError):
+        client.predict(handle_file(str(app.example_files()[0])), 0.75, 0.5, 0, "blur", api_name="/reconstruct")
+
+    # odd but valid: 16-bit grayscale and palette images are converted, and the server is still serving
+    sixteen = Image.fromarray((255 - np.asarray(_bar_image())).astype(np.uint16) * 257)
+    for image in (sixteen, _bar_image().convert("P")):
+        out = client.predict(handle_file(_png(tmp_path / f"{image.mode}.png", image)), api_name="/reconstruct")
+        assert Image.open(out[0]).size == (28, 28)
+
+
+# --- a real browser ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (`apt-get install chromium`)")
+def test_draw_a_stroke_in_chromium_and_see_both_reconstructions(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(server)
+            canvas = page.locator("#sketchpad canvas").first
+            expect(canvas).to_be_visible(timeout=30_000)
+            box = canvas.bounding_box()
+            x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+            # a "7": across the top, then down to the bottom left
+            page.mouse.move(x0 + 0.3 * w, y0 + 0.25 * h)
+            page.mouse.down()
+            for t in np.linspace(0, 1, 12):
+                page.mouse.move(x0 + (0.3 + 0.4 * t) * w, y0 + 0.25 * h)
+            for t in np.linspace(0, 1, 16):
+                page.mouse.move(x0 + (0.7 - 0.25 * t) * w, y0 + (0.25 + 0.5 * t) * h)
+            page.mouse.up()
+            page.locator("#reconstruct-drawing").click()
+            metrics = page.locator("#metrics")
+            expect(metrics).to_contain_text("DAE reconstruction", timeout=30_000)
+            expect(metrics).to_contain_text("MAE, visible patches pasted")
+            text = metrics.inner_text()
+            numbers = [float(tok) for tok in text.split() if tok.replace(".", "", 1).isdigit()]
+            assert len(numbers) >= 6, text
+            results = page.locator("img[src*='image.png']")
+            expect(results.nth(5)).to_be_visible(timeout=10_000)  # model input + five result images
+            page.wait_for_function(  # every image decoded: the 28×28 input and the five 112×112 results
+                "() => { const imgs = [...document.querySelectorAll(\"img[src*='image.png']\")];"
+                " return imgs.length >= 6 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+                timeout=10_000,
+            )
+            model_input = page.locator("#model-input img").bounding_box()
+            assert model_input["width"] > 100 and model_input["height"] > 100  # shown enlarged, not 28 px
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()

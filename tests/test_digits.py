@@ -1,0 +1,168 @@
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mae_hf.digits import DigitImageError, open_image, preprocess_digit, sketch_to_image
+
+
+def _bar(height=100, width=200, polarity="white-on-black"):
+    """A 60×30 ink bar at an off-centre spot: after preprocessing, 20 px tall, 10 px wide, centred."""
+    arr = np.zeros((height, width), np.uint8)
+    arr[10:70, 20:50] = 255
+    return arr if polarity == "white-on-black" else 255 - arr
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _centre_of_mass(img):
+    yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+    return (yy * img).sum() / img.sum(), (xx * img).sum() / img.sum()
+
+
+def test_bar_is_cropped_scaled_to_20_and_centred_by_mass():
+    out = preprocess_digit(Image.fromarray(_bar()))
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert out.max() == pytest.approx(1.0) and out.min() >= 0.0
+    rows, cols = np.nonzero(out > 0.5)
+    assert rows.max() - rows.min() + 1 == 20  # long side fits the 20×20 box
+    assert cols.max() - cols.min() + 1 == 10  # aspect ratio kept (60×30 → 20×10)
+    cy, cx = _centre_of_mass(out)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5  # MNIST's convention
+
+
+def test_light_background_is_inverted_to_mnist_polarity():
+    white_on_black = preprocess_digit(Image.fromarray(_bar()))
+    black_on_white = preprocess_digit(Image.fromarray(_bar(polarity="black-on-white")))
+    np.testing.assert_allclose(black_on_white, white_on_black, atol=1e-6)
+
+
+def test_grey_paper_is_removed():
+    arr = np.full((100, 200), 200, np.uint8)  # light grey paper, dark grey ink
+    arr[10:70, 20:50] = 60
+    out = preprocess_digit(Image.fromarray(arr))
+    np.testing.assert_allclose(out, preprocess_digit(Image.fromarray(_bar())), atol=1e-6)
+
+
+def test_alpha_ink_on_transparent_canvas_as_the_sketchpad_gives_it():
+    rgba = np.zeros((100, 200, 4), np.uint8)  # black ink, transparent paper: only alpha carries the digit
+    rgba[10:70, 20:50, 3] = 255
+    expected = preprocess_digit(Image.fromarray(_bar()))
+    np.testing.assert_allclose(preprocess_digit(Image.fromarray(rgba)), expected, atol=1e-6)
+    editor_value = {"background": None, "layers": [rgba], "composite": rgba}
+    np.testing.assert_allclose(preprocess_digit(editor_value), expected, atol=1e-6)
+    layers_only = {"background": None, "layers": [Image.fromarray(rgba)], "composite": None}
+    np.testing.assert_allclose(preprocess_digit(layers_only), expected, atol=1e-6)
+
+
+def test_opaque_white_canvas_with_black_strokes():
+    rgba = np.full((100, 200, 4), 255, np.uint8)
+    rgba[10:70, 20:50, :3] = 0
+    np.testing.assert_allclose(
+        preprocess_digit(Image.fromarray(rgba)), preprocess_digit(Image.fromarray(_bar())), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("mode", ["I;16", "P", "1", "RGB", "CMYK", "LA", "F"])
+def test_every_mode_gives_the_same_digit(mode):
+    base = Image.fromarray(_bar())
+    if mode == "I;16":
+        image = Image.fromarray(_bar().astype(np.uint16) * 257)  # 16-bit, full range
+        assert image.mode == "I;16"
+    elif mode == "F":
+        image = Image.fromarray(_bar().astype(np.float32) / 255.0, mode="F")
+    else:
+        image = base.convert(mode)
+    decoded = open_image(_png_bytes(image)) if mode not in ("CMYK", "F") else image
+    np.testing.assert_allclose(preprocess_digit(decoded), preprocess_digit(base), atol=1e-6)
+
+
+def test_mnist_28x28_passes_through_unchanged(mnist):
+    image = mnist["test"][0]["image"]
+    out = preprocess_digit(image)
+    np.testing.assert_array_equal(out, np.asarray(image, np.float32) / 255.0)
+
+
+def test_enlarged_mnist_digits_come_back_as_themselves(mnist):
+    """Undoing a 10× enlargement reproduces MNIST's own crop, scale and centring (measured: ~0.01 mean error)."""
+    for i in range(20):
+        image = mnist["test"][i]["image"]
+        original = np.asarray(image, np.float32) / 255.0
+        out = preprocess_digit(image.resize((280, 280), Image.Resampling.NEAREST))
+        assert np.abs(out - original).mean() < 0.03, i
+        assert np.allclose(_centre_of_mass(out), _centre_of_mass(original), atol=0.5), i
+
+
+def test_large_photo_is_downscaled_quickly():
+    arr = np.full((2400, 3600), 235, np.uint8)
+    arr[300:2100, 1500:2100] = 20  # a tall dark stroke on light paper
+    start = time.perf_counter()
+    out = preprocess_digit(_png_bytes(Image.fromarray(arr)))
+    assert time.perf_counter() - start < 5
+    rows, cols = np.nonzero(out > 0.5)
+    assert rows.max() - rows.min() + 1 == 20 and 5 <= cols.max() - cols.min() + 1 <= 8
+
+
+def huge_png_header(width=10_000, height=10_000) -> bytes:
+    """A PNG whose header claims width × height pixels (with a tiny, unusable body): tests the size check only."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+def test_huge_image_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(huge_png_header())
+    start = time.perf_counter()
+    with pytest.raises(DigitImageError, match=r"too large: 10000×10000 = 100 megapixels"):
+        preprocess_digit(str(path))
+    assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Image.new("L", (1, 1), 0), "blank"),
+        (lambda: Image.new("L", (64, 64), 255), r"blank: every pixel is the same colour \(white\)"),
+        (lambda: Image.new("RGB", (64, 64), (0, 0, 0)), r"blank: every pixel is the same colour \(black\)"),
+        (lambda: Image.new("RGBA", (64, 64), (0, 0, 0, 0)), "fully transparent"),
+        (lambda: {"background": None, "layers": [], "composite": None}, "canvas is empty"),
+        (lambda: {"background": None, "layers": [], "composite": np.zeros((50, 50, 4), np.uint8)}, "canvas is empty"),
+        (lambda: None, "No image was given"),
+        (lambda: b"this is a text file, not a picture", "is not an image"),
+        (lambda: _png_bytes(Image.fromarray(_bar()))[:120], "corrupt or truncated"),
+        (lambda: np.zeros((4, 4, 7)), r"\(H, W\), \(H, W, 3\)"),
+        (lambda: 42, "Cannot read an image from a int"),
+    ],
+    ids=["1x1", "all-white", "all-black", "transparent", "no-layers", "empty-canvas", "none", "text", "truncated",
+         "bad-array", "int"],
+)
+def test_bad_inputs_raise_a_clear_message(make, message):
+    with pytest.raises(DigitImageError, match=message):
+        preprocess_digit(make())
+
+
+def test_missing_file_and_non_image_file(tmp_path):
+    with pytest.raises(DigitImageError, match="No image file at"):
+        open_image(tmp_path / "nope.png")
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    with pytest.raises(DigitImageError, match="'notes.png' is not an image"):
+        open_image(text)
+
+
+def test_sketch_to_image_composites_layers_over_background():
+    background = np.full((40, 40, 4), 255, np.uint8)  # opaque white
+    stroke = np.zeros((40, 40, 4), np.uint8)
+    stroke[5:35, 18:22] = (0, 0, 0, 255)
+    image = sketch_to_image({"background": background, "layers": [stroke], "composite": None})
+    arr = np.asarray(image)
+    assert arr[20, 20, 0] == 0 and arr[2, 2, 0] == 255
