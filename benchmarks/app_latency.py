@@ -117,7 +117,6 @@ def main() -> int:
         dae, mae = _model_dirs(args, Path(tmp))
         port = _free_port()
         url = f"http://127.0.0.1:{port}/"
-        start = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, str(REPO / "app.py"), "--dae", dae, "--mae", mae, "--port", str(port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

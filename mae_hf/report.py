@@ -17,14 +17,14 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
-from transformers import AutoConfig, ViTMAEForPreTraining
+from transformers import ViTMAEForPreTraining
 
 from . import plotting
 from .analysis import attention as att
@@ -34,8 +34,8 @@ from .analysis import reconstruction as rec
 from .analysis import saliency as sal
 from .analysis import verdicts as ver
 from .analysis import weights as wts
-from .configuration_dae import DAEConfig
 from .data import dataset_to_tensors, load_image_dataset
+from .loading import load_dae, load_mae
 from .mae import MAE_PRESETS, build_mae, mae_attentions
 from .metrics import compute_psnr, compute_ssim
 from .modeling_dae import DAEModel
@@ -46,8 +46,6 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "ReportSettings",
     "AnalysisCache",
-    "load_dae",
-    "load_mae",
     "model_fingerprint",
     "init_models",
     "load_report_data",
@@ -106,68 +104,6 @@ class ReportSettings:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Loading
-
-
-def _resolve_model_source(path_or_id: str, what: str) -> str:
-    if not isinstance(path_or_id, (str, os.PathLike)) or not str(path_or_id):
-        raise ValueError(f"{what}: pass a folder written by save_pretrained or a Hub id 'owner/name', got {path_or_id!r}.")
-    source = str(path_or_id)
-    path = Path(source).expanduser()
-    if path.exists():
-        if not path.is_dir() or not (path / "config.json").is_file():
-            raise ValueError(
-                f"{what} {source!r} is not a model folder (no config.json); pass the folder save_pretrained wrote."
-            )
-        return str(path)
-    if source.startswith((".", "/", "~")) or source.count("/") != 1:
-        raise ValueError(
-            f"{what} folder {source!r} does not exist; pass a folder written by save_pretrained or a Hub id 'owner/name'."
-        )
-    return source  # a Hub id
-
-
-def _load_config(source: str, original: str, what: str):
-    try:
-        return AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as err:
-        raise ValueError(
-            f"Cannot load the {what} from {original!r}: no local folder of that name, and the Hub id failed "
-            f"({type(err).__name__}: {str(err).splitlines()[0]}). Offline (HF_HUB_OFFLINE=1) only local folders load."
-        ) from err
-
-
-def load_dae(path_or_id: str) -> DAEModel:
-    """
-    Load a `DAEModel` (eval mode) from a local folder or a Hub id.
-
-    Raises:
-        ValueError: the folder is missing, is not a model folder, holds another model type, or the Hub id fails.
-    """
-    source = _resolve_model_source(path_or_id, "--dae")
-    config = _load_config(source, str(path_or_id), "DAE")
-    if config.model_type != DAEConfig.model_type:
-        raise ValueError(
-            f"--dae {str(path_or_id)!r} holds a {config.model_type!r} model, not a DAE ({DAEConfig.model_type!r}); "
-            "are --dae and --mae swapped?"
-        )
-    return DAEModel.from_pretrained(source).eval()
-
-
-def load_mae(path_or_id: str) -> ViTMAEForPreTraining:
-    """
-    Load a `ViTMAEForPreTraining` (eval mode) from a local folder or a Hub id.
-
-    Raises:
-        ValueError: as `load_dae`.
-    """
-    source = _resolve_model_source(path_or_id, "--mae")
-    config = _load_config(source, str(path_or_id), "MAE")
-    if config.model_type != "vit_mae":
-        raise ValueError(
-            f"--mae {str(path_or_id)!r} holds a {config.model_type!r} model, not a ViTMAE ('vit_mae'); "
-            "are --dae and --mae swapped?"
-        )
-    return ViTMAEForPreTraining.from_pretrained(source).eval()
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
