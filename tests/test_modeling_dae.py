@@ -132,6 +132,7 @@ def test_trust_remote_code_in_fresh_process_without_mae_hf(tmp_path, tiny_dae):
         os.environ["HF_HUB_OFFLINE"] = "1"
         sys.modules["mae_hf"] = None  # any import of mae_hf now fails
         import torch
+        torch.set_num_threads({torch.get_num_threads()})  # same kernels as the parent, for bit-identity
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
