@@ -26,6 +26,23 @@ test: $(STAMP)
 demo: $(STAMP)
 	@if [ -f app.py ]; then $(PY) app.py; else $(VENV)/bin/mae-hf info; fi
 
+# The bundled models (issue 5): exact commands, seeds and hyperparameters. `make models` retrains both into
+# pretrained/ (checkpoints stay out of git through the folder's .gitignore); see docs/RESULTS.md.
+DAE_ARGS := --model dae --dataset mnist --seed 0 --num_train_epochs 30 --per_device_train_batch_size 64 \
+	--learning_rate 2e-3 --num_warmup_steps 100 --checkpoints_total_limit 1
+MAE_ARGS := --model mae --preset mnist --dataset mnist --seed 0 --num_train_epochs 60 --per_device_train_batch_size 64 \
+	--learning_rate 1.5e-3 --num_warmup_steps 200 --checkpoints_total_limit 1
+
+models: $(STAMP)
+	$(PY) train_accelerate.py $(DAE_ARGS) --output_dir pretrained/dae-mnist --overwrite_output_dir
+	$(PY) train_accelerate.py $(MAE_ARGS) --output_dir pretrained/mae-mnist --overwrite_output_dir
+
+# The results page (issue 5): the full report on the bundled models, then docs/RESULTS.md from its markdown.
+report: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf report --dae pretrained/dae-mnist --mae pretrained/mae-mnist --dataset mnist \
+		--split test --n 1000 --n_train 4000 --seed 0 --out docs/results --no_progress
+	sed -E 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' docs/results/report.md > docs/RESULTS.md
+
 info: $(STAMP)
 	$(VENV)/bin/mae-hf info
 

@@ -1,0 +1,96 @@
+"""The bundled models (pretrained/): they load with plain transformers, their cards never lie, and the MAE is good.
+
+Every number a card states is recomputed here from the shipped weights on the test split.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from transformers import AutoModel, ViTMAEForPreTraining
+
+from mae_hf import dataset_to_tensors, extract_mae_latents
+from mae_hf.analysis.clustering import knn_accuracy, linear_probe_accuracy
+from mae_hf.cards import card_code_blocks
+from mae_hf.training import evaluate, evaluation_dataloader
+
+REPO = Path(__file__).resolve().parent.parent
+PRETRAINED = REPO / "pretrained"
+FOLDERS = {"dae": PRETRAINED / "dae-mnist", "mae": PRETRAINED / "mae-mnist"}
+
+
+def test_shipped_folders_are_complete_and_small():
+    total = 0
+    for kind, folder in FOLDERS.items():
+        names = {p.name for p in folder.iterdir() if p.is_file()}
+        assert {"config.json", "model.safetensors", "README.md", "eval_results.json", "training_args.json"} <= names
+        if kind == "dae":
+            assert {"configuration_dae.py", "modeling_dae.py"} <= names
+        total += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts
+                     and not p.name.startswith(("step_", "epoch_")))
+        tracked = subprocess.run(["git", "ls-files", str(folder)], cwd=REPO, capture_output=True, text=True).stdout
+        assert "step_" not in tracked and "epoch_" not in tracked and "runs/" not in tracked
+    assert total <= 20 * 2**20, f"bundled models take {total / 2**20:.1f} MB (limit 20 MB)"
+
+
+def _card_metrics(folder: Path) -> dict[str, float]:
+    card = ModelCard.load(folder / "README.md")
+    results = card.data.eval_results
+    assert results, "the card has no model-index"
+    return {r.metric_type: r.metric_value for r in results}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dae", "mae"])
+def test_card_metrics_match_the_shipped_weights(kind, mnist):
+    folder = FOLDERS[kind]
+    stated = _card_metrics(folder)
+    assert {"loss", "psnr", "ssim"} <= set(stated)
+    model = (AutoModel.from_pretrained(folder) if kind == "dae" else ViTMAEForPreTraining.from_pretrained(folder)).eval()
+    eval_seed = json.loads((folder / "training_args.json").read_text()).get("eval_seed", 0)
+    measured = evaluate(model, evaluation_dataloader(mnist["test"], model), seed=eval_seed)
+    assert measured["num_samples"] == len(mnist["test"]) == 1000
+    for key, value in stated.items():
+        assert measured[key] == pytest.approx(value, rel=1e-4, abs=1e-5), (key, measured[key], value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dae", "mae"])
+def test_card_snippet_runs_without_mae_hf(kind, tmp_path):
+    blocks = card_code_blocks(ModelCard.load(FOLDERS[kind] / "README.md"))
+    script = 'import sys\nsys.modules["mae_hf"] = None  # any import of mae_hf now fails\n' + blocks[0]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_mae_features_beat_raw_pixels_and_inpainting_beats_the_mean(mnist):
+    """Issue 5's quality bar, on the test split: linear probe above pixels; masked PSNR clearly above the mean."""
+    model = ViTMAEForPreTraining.from_pretrained(FOLDERS["mae"]).eval()
+    train_x, train_y = dataset_to_tensors(mnist["train"])
+    test_x, test_y = dataset_to_tensors(mnist["test"])
+
+    def features(x):
+        tokens = torch.cat([extract_mae_latents(model, x[i:i + 500]) for i in range(0, len(x), 500)])
+        return tokens[:, 1:].mean(1).numpy()  # mean-pooled patch tokens, masking off
+
+    probe = linear_probe_accuracy(features(train_x), train_y.numpy(), features(test_x), test_y.numpy(), max_iter=1000)
+    pixels = linear_probe_accuracy(train_x.flatten(1).numpy(), train_y.numpy(), test_x.flatten(1).numpy(),
+                                   test_y.numpy(), max_iter=1000)
+    assert probe > pixels, (probe, pixels)
+    assert 0.0 < knn_accuracy(features(train_x), train_y.numpy(), features(test_x), test_y.numpy()) <= 1.0
+
+    # predict-the-mean baseline: every masked pixel gets the training set's mean image there
+    stated = _card_metrics(FOLDERS["mae"])
+    mean_image = train_x.mean(0, keepdim=True)
+    mse = float(((test_x - mean_image) ** 2).mean())
+    baseline_psnr = 10 * np.log10(1.0 / mse)
+    assert stated["psnr_masked"] > baseline_psnr + 1.0, (stated["psnr_masked"], baseline_psnr)
