@@ -637,7 +637,7 @@ def latent_tab(lab: DigitLab, controls: DigitControls) -> tuple[list, gr.Dropdow
         place = gr.Button("Place the current digit", variant="primary", scale=1)
     maps = _plot_image("t-SNE of the test digits, coloured by class; ★ = the current digit (openTSNE transform)",
                        "tsne-maps")
-    neighbours = gr.Gallery(label="Nearest training digits in each feature space (Euclidean)", columns=8, height=300,
+    neighbours = gr.Gallery(label="Nearest training digits in each feature space (Euclidean)", columns=8, height=300, format="png",
                             object_fit="contain", elem_classes="pixelated", elem_id="neighbours")
     placement = gr.Dataframe(headers=["Features", "t-SNE x", "t-SNE y", "Neighbours' labels", "Majority"],
                              label="Where the current digit lands", interactive=False)
