@@ -216,6 +216,13 @@ class BackgroundAnalysis:
 
     def start(self) -> "BackgroundAnalysis":
         """Start the thread (once); returns self."""
+        # pyplot is imported here, not in the thread: gradio switches matplotlib's backend around every request,
+        # which fails on a pyplot that another thread is half-way through importing.
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="mae_hf-analysis", daemon=True)
