@@ -28,6 +28,14 @@ import torch  # noqa: E402
 from mae_hf.cli import pretrained_dir  # noqa: E402
 from mae_hf.comparison import CORRUPTIONS, compare_reconstructions, metrics_table, to_display  # noqa: E402
 from mae_hf.digits import DigitImageError, preprocess_digit  # noqa: E402
+from mae_hf.explorer import (  # noqa: E402
+    PLACEABLE_FEATURES,
+    BackgroundAnalysis,
+    ExplorerSettings,
+    digit_attention,
+    digit_features,
+    place_digit,
+)
 from mae_hf.loading import LoadedModels, ModelLoadError, count_parameters, load_models  # noqa: E402
 
 logger = logging.getLogger("mae_hf.app")
@@ -105,13 +113,185 @@ def _user_error(err: Exception) -> gr.Error:
     return gr.Error(str(err), title="Cannot use this image")
 
 
+# --- figures and tables for the analysis tabs (arrays from mae_hf.explorer → images and rows) ---------------------
+
+FEATURE_NAMES = {"dae": "DAE bottleneck", "mae_cls": "MAE CLS token", "mae_mean": "MAE mean patch token",
+                 "raw_pixels": "raw pixels", "mae_masked_flat": "MAE masked, flattened (study)"}
+MAE_FEATURE_CHOICES = [(FEATURE_NAMES[k], k) for k in ("mae_cls", "mae_mean", "raw_pixels")]
+
+
+def figure_image(fig) -> np.ndarray:
+    """A matplotlib Figure → an RGB uint8 array (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgb
+
+
+def _num(value, digits: int = 3) -> str:
+    if isinstance(value, str):
+        return value  # "inf" / "nan" as stored in the JSON metrics
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def attention_figures(image: torch.Tensor, maps: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CLS-attention figures (masking off / under the mask) and the overlay row, as images."""
+    from mae_hf import plotting
+    from mae_hf.analysis.attention import upsample_grid
+
+    p = image.shape[-1] // maps["rollout"].shape[-1]
+    plain, _ = plotting.plot_cls_attention(maps["cls_maps"], image=image, rollout=maps["rollout"])
+    masked, _ = plotting.plot_cls_attention(maps["cls_maps_masked"], image=maps["masked_input"],
+                                            rollout=maps["rollout_masked"])
+    heats = {
+        "rollout": upsample_grid(maps["rollout"], p)[None],
+        "rollout, masked": upsample_grid(maps["rollout_masked"], p)[None],
+        "DAE saliency": maps["dae_saliency"][None],
+        "MAE saliency": maps["mae_saliency"][None],
+        "MAE saliency, masked": maps["mae_saliency_masked"][None],
+    }
+    mask = maps["pixel_mask"][None]
+    row, _ = plot_overlays_side_by_side(image, heats, {"rollout, masked": mask, "MAE saliency, masked": mask})
+    return figure_image(plain), figure_image(masked), figure_image(row)
+
+
+def plot_overlays_side_by_side(image, heats: dict, masks: dict):
+    """One panel per heat map over the same digit (`plotting.plot_overlay` each)."""
+    import matplotlib.pyplot as plt
+
+    from mae_hf import plotting
+
+    fig, axes = plt.subplots(1, len(heats), figsize=(2.3 * len(heats), 2.6))
+    for ax, (label, heat) in zip(axes, heats.items()):
+        m = masks.get(label)
+        plotting.plot_overlay(image, heat[0], title=label, mask=None if m is None else m[0], ax=ax)
+    fig.tight_layout()
+    return fig, axes
+
+
+def attention_summary(maps: dict, mask_ratio: float) -> str:
+    """Markdown: where the rollout and the saliencies put their weight, in numbers."""
+    g = maps["rollout"].shape[-1]
+    top = np.unravel_index(np.nanargmax(maps["rollout"]), maps["rollout"].shape)
+    masked_patches = int(maps["pixel_mask"].sum() / (maps["pixel_mask"].shape[0] // g) ** 2)
+    leak = float((maps["mae_saliency_masked"] * maps["pixel_mask"]).max())
+    return (
+        f"Rollout puts the most weight on patch (row {top[0]}, column {top[1]}) of the {g}×{g} grid "
+        f"({np.nanmax(maps['rollout']):.1%} of the total). Under the mask ({mask_ratio:.0%}: {masked_patches} of "
+        f"{g * g} patches hidden, grey) the MAE's saliency inside hidden patches is {leak:.3g}: the encoder never "
+        "sees them. Each panel is scaled to its own maximum."
+    )
+
+
+def latent_maps_figure(maps: dict, summary, keys: tuple[str, ...], placements: dict):
+    """The t-SNE maps of `keys` side by side, the placed digit as a star."""
+    import matplotlib.pyplot as plt
+
+    from mae_hf import plotting
+
+    lm = summary.metrics["latents"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 5.0))
+    for ax, k in zip(np.atleast_1d(axes), keys):
+        p = placements.get(k)
+        plotting.plot_tsne(maps[k]["coordinates"], summary.y, ax=ax,
+                           title=f"{FEATURE_NAMES[k]} — silhouette {_num(lm[k]['silhouette'], 2)}, "
+                                 f"kNN {_num(lm[k]['knn_accuracy'], 2)}",
+                           highlight=None if p is None else p["coordinates"][None])
+    fig.tight_layout()
+    return fig
+
+
+RADIUS_HEADERS = ["Features", "t-SNE radius", "Original-space radius", "Scale-free radius (original space)",
+                  "Scale-free radius (t-SNE)"]
+MEASURE_HEADERS = ["Features", "Dim", "Silhouette", "Trustworthiness", "kNN accuracy (k=5)", "Linear probe accuracy"]
+
+
+def radius_table(summary) -> list[list[str]]:
+    """Mean per-class radius of each feature set in t-SNE space, the original space, and scale-free."""
+    lm = summary.metrics["latents"]
+    return [[FEATURE_NAMES.get(k, k), _num(v["tsne_radius"]["mean"], 2), _num(v["original_radius"]["mean"], 2),
+             _num(v["scale_free_radius"]["mean"]), _num(v["tsne_scale_free_radius"]["mean"])] for k, v in lm.items()]
+
+
+def measures_table(summary) -> list[list[str]]:
+    """The honest measures of each feature set, raw pixels as the baseline row."""
+    lm = summary.metrics["latents"]
+    return [[FEATURE_NAMES.get(k, k), str(v["dim"]), _num(v["silhouette"]), _num(v["trustworthiness"]),
+             _num(v["knn_accuracy"]), _num(v["linear_probe_accuracy"])] for k, v in lm.items()]
+
+
+METRICS_HEADERS = ["Model", "Corruption", "PSNR (dB)", "SSIM", "Masked-region PSNR (dB)", "Corrupted input PSNR (dB)"]
+WEIGHTS_HEADERS = ["Model", "State", "Weights", "Near-zero (absolute)", "Near-zero (relative to layer std)"]
+
+
+def _mean_std(summary: dict, digits: int = 2) -> str:
+    return f"{_num(summary['mean'], digits)} ± {_num(summary['std'], digits)}"
+
+
+def dataset_views(summary) -> dict:
+    """Every dataset-level image and table (rendered once, then served to every visitor)."""
+    from mae_hf import plotting
+
+    rc, wt = summary.metrics["reconstruction"], summary.metrics["weights"]
+    views = {}
+    for metric, label in (("psnr", "PSNR (dB) on [0, 1]"), ("ssim", "SSIM")):
+        fig, _ = plotting.plot_metric_histograms(summary.per_image[metric], label)
+        fig.set_size_inches(6.4, 3.6)
+        fig.tight_layout()
+        views[metric] = figure_image(fig)
+    rows = []
+    for model in ("mae", "dae"):
+        for corruption in ("masking", "noise"):
+            c = rc[model][corruption]
+            own = (model, corruption) in (("dae", "noise"), ("mae", "masking"))
+            rows.append([model.upper(), corruption + (" (own)" if own else " (the other's)"), _mean_std(c["psnr"]),
+                         _mean_std(c["ssim"], 3), _mean_std(c["psnr_masked"]) if "psnr_masked" in c else "—",
+                         _mean_std(c["psnr_input"])])
+    views["metrics_table"] = rows
+    for name in ("dae", "mae"):
+        h = summary.histograms[name]
+        fig, _ = plotting.plot_weight_histograms(h["trained"], h["init"],
+                                                 title=f"{name.upper()} weights per layer: trained (filled) vs init (outline)")
+        views[f"weights_{name}"] = figure_image(fig)
+    views["weights_table"] = [
+        [name.upper(), state, f"{wt[name][state]['n_weights']:,}",
+         _num(wt[name][state]["near_zero_fraction"]["absolute"], 4), _num(wt[name][state]["near_zero_fraction"]["relative"], 4)]
+        for name in ("dae", "mae") for state in ("init", "trained")
+    ]
+    return views
+
+
+def verdicts_markdown(summary) -> str:
+    """The claims H1–H3, each with the measures, both models' numbers and whether the claim holds under each."""
+    out = []
+    for key, v in summary.metrics["verdicts"].items():
+        n_hold = len(v["holds_under"])
+        out += [f"#### {key}: {v['claim']}",
+                f"**Holds under {n_hold} of {len(v['measures'])} measures.**",
+                "", "| measure | features / corruption | DAE | MAE | the claim says | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+        for r in v["measures"]:
+            ctx = r.get("features") or r.get("corruption") or ""
+            out.append(f"| {r['measure']} | {ctx} | {_num(r['dae'], 4)} | {_num(r['mae'], 4)} | {r['claim']} | "
+                       f"{'✅ holds' if r['holds'] else '❌ does not hold'} |")
+        out.append("")
+    s = summary.metrics["settings"]
+    out.append(f"*Computed by the analysis engine (`mae_hf.analysis.verdicts`) on {s['n']} test and {s['n_train']} "
+               "train digits; `mae-hf report` writes the full report.*")
+    return "\n".join(out)
+
+
 class DigitLab:
     """The handlers, bound to the loaded models. One lock serialises model calls: ViTMAE reads its mask ratio
     from its (shared) config at forward time, and the models are tiny, so serial forwards are fast."""
 
-    def __init__(self, models: LoadedModels):
+    def __init__(self, models: LoadedModels, analysis: BackgroundAnalysis | None = None):
         self.models = models
         self.lock = threading.Lock()
+        self.analysis = analysis or BackgroundAnalysis(models.dae, models.mae)
+        self._views_lock = threading.Lock()
+        self._view_cache: dict | None = None
 
     def digit_from_sketch(self, sketch):
         """The drawing on the canvas → the 28×28 MNIST-style model input."""
@@ -166,6 +346,126 @@ class DigitLab:
         if image is None:
             return [gr.skip()] * 7
         return self.reconstruct(image, mask_ratio, noise_factor, seed, corruption)
+
+    # -- tabs on the current digit --------------------------------------------------------------------------------
+
+    def _digit_tensor(self, image) -> torch.Tensor:
+        if image is None:
+            raise gr.Error("There is no digit yet: draw, upload or pick one on the Reconstruct tab.",
+                           title="No digit")
+        try:
+            return torch.from_numpy(quantize(preprocess_digit(image)))[None, None]  # (1, 1, 28, 28)
+        except DigitImageError as err:
+            raise _user_error(err) from err
+
+    def attention(self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0,
+                  corruption: str = "own"):
+        """
+        The current digit's MAE CLS attention per layer and head and its rollout (masking off, and under the
+        Reconstruct tab's mask for this seed), and DAE / MAE saliency overlays.
+
+        Returns: the attention figure without mask, the one under the mask, the overlay row (all PNG images) and a
+        Markdown summary. `noise_factor` is accepted so the inputs match the Reconstruct tab (saliency is taken on
+        the clean digit).
+        """
+        x = self._digit_tensor(image)
+        ratio = 0.0 if corruption == "noise" else float(mask_ratio)
+        try:
+            with self.lock:
+                maps = digit_attention(self.models.dae, self.models.mae, x, ratio, int(seed or 0))
+        except ValueError as err:
+            raise gr.Error(str(err), title="Invalid setting") from err
+        return (*attention_figures(x[0], maps), attention_summary(maps, ratio))
+
+    def latent_space(self, image=None, mae_features: str = "mae_cls"):
+        """
+        Both models' t-SNE maps (test digits, coloured by class), with the current digit placed into each as a
+        star when one is given, its nearest training digits, and the radius / honest-measure tables.
+
+        Returns: status Markdown, the maps (PNG), the neighbours (gallery of (image, caption)), the placement
+        table, the radius table, the measures table. Before the background analysis is done: the status and empty
+        outputs.
+        """
+        status = self._status()
+        if not self.analysis.ready:
+            return status, None, None, None, None, None
+        if mae_features not in PLACEABLE_FEATURES or mae_features == "dae":
+            raise gr.Error(f"`mae_features` must be one of {[f for f in PLACEABLE_FEATURES if f != 'dae']}.",
+                           title="Invalid setting")
+        keys = ("dae", mae_features)
+        summary = self.analysis.summary
+        placements = {}
+        if image is not None:
+            x = self._digit_tensor(image)
+            with self.lock:
+                feats = {k: digit_features(self.models.dae, self.models.mae, x, k) for k in keys}
+            for k in keys:
+                m = self.analysis.maps[k]
+                placements[k] = place_digit(self.analysis.embedding(k), feats[k], m["train_features"])
+        maps_image = figure_image(latent_maps_figure(self.analysis.maps, summary, keys, placements))
+        gallery, rows = [], []
+        for k, p in placements.items():
+            xy = p["coordinates"]
+            labels = self.analysis.train_y[p["neighbours"]]
+            rows.append([FEATURE_NAMES[k], f"{xy[0]:.2f}", f"{xy[1]:.2f}",
+                         " ".join(str(int(c)) for c in labels), f"{np.bincount(labels).argmax()}"])
+            for rank, (i, d) in enumerate(zip(p["neighbours"], p["distances"])):
+                img = to_display(self.analysis.train_x[i], DISPLAY_SCALE)
+                gallery.append((img, f"{FEATURE_NAMES[k]} #{rank + 1}: train {int(i)}, label {self.analysis.train_y[i]}, "
+                                     f"distance {d:.2f}"))
+        return (status, maps_image, gallery or None, rows or None, radius_table(summary), measures_table(summary))
+
+    def latent_space_if_ready(self, image, mae_features):
+        """The Latent tab after the digit changed: quietly waits while the analysis is running."""
+        if not self.analysis.ready:
+            return [gr.skip()] * 6
+        return self.latent_space(image, mae_features)
+
+    # -- tabs on the test set and the models ----------------------------------------------------------------------
+
+    def analysis_status(self) -> dict:
+        """The background analysis: `{"ready", "failed", "progress" (0–1), "stage", "message"}`."""
+        a = self.analysis
+        return {"ready": a.ready, "failed": a.failed, "progress": round(a.progress(), 3), "stage": a.stage,
+                "message": a.status()}
+
+    def _status(self) -> str:
+        return self.analysis.status()
+
+    def metrics(self):
+        """Test-set PSNR / SSIM histograms of both models under both corruptions, and the summary table.
+        Returns: status Markdown, PSNR histogram (PNG), SSIM histogram (PNG), table (None until ready)."""
+        if not self.analysis.ready:
+            return self._status(), None, None, None
+        v = self._views()
+        return self._status(), v["psnr"], v["ssim"], v["metrics_table"]
+
+    def weights(self):
+        """Per-layer weight histograms (trained vs init) of both models and the near-zero table.
+        Returns: status Markdown, DAE histograms (PNG), MAE histograms (PNG), table (None until ready)."""
+        if not self.analysis.ready:
+            return self._status(), None, None, None
+        v = self._views()
+        return self._status(), v["weights_dae"], v["weights_mae"], v["weights_table"]
+
+    def verdicts(self) -> str:
+        """The study's claims H1–H3 with the verdict under each measure, as Markdown (the status until ready)."""
+        if not self.analysis.ready:
+            return self._status()
+        return verdicts_markdown(self.analysis.summary)
+
+    def _views(self) -> dict:
+        """The dataset-level figures, rendered once and shared by every visitor."""
+        with self._views_lock:
+            if self._view_cache is None:
+                self._view_cache = dataset_views(self.analysis.summary)
+            return self._view_cache
+
+    def refresh(self, image, mae_features):
+        """Timer tick: the dataset-level tabs, filled in (and the timer stopped) once the analysis is ready."""
+        done = self.analysis.ready or self.analysis.failed
+        return (*self.metrics(), *self.latent_space(image if done else None, mae_features), *self.weights(),
+                self.verdicts(), gr.Timer(active=not done))
 
 
 @dataclass
@@ -293,8 +593,9 @@ def model_summary(models: LoadedModels) -> str:
     return "\n".join(lines)
 
 
-def about_tab(models: LoadedModels) -> None:
-    """What the two models are and where they were loaded from."""
+def about_tab(models: LoadedModels) -> gr.Markdown:
+    """What the two models are, where they were loaded from, their cards, and the claims with our verdicts.
+    Returns the verdicts Markdown (filled in by the background analysis)."""
     gr.Markdown(
         "**mae_hf** compares a *masked autoencoder* (transformers' `ViTMAEForPreTraining`: hides most 4×4 "
         "patches and predicts them from the rest) with a *convolutional denoising autoencoder* (adds Gaussian "
@@ -302,17 +603,107 @@ def about_tab(models: LoadedModels) -> None:
         "`ViTMAEForPreTraining.from_pretrained(...)` and `AutoModel.from_pretrained(..., trust_remote_code=True)`."
     )
     gr.Markdown(model_summary(models))
+    gr.Markdown("### The study's claims, and our verdicts\n\nThe study behind this project claimed (H1) MAE latents "
+                "cluster by class more tightly, (H2) the DAE has more near-zero weights so it \"learns less\", and "
+                "(H3) the MAE reconstructs better. Each is checked under every measure that bears on it.")
+    return gr.Markdown(elem_id="verdicts")
 
 
-def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:
+def _plot_image(label: str, elem_id: str | None = None) -> gr.Image:
+    return gr.Image(label=label, format="png", interactive=False, buttons=["download"], elem_id=elem_id)
+
+
+def metrics_tab() -> list:
+    """Test-set PSNR / SSIM distributions and the summary table. Returns its outputs (for `DigitLab.metrics`)."""
+    status = gr.Markdown(elem_classes="explain", elem_id="metrics-status")
+    gr.Markdown("Both models on the same test digits, each under its own corruption and under the other's, at the "
+                "mask ratio and noise factor they were trained with (one mask shared by both). PSNR and SSIM on [0, 1]; "
+                "the MAE's whole-image scores use the visible patches pasted back; *masked-region PSNR* counts only "
+                "the hidden patches; the corrupted input's own PSNR shows the gain.", elem_classes="explain")
+    with gr.Row():
+        psnr = _plot_image("PSNR per test digit", "psnr-hist")
+        ssim = _plot_image("SSIM per test digit", "ssim-hist")
+    table = gr.Dataframe(headers=METRICS_HEADERS, label="Mean ± std over the test digits", interactive=False,
+                         elem_id="metrics-table")
+    return [status, psnr, ssim, table]
+
+
+def latent_tab(lab: DigitLab, controls: DigitControls) -> tuple[list, gr.Dropdown]:
+    """t-SNE maps with the current digit placed, its nearest training digits, and the clustering measures."""
+    status = gr.Markdown(elem_classes="explain", elem_id="latent-status")
+    with gr.Row():
+        mae_features = gr.Dropdown(MAE_FEATURE_CHOICES, value="mae_cls", label="Second map",
+                                   info="Which features to compare with the DAE's bottleneck.", scale=2)
+        place = gr.Button("Place the current digit", variant="primary", scale=1)
+    maps = _plot_image("t-SNE of the test digits, coloured by class; ★ = the current digit (openTSNE transform)",
+                       "tsne-maps")
+    neighbours = gr.Gallery(label="Nearest training digits in each feature space (Euclidean)", columns=8, height=300, format="png",
+                            object_fit="contain", elem_classes="pixelated", elem_id="neighbours")
+    placement = gr.Dataframe(headers=["Features", "t-SNE x", "t-SNE y", "Neighbours' labels", "Majority"],
+                             label="Where the current digit lands", interactive=False)
+    gr.Markdown("The study measured class tightness as the radius in t-SNE space. A radius has the units of its "
+                "space, so the scale-free radius divides by the mean distance between class centroids; silhouette, "
+                "kNN and a linear probe (fit on train digits, scored on test digits) ask directly whether the class "
+                "is in the representation. Raw pixels are the baseline.", elem_classes="explain")
+    with gr.Row():
+        radii = gr.Dataframe(headers=RADIUS_HEADERS, label="Mean per-class radius", interactive=False,
+                             elem_id="radius-table")
+        measures = gr.Dataframe(headers=MEASURE_HEADERS, label="Honest measures", interactive=False,
+                                elem_id="measures-table")
+    outputs = [status, maps, neighbours, placement, radii, measures]
+    place.click(lab.latent_space, [controls.digit, mae_features], outputs, api_name="latent_space")
+    mae_features.change(lab.latent_space_if_ready, [controls.digit, mae_features], outputs, api_visibility="private")
+    controls.digit.change(lab.latent_space_if_ready, [controls.digit, mae_features], outputs,
+                          api_visibility="private")
+    return outputs, mae_features
+
+
+def attention_tab(lab: DigitLab, controls: DigitControls) -> None:
+    """The current digit's MAE attention and rollout, and both models' saliency, under the current mask."""
+    gr.Markdown("MAE: attention from the CLS token to every patch, per layer (rows) and head (columns), and "
+                "attention rollout (Abnar & Zuidema 2020) over the layers. Left: masking off; right: under the "
+                "Reconstruct tab's mask for this seed and mask ratio (hidden patches grey). Saliency = "
+                "|∂‖latent‖/∂pixel|, the same definition for both models.", elem_classes="explain")
+    run = gr.Button("Explain the current digit", variant="primary", elem_id="explain")
+    with gr.Row():
+        plain = _plot_image("CLS attention, masking off", "attention-plain")
+        masked = _plot_image("CLS attention under the current mask", "attention-masked")
+    overlays = _plot_image("Rollout and saliency over the digit", "saliency")
+    summary = gr.Markdown(elem_id="attention-summary")
+    inputs = [controls.digit, controls.mask_ratio, controls.noise_factor, controls.seed, controls.corruption]
+    outputs = [plain, masked, overlays, summary]
+    run.click(lab.attention, inputs, outputs, api_name="attention")
+
+
+def weights_tab() -> list:
+    """Per-layer weight histograms and the near-zero table, trained vs init. Returns its outputs."""
+    status = gr.Markdown(elem_classes="explain", elem_id="weights-status")
+    gr.Markdown("Conv / linear weight tensors (biases, norms, tokens and fixed position tables excluded). *Init* is "
+                "the same architecture re-initialised with the same seed, so \"more near-zero weights\" is judged "
+                "against where training started.", elem_classes="explain")
+    table = gr.Dataframe(headers=WEIGHTS_HEADERS, label="Fraction of weights near zero", interactive=False,
+                         elem_id="weights-table")
+    dae = _plot_image("DAE", "weights-dae")
+    mae = _plot_image("MAE", "weights-mae")
+    return [status, dae, mae, table]
+
+
+
+def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR,
+               analysis: BackgroundAnalysis | ExplorerSettings | None = None, start_analysis: bool = True) -> gr.Blocks:
     """
     The whole app as `gr.Blocks` (not launched): one small function per tab.
 
-    A tab that works on the current digit (attention, saliency, latent placement) is a function
-    `(lab, controls) -> None` placed after the Reconstruct tab; it wires its own handlers with `controls.digit`,
-    `controls.mask_ratio`, `controls.seed` ... as inputs. Tabs on the models alone take `models`.
+    Tabs on the current digit (latent placement, attention) take the Reconstruct tab's `DigitControls` as
+    inputs. Tabs on the test set (metrics, latent maps, weights, verdicts) show the `BackgroundAnalysis`, which
+    starts here (`start_analysis`) and fills them in by a timer when done, so the app serves at once.
+
+    Args:
+        analysis: a `BackgroundAnalysis`, or `ExplorerSettings` for one (default: `ExplorerSettings.from_env()`).
     """
-    lab = DigitLab(models)
+    if not isinstance(analysis, BackgroundAnalysis):
+        analysis = BackgroundAnalysis(models.dae, models.mae, analysis)
+    lab = DigitLab(models, analysis)
     with gr.Blocks(title="mae_hf: masked vs denoising autoencoders") as demo:
         gr.Markdown("# Masked vs denoising autoencoder on MNIST", elem_id="title")
         gr.Markdown(
@@ -321,10 +712,32 @@ def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR) -> gr.Bl
         )
         with gr.Tabs():
             with gr.Tab("Reconstruct", id="reconstruct"):
-                reconstruct_tab(lab, example_files(examples_dir))  # returns DigitControls for later tabs
+                controls = reconstruct_tab(lab, example_files(examples_dir))
+            with gr.Tab("Metrics", id="metrics-tab"):
+                metric_outputs = metrics_tab()
+            with gr.Tab("Latent space", id="latent-tab"):
+                latent_outputs, mae_features = latent_tab(lab, controls)
+            with gr.Tab("Attention & saliency", id="attention-tab"):
+                attention_tab(lab, controls)
+            with gr.Tab("Weights", id="weights-tab"):
+                weight_outputs = weights_tab()
             with gr.Tab("About", id="about"):
-                about_tab(models)
+                verdicts = about_tab(models)
+        # Dataset-level endpoints (the tabs themselves are filled by the timer below).
+        status_json = gr.JSON(visible=False)
         demo.load(None, js=SELECT_BRUSH_JS)
+        gr.Button(visible=False).click(lab.metrics, None, metric_outputs, api_name="metrics")
+        gr.Button(visible=False).click(lab.weights, None, weight_outputs, api_name="weights")
+        gr.Button(visible=False).click(lab.verdicts, None, verdicts, api_name="verdicts")
+        gr.Button(visible=False).click(lab.analysis_status, None, status_json, api_name="analysis_status")
+        timer = gr.Timer(1.0)
+        refresh_outputs = [*metric_outputs, *latent_outputs, *weight_outputs, verdicts, timer]
+        refresh_inputs = [controls.digit, mae_features]
+        timer.tick(lab.refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden",
+                   queue=False)
+        demo.load(lab.refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden")
+    if start_analysis:
+        analysis.start()
     return demo
 
 

@@ -425,6 +425,7 @@ def run_analysis(
     settings: ReportSettings | None = None,
     cache: AnalysisCache | None = None,
     progress: bool = True,
+    on_stage=None,
 ) -> dict:
     """
     Every analysis of the report, as numbers and arrays.
@@ -435,6 +436,7 @@ def run_analysis(
         settings: `ReportSettings`; `settings.n` is ignored here (the data decide).
         cache: where latents and t-SNE maps are cached (`None`: no cache).
         progress: show progress bars.
+        on_stage: optional callable `(stage_name, index, n_stages)`, called as each stage starts (the app shows it).
 
     Returns:
         `{"metrics": JSON-ready dict (reconstruction, latents, attention, weights, verdicts, settings, timings_s),
@@ -452,6 +454,8 @@ def run_analysis(
 
     def stage(name):
         bar.set_postfix_str(name)
+        if on_stage is not None:
+            on_stage(name, stages.index(name), len(stages))
         return time.perf_counter()
 
     t = stage("reconstruction")

@@ -21,6 +21,9 @@ from .conftest import TINY_MAE
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOT = REPO / "build" / "screenshots" / "app-reconstruct.png"
+SCREENSHOT_LATENT = REPO / "build" / "screenshots" / "app-latent-space.png"
+# The background analysis on few digits, so it finishes in seconds with tiny models.
+N_TEST, N_TRAIN = 120, 300
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +56,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(models):
-    demo = app.build_demo(models)
+def settings(tmp_path_factory):
+    from mae_hf.explorer import ExplorerSettings
+
+    return ExplorerSettings(n=N_TEST, n_train=N_TRAIN, cache_dir=str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def server(models, settings):
+    demo = app.build_demo(models, analysis=settings)
     _, url, _ = app.serve(demo, host="127.0.0.1", port=_free_port(), block=False)
     yield url
     demo.close()
@@ -82,10 +92,34 @@ def _bar_image(size=(200, 100), ink=0, paper=255) -> Image.Image:
 
 
 def test_blocks_build_with_named_endpoints(models):
-    demo = app.build_demo(models)
+    demo = app.build_demo(models, start_analysis=False)
     assert isinstance(demo, gr.Blocks)
     names = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
-    assert {"reconstruct", "digit_from_sketch", "digit_from_upload"} <= names
+    assert {"reconstruct", "digit_from_sketch", "digit_from_upload", "metrics", "latent_space", "attention",
+            "weights", "verdicts", "analysis_status"} <= names
+
+
+def test_dataset_tabs_show_progress_until_the_analysis_is_ready(models, settings):
+    from mae_hf.explorer import BackgroundAnalysis
+
+    lab = app.DigitLab(models, BackgroundAnalysis(models.dae, models.mae, settings))  # never started
+    status, *rest = lab.metrics()
+    assert "Computing the dataset analysis" in status and rest == [None, None, None]
+    assert lab.latent_space_if_ready(str(app.example_files()[0]), "mae_cls") == [gr.skip()] * 6
+    assert "Computing" in lab.verdicts()
+    assert lab.analysis_status()["ready"] is False
+
+
+def test_attention_handler_on_the_current_digit(lab):
+    example = str(app.example_files()[2])
+    plain, masked, overlays, summary = lab.attention(example, 0.5, 0.5, 3, "own")
+    assert plain.ndim == 3 and plain.shape[2] == 3 and plain.std() > 0
+    assert not np.array_equal(plain, masked)  # the mask changes the attention maps
+    assert "50%" in summary and "saliency inside hidden patches is 0" in summary
+    *_, unmasked_summary = lab.attention(example, 0.5, 0.5, 3, "noise")  # the MAE sees everything under "noise"
+    assert "0%: 0 of" in unmasked_summary
+    with pytest.raises(gr.Error, match="no digit"):
+        lab.attention(None)
 
 
 def test_examples_are_real_mnist_test_digits_one_per_class():
@@ -187,6 +221,89 @@ def test_every_endpoint_through_gradio_client(client, tmp_path):
     assert digit.shape[:2] == (28, 28) and np.ptp(np.nonzero(digit)[0]) == 19
 
 
+def _wait_until_ready(client, timeout: float = 240.0) -> dict:
+    import time
+
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        status = client.predict(api_name="/analysis_status")
+        assert not status["failed"], status["message"]
+        if status["ready"]:
+            return status
+        time.sleep(1.0)
+    raise AssertionError(f"The background analysis did not finish in {timeout:.0f} s: {status}")
+
+
+def _numbers(rows: list[list[str]]) -> list[float]:
+    return [float(tok) for row in rows for cell in row[1:] for tok in str(cell).replace(",", "").split()
+            if tok.replace(".", "", 1).replace("-", "", 1).isdigit()]
+
+
+@pytest.mark.slow
+def test_background_analysis_fills_the_dataset_tabs(client, models, settings, mnist):
+    from gradio_client import handle_file
+
+    from mae_hf import dataset_to_tensors
+    from mae_hf.explorer import BackgroundAnalysis
+
+    status = _wait_until_ready(client)
+    assert f"first {N_TEST}" in status["message"] and status["progress"] == 1.0
+
+    message, psnr, ssim, table = client.predict(api_name="/metrics")
+    assert f"{N_TEST}" in message
+    for path in (psnr, ssim):
+        image = np.asarray(Image.open(path))
+        assert image.shape[0] > 200 and image.std() > 10  # a drawn figure, not a blank
+    assert [row[:2] for row in table["data"]][0] == ["MAE", "masking (own)"] and len(table["data"]) == 4
+    # mean ± std in every cell, except the masked-region PSNR under noise (nothing is masked there)
+    assert len(_numbers(table["data"])) == 4 * 4 * 2 - 2 * 2
+    assert [row[4] for row in table["data"]] == [table["data"][0][4], "—", table["data"][2][4], "—"]
+
+    _, dae_hist, mae_hist, weights = client.predict(api_name="/weights")
+    assert all(np.asarray(Image.open(p)).std() > 10 for p in (dae_hist, mae_hist))
+    counts = {row[0]: int(row[2].replace(",", "")) for row in weights["data"]}
+    assert counts["DAE"] > 1000 and counts["MAE"] > 1000
+    assert all(0.0 <= float(row[3]) <= 1.0 for row in weights["data"])
+
+    verdicts = client.predict(api_name="/verdicts")
+    assert all(f"#### {h}:" in verdicts for h in ("H1", "H2", "H3")) and "holds" in verdicts
+
+    example = app.example_files()[5]
+    out = client.predict(handle_file(str(example)), "mae_mean", api_name="/latent_space")
+    _, maps, gallery, placement, radii, measures = out
+    assert np.asarray(Image.open(maps)).std() > 10
+    coords = [(float(r[1]), float(r[2])) for r in placement["data"]]
+    assert [r[0] for r in placement["data"]] == ["DAE bottleneck", "MAE mean patch token"]
+    assert np.all(np.isfinite(coords))
+    # the neighbours are real training digits: the image shown is the train digit its caption names
+    train_x, train_y = dataset_to_tensors(mnist["train"].select(range(N_TRAIN)))
+    assert len(gallery) == 16
+    for item in gallery[:3] + gallery[-2:]:
+        index = int(item["caption"].split("train ")[1].split(",")[0])
+        shown = np.asarray(Image.open(item["image"]).convert("L"))[:: app.DISPLAY_SCALE, :: app.DISPLAY_SCALE]
+        np.testing.assert_array_equal(shown, np.round(train_x[index, 0].numpy() * 255))
+        assert f"label {int(train_y[index])}" in item["caption"]
+    assert {r[0] for r in radii["data"]} >= {"DAE bottleneck", "MAE CLS token", "raw pixels"}
+    assert len(_numbers(radii["data"])) == 4 * len(radii["data"])
+    raw = next(r for r in measures["data"] if r[0] == "raw pixels")
+    assert raw[1] == "784" and 0.0 < float(raw[4]) <= 1.0  # the kNN baseline on pixels is a real accuracy
+
+    # a second start with the same models, data and settings comes from the cache
+    again = BackgroundAnalysis(models.dae, models.mae, settings).start()
+    assert again.wait(60) and again.from_cache and again.seconds < 15
+
+
+@pytest.mark.slow
+def test_attention_endpoint_through_gradio_client(client):
+    from gradio_client import handle_file
+
+    plain, masked, overlays, summary = client.predict(handle_file(str(app.example_files()[8])), 0.75, 0.5, 0, "own",
+                                                      api_name="/attention")
+    images = [np.asarray(Image.open(p)) for p in (plain, masked, overlays)]
+    assert all(im.std() > 10 for im in images) and not np.array_equal(images[0], images[1])
+    assert "75%" in summary
+
+
 def _huge_png(path: Path) -> str:
     ihdr = struct.pack(">IIBBBBB", 10_000, 10_000, 8, 0, 0, 0, 0)
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
@@ -274,5 +391,18 @@ def test_draw_a_stroke_in_chromium_and_see_both_reconstructions(server):
             assert model_input["width"] > 100 and model_input["height"] > 100  # shown enlarged, not 28 px
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # an analysis tab: the test-set maps with the drawn digit placed, and its training neighbours
+            page.get_by_role("tab", name="Latent space").click()
+            expect(page.locator("#latent-status")).to_contain_text("Computed on the first", timeout=240_000)
+            page.get_by_role("button", name="Place the current digit").click()
+            expect(page.locator("#neighbours img").nth(15)).to_be_visible(timeout=30_000)
+            expect(page.locator("#measures-table")).to_contain_text("raw pixels")
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#tsne-maps img'); return i && i.complete && i.naturalWidth > 0; }",
+                timeout=10_000,
+            )
+            page.wait_for_function("() => !document.querySelector('.pending')", timeout=30_000)  # every event done
+            page.screenshot(path=str(SCREENSHOT_LATENT), full_page=True)
         finally:
             browser.close()
