@@ -28,8 +28,8 @@ demo: $(STAMP)
 
 # The bundled models (issue 5): exact commands, seeds and hyperparameters. `make models` retrains both into
 # pretrained/ (checkpoints stay out of git through the folder's .gitignore); see docs/RESULTS.md.
-DAE_ARGS := --model dae --dataset mnist --seed 0 --num_train_epochs 30 --per_device_train_batch_size 64 \
-	--learning_rate 2e-3 --num_warmup_steps 100 --checkpoints_total_limit 1
+DAE_ARGS := --model dae --dataset mnist --seed 0 --num_train_epochs 40 --per_device_train_batch_size 64 \
+	--learning_rate 1e-2 --num_warmup_steps 100 --checkpoints_total_limit 1
 MAE_ARGS := --model mae --preset mnist --dataset mnist --seed 0 --num_train_epochs 60 --per_device_train_batch_size 64 \
 	--learning_rate 1.5e-3 --num_warmup_steps 200 --checkpoints_total_limit 1
 

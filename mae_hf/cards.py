@@ -141,7 +141,8 @@ def render_model_card(
         library_name="transformers",
         pipeline_tag=task,
         datasets=[dataset["hub_id"]] if dataset["hub_id"] else None,
-        metrics=["mse", "psnr", "ssim"],
+        # Hub metric ids; the loss is MSE for the MAE and for a DAE trained with loss="mse" (BCE has no id)
+        metrics=(["mse"] if getattr(model_config, "loss", "mse") == "mse" else []) + ["psnr", "ssim"],
         tags=tags,
         eval_results=eval_results,
     )
