@@ -41,7 +41,8 @@ models: $(STAMP)
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf report --dae pretrained/dae-mnist --mae pretrained/mae-mnist --dataset mnist \
 		--split test --n 1000 --n_train 4000 --seed 0 --out docs/results --no_progress
-	sed -E 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' docs/results/report.md > docs/RESULTS.md
+	{ cat docs/results_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' \
+		-e 's/^(#+) /#\1 /' docs/results/report.md; } > docs/RESULTS.md
 
 info: $(STAMP)
 	$(VENV)/bin/mae-hf info
