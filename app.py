@@ -377,6 +377,13 @@ class DigitLab:
             raise gr.Error(str(err), title="Invalid setting") from err
         return (*attention_figures(x[0], maps), attention_summary(maps, ratio))
 
+    def attention_if_digit(self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0,
+                           corruption: str = "own"):
+        """`attention` when a digit is in place (opening the tab), else leave the outputs as they are."""
+        if image is None:
+            return (gr.skip(),) * 4
+        return self.attention(image, mask_ratio, noise_factor, seed, corruption)
+
     def latent_space(self, image=None, mae_features: str = "mae_cls"):
         """
         Both models' t-SNE maps (test digits, coloured by class), with the current digit placed into each as a
@@ -658,8 +665,11 @@ def latent_tab(lab: DigitLab, controls: DigitControls) -> tuple[list, gr.Dropdow
     return outputs, mae_features
 
 
-def attention_tab(lab: DigitLab, controls: DigitControls) -> None:
-    """The current digit's MAE attention and rollout, and both models' saliency, under the current mask."""
+def attention_tab(lab: DigitLab, controls: DigitControls, tab: gr.Tab) -> None:
+    """The current digit's MAE attention and rollout, and both models' saliency, under the current mask.
+
+    Runs by itself when the tab is opened with a digit in place, and again on the button.
+    """
     gr.Markdown("MAE: attention from the CLS token to every patch, per layer (rows) and head (columns), and "
                 "attention rollout (Abnar & Zuidema 2020) over the layers. Left: masking off; right: under the "
                 "Reconstruct tab's mask for this seed and mask ratio (hidden patches grey). Saliency = "
@@ -673,6 +683,7 @@ def attention_tab(lab: DigitLab, controls: DigitControls) -> None:
     inputs = [controls.digit, controls.mask_ratio, controls.noise_factor, controls.seed, controls.corruption]
     outputs = [plain, masked, overlays, summary]
     run.click(lab.attention, inputs, outputs, api_name="attention")
+    tab.select(lab.attention_if_digit, inputs, outputs, api_name=False, show_progress="minimal")
 
 
 def weights_tab() -> list:
@@ -717,8 +728,8 @@ def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR,
                 metric_outputs = metrics_tab()
             with gr.Tab("Latent space", id="latent-tab"):
                 latent_outputs, mae_features = latent_tab(lab, controls)
-            with gr.Tab("Attention & saliency", id="attention-tab"):
-                attention_tab(lab, controls)
+            with gr.Tab("Attention & saliency", id="attention-tab") as attention:
+                attention_tab(lab, controls, attention)
             with gr.Tab("Weights", id="weights-tab"):
                 weight_outputs = weights_tab()
             with gr.Tab("About", id="about"):
