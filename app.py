@@ -342,10 +342,14 @@ class DigitLab:
         )
 
     def reconstruct_if_ready(self, image, mask_ratio, noise_factor, seed, corruption):
-        """Re-run after a control changed; quietly does nothing while there is no digit yet."""
+        """
+        The UI's reconstruction (after a new digit or a changed control): like `reconstruct`, but it leaves the
+        model-input image alone (it is already shown; re-sending the same picture makes gradio rewrite the file
+        the browser may be fetching) and quietly does nothing while there is no digit yet.
+        """
         if image is None:
             return [gr.skip()] * 7
-        return self.reconstruct(image, mask_ratio, noise_factor, seed, corruption)
+        return [gr.skip(), *self.reconstruct(image, mask_ratio, noise_factor, seed, corruption)[1:]]
 
     # -- tabs on the current digit --------------------------------------------------------------------------------
 
@@ -565,13 +569,13 @@ def reconstruct_tab(lab: DigitLab, examples: list[Path]) -> DigitControls:
     outputs = [digit, mae_input, mae_recon, mae_pasted, dae_input, dae_recon, table]
     run_button.click(lab.reconstruct, [digit, *settings], outputs, api_name="reconstruct")
     draw_button.click(lab.digit_from_sketch, sketch, digit, api_name="digit_from_sketch").success(
-        lab.reconstruct, [digit, *settings], outputs, api_visibility="private"
+        lab.reconstruct_if_ready, [digit, *settings], outputs, api_visibility="private"
     )
     upload.upload(lab.digit_from_upload, upload, digit, api_name="digit_from_upload").success(
-        lab.reconstruct, [digit, *settings], outputs, api_visibility="private"
+        lab.reconstruct_if_ready, [digit, *settings], outputs, api_visibility="private"
     )
     if picked is not None:
-        picked.load_input_event.then(lab.reconstruct, [digit, *settings], outputs, api_visibility="private")
+        picked.load_input_event.then(lab.reconstruct_if_ready, [digit, *settings], outputs, api_visibility="private")
     for control in (mask_ratio, noise_factor):
         control.release(lab.reconstruct_if_ready, [digit, *settings], outputs, api_visibility="private")
     seed.submit(lab.reconstruct_if_ready, [digit, *settings], outputs, api_visibility="private")
