@@ -28,6 +28,7 @@ __all__ = [
     "extract_mae_latents",
     "mae_attentions",
     "mask_ratio_set",
+    "evaluating",
     "num_patches",
 ]
 
@@ -156,6 +157,18 @@ def mask_ratio_set(model: ViTMAEForPreTraining, mask_ratio: float):
 
 
 @contextlib.contextmanager
+def evaluating(model: torch.nn.Module, mask_ratio: float | None = None):
+    """Run `model` in eval mode (and, for a ViTMAE, at `mask_ratio` if given); restores both afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with mask_ratio_set(model, mask_ratio) if mask_ratio is not None else contextlib.nullcontext():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
 def _attn_implementation(model: ViTMAEForPreTraining, implementation: str):
     old = model.config._attn_implementation
     if old != implementation:
@@ -223,13 +236,8 @@ def reconstruct_mae(
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         noise = random_patch_noise(b, length, generator=generator)
     noise = noise.to(pixel_values.device)
-    was_training = model.training
-    model.eval()
-    try:
-        with mask_ratio_set(model, mask_ratio):
-            out = model(pixel_values=pixel_values, noise=noise)
-    finally:
-        model.train(was_training)
+    with evaluating(model, mask_ratio):
+        out = model(pixel_values=pixel_values, noise=noise)
     recon_patches = out.logits  # (B, L, p*p*C)
     if config.norm_pix_loss:
         target = model.patchify(pixel_values)
@@ -264,13 +272,8 @@ def extract_mae_latents(model: ViTMAEForPreTraining, pixel_values: torch.Tensor)
     _check_pixels(model, pixel_values)
     b, length = pixel_values.shape[0], num_patches(model.config)
     noise = spatial_order_noise(b, length, device=pixel_values.device)
-    was_training = model.training
-    model.eval()
-    try:
-        with mask_ratio_set(model, 0.0):
-            out = model.vit(pixel_values=pixel_values, noise=noise)
-    finally:
-        model.train(was_training)
+    with evaluating(model, 0.0):
+        out = model.vit(pixel_values=pixel_values, noise=noise)
     assert out.ids_restore.equal(torch.arange(length, device=out.ids_restore.device).expand(b, length))
     return out.last_hidden_state  # (B, 1+L, D)
 
@@ -299,13 +302,8 @@ def mae_attentions(
         else:
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
             noise = random_patch_noise(b, length, generator=generator).to(pixel_values.device)
-    was_training = model.training
-    model.eval()
-    try:
-        with mask_ratio_set(model, mask_ratio), _attn_implementation(model, "eager"):
-            out = model.vit(pixel_values=pixel_values, noise=noise, output_attentions=True)
-    finally:
-        model.train(was_training)
+    with evaluating(model, mask_ratio), _attn_implementation(model, "eager"):
+        out = model.vit(pixel_values=pixel_values, noise=noise, output_attentions=True)
     len_keep = int(length * (1 - mask_ratio))
     ids_keep = torch.argsort(noise, dim=1)[:, :len_keep]
     return out.attentions, ids_keep, out.mask

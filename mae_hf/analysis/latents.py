@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..corruption import random_patch_noise
-from ..mae import extract_mae_latents, mask_ratio_set, num_patches
+from ..mae import evaluating, extract_mae_latents, num_patches
 
 __all__ = [
     "FEATURE_SETS",
@@ -47,12 +47,8 @@ def extract_dae_latents(model, pixel_values: torch.Tensor, batch_size: int = 512
     Returns:
         (N, C_latent * H_latent * W_latent) float32, e.g. (N, 72) for 28×28.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         parts = [model.encode(pixel_values[i : i + batch_size]).flatten(1) for i in range(0, len(pixel_values), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(parts).numpy().astype(np.float32)
 
 
@@ -91,16 +87,11 @@ def extract_mae_masked_flat(
     n, length = len(pixel_values), num_patches(model.config)
     noise = random_patch_noise(n, length, generator=torch.Generator().manual_seed(seed))
     feats, masks = [], []
-    was_training = model.training
-    model.eval()
-    try:
-        with mask_ratio_set(model, mask_ratio):
-            for i in range(0, n, batch_size):
-                out = model.vit(pixel_values=pixel_values[i : i + batch_size], noise=noise[i : i + batch_size])
-                feats.append(out.last_hidden_state.flatten(1))  # (B, (1+K)*D), tokens in shuffled order
-                masks.append(out.mask)
-    finally:
-        model.train(was_training)
+    with evaluating(model, mask_ratio):
+        for i in range(0, n, batch_size):
+            out = model.vit(pixel_values=pixel_values[i : i + batch_size], noise=noise[i : i + batch_size])
+            feats.append(out.last_hidden_state.flatten(1))  # (B, (1+K)*D), tokens in shuffled order
+            masks.append(out.mask)
     return torch.cat(feats).numpy().astype(np.float32), torch.cat(masks)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..corruption import add_gaussian_noise, mask_patches, random_patch_noise
-from ..mae import num_patches, reconstruct_mae
+from ..mae import evaluating, num_patches, reconstruct_mae
 from ..metrics import SSIM_SETTINGS, compute_masked_psnr, compute_psnr, compute_ssim
 
 __all__ = [
@@ -80,14 +80,10 @@ def _batched(fn, n: int, batch_size: int) -> list:
 
 @torch.no_grad()
 def _run_dae(dae, clean: torch.Tensor, corrupted: torch.Tensor, batch_size: int) -> torch.Tensor:
-    was_training = dae.training
-    dae.eval()
-    try:
+    with evaluating(dae):
         parts = _batched(
             lambda s: dae(clean[s], corrupted_pixel_values=corrupted[s]).reconstruction, len(clean), batch_size
         )
-    finally:
-        dae.train(was_training)
     return torch.cat(parts)
 
 

@@ -8,7 +8,7 @@ gets exactly 0.
 import torch
 
 from ..corruption import random_patch_noise, spatial_order_noise
-from ..mae import _check_pixels, mask_ratio_set, num_patches
+from ..mae import _check_pixels, evaluating, num_patches
 
 __all__ = ["latent_saliency", "dae_saliency", "mae_saliency"]
 
@@ -44,12 +44,8 @@ def dae_saliency(model, pixel_values: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, H, W) in [0, 1].
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return latent_saliency(model.encode, pixel_values)
-    finally:
-        model.train(was_training)
 
 
 def mae_saliency(
@@ -75,10 +71,5 @@ def mae_saliency(
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
             noise = random_patch_noise(b, length, generator=generator)
     noise = noise.to(pixel_values.device)
-    was_training = model.training
-    model.eval()
-    try:
-        with mask_ratio_set(model, mask_ratio):
-            return latent_saliency(lambda x: model.vit(pixel_values=x, noise=noise).last_hidden_state, pixel_values)
-    finally:
-        model.train(was_training)
+    with evaluating(model, mask_ratio):
+        return latent_saliency(lambda x: model.vit(pixel_values=x, noise=noise).last_hidden_state, pixel_values)
