@@ -51,6 +51,23 @@ def _explain(kind: str, source: str, err: Exception, flag: str) -> ModelLoadErro
     )
 
 
+def _load(source: str | os.PathLike, flag: str, model_type: str, article: str, name: str, kind: str, load):
+    """Refuse a local folder of another model type, then `load(source)` in eval mode, explaining any failure."""
+    source = str(source)
+    found = _local_model_type(Path(source).expanduser())
+    if found is not None and found != model_type:
+        raise ModelLoadError(
+            f"{source!r} holds a {found!r} model, not {article} {name} (model_type {model_type!r}). "
+            f"Pass the {kind}'s folder with {flag}."
+        )
+    try:
+        model = load(source)
+    except Exception as err:  # noqa: BLE001 - from_pretrained raises OSError, ValueError, EnvironmentError, ...
+        raise _explain(f"{name} ({kind})", source, err, flag) from err
+    logger.info("Loaded the %s from %s (%d parameters)", kind, source, count_parameters(model))
+    return model.eval()
+
+
 def load_dae(source: str | os.PathLike, flag: str = "--dae"):
     """
     Load a `DAEModel` (a folder written by `save_pretrained`, or a Hub id) in eval mode.
@@ -60,19 +77,7 @@ def load_dae(source: str | os.PathLike, flag: str = "--dae"):
     """
     from .modeling_dae import DAEModel
 
-    source = str(source)
-    model_type = _local_model_type(Path(source).expanduser())
-    if model_type is not None and model_type != "conv_dae":
-        raise ModelLoadError(
-            f"{source!r} holds a {model_type!r} model, not the denoising autoencoder (model_type 'conv_dae'). "
-            f"Pass the DAE's folder with {flag}."
-        )
-    try:
-        model = DAEModel.from_pretrained(source)
-    except Exception as err:  # noqa: BLE001 - from_pretrained raises OSError, ValueError, EnvironmentError, ...
-        raise _explain("denoising autoencoder (DAE)", source, err, flag) from err
-    logger.info("Loaded the DAE from %s (%d parameters)", source, count_parameters(model))
-    return model.eval()
+    return _load(source, flag, "conv_dae", "the", "denoising autoencoder", "DAE", DAEModel.from_pretrained)
 
 
 def load_mae(source: str | os.PathLike, flag: str = "--mae"):
@@ -85,19 +90,10 @@ def load_mae(source: str | os.PathLike, flag: str = "--mae"):
     """
     from transformers import ViTMAEForPreTraining
 
-    source = str(source)
-    model_type = _local_model_type(Path(source).expanduser())
-    if model_type is not None and model_type != "vit_mae":
-        raise ModelLoadError(
-            f"{source!r} holds a {model_type!r} model, not a masked autoencoder (model_type 'vit_mae'). "
-            f"Pass the MAE's folder with {flag}."
-        )
-    try:
-        model = ViTMAEForPreTraining.from_pretrained(source, attn_implementation="eager")
-    except Exception as err:  # noqa: BLE001
-        raise _explain("masked autoencoder (MAE)", source, err, flag) from err
-    logger.info("Loaded the MAE from %s (%d parameters)", source, count_parameters(model))
-    return model.eval()
+    def load(path: str):
+        return ViTMAEForPreTraining.from_pretrained(path, attn_implementation="eager")
+
+    return _load(source, flag, "vit_mae", "a", "masked autoencoder", "MAE", load)
 
 
 @dataclass
