@@ -531,18 +531,20 @@ class DigitLab:
             self._analysis = analysis
             start = self._start_analysis
         if start:
+            import matplotlib.pyplot  # noqa: F401 - in full, before `start` switches the backend (see start_analysis)
+
             analysis.start()
 
     def start_analysis(self) -> None:
         """Start the dataset analysis now, or as soon as the models are loaded."""
-        # pyplot is imported in this thread, before the server runs, as `BackgroundAnalysis.start` does: once
-        # requests are served, gradio switches matplotlib's backend around each one, which fails on a pyplot that
-        # another thread (here: the models' loader, which starts the analysis) is half-way through importing.
+        # Around every request gradio calls `matplotlib.use("agg")`, which switches pyplot's backend unless the
+        # backend already has exactly that name, and switching fails on a pyplot that another thread is half-way
+        # through importing (`BackgroundAnalysis.start` imports pyplot in its caller's thread for this reason).
+        # With "agg" set here, before the server runs, gradio's calls never touch pyplot, so the models' loader
+        # thread can import it (~0.5 s that the page need not wait for) before it starts the analysis.
         import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
-
+        matplotlib.use("agg")
         with self._analysis_lock:
             self._start_analysis = True
             analysis = None if isinstance(self._analysis, PendingAnalysis) else self._analysis
