@@ -10,7 +10,7 @@ average (1 min) before each run.
 Target (issue 6): cold start ≤ 10 s on 2 CPU cores. Measure on a quiet machine: `--max-load 0.5` waits (up to
 `--wait` s) before each run until the 1-minute load average is at most 0.5, and the load is printed either way.
 
-    python benchmarks/app_cold_start.py [--repeats 5] [--max-load 0.5] [--dae DIR --mae DIR]
+    python benchmarks/app_cold_start.py [--repeats 5] [--max-load 0.5] [--dae DIR --mae DIR] [--app PATH]
 
 "Cold" is a new Python process with the operating system's file cache warm (as for any restart); the dataset
 analysis comes from the report cache when it has run before (`$MAE_HF_CACHE`), which the first answer does not
@@ -65,7 +65,7 @@ def _poll_page(url: str, process: subprocess.Popen, start: float, timeout: float
 def run_once(args, Client, handle_file) -> dict:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, str(REPO / "app.py"), "--port", str(port)]
+    command = [sys.executable, args.app, "--port", str(port)]
     if args.dae:
         command += ["--dae", args.dae]
     if args.mae:
@@ -73,7 +73,7 @@ def run_once(args, Client, handle_file) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     with tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(command, cwd=Path(args.app).parent, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             page = _poll_page(url, process, start, args.timeout)
             client = Client(url, verbose=False, download_files=False)
@@ -98,13 +98,15 @@ def main() -> int:
     parser.add_argument("--max-load", type=float, default=None,
                         help="before each run, wait until the 1-minute load average is at most this")
     parser.add_argument("--wait", type=float, default=600.0, help="longest wait for --max-load per run (s)")
+    parser.add_argument("--app", default=str(REPO / "app.py"), help="the app to start (e.g. another checkout's, to "
+                        "compare; run with the same Python)")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up on a run after this many seconds")
     args = parser.parse_args()
 
     # Imported before any app starts, so the client's own imports do not compete with the app being timed.
     from gradio_client import Client, handle_file
 
-    print(f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; app: {REPO / 'app.py'}")
+    print(f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; app: {args.app}")
     runs = []
     for i in range(args.repeats):
         load = _wait_until_quiet(args.max_load, args.wait)
