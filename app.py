@@ -361,7 +361,7 @@ class BackgroundModels:
     def loaded(cls, models: "LoadedModels") -> "BackgroundModels":
         """Already loaded `LoadedModels`, behind the same interface."""
         done = cls(models.dae_source, models.mae_source)
-        done.models, done.stage, done.seconds = models, "loaded", 0.0
+        done.models, done.stage = models, "loaded"
         done._done.set()
         return done
 
@@ -376,7 +376,7 @@ class BackgroundModels:
     def status(self) -> str:
         """One line of Markdown: what is being loaded, that loading failed and why, or that the models are there."""
         if self.ready:
-            return f"Models loaded in {self.seconds:.1f} s."
+            return "Models loaded." if self.seconds is None else f"Models loaded in {self.seconds:.1f} s."
         if self.failed:
             return f"**The models could not be loaded.** {self.error}"
         waited = "" if self._started is None else f", {time.perf_counter() - self._started:.0f} s so far"

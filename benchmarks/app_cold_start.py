@@ -5,7 +5,8 @@ polls http://127.0.0.1:N/ with urllib every 50 ms until it answers HTTP 200 (**p
 `gradio_client` and calls `/reconstruct` on an example digit until it returns (**first answer**: the models load in
 the background after the page is served, and the call waits for them). Both are measured from `Popen`; the
 process is stopped after each run. Repeated `--repeats` times; prints each run, the medians and the load
-average (1 min) before each run.
+average (1 min) before each run, and the app process's CPU time (user + system) at both moments: on a busy
+machine the wall times grow, the CPU times hardly.
 
 Target (issue 6): cold start ≤ 10 s on 2 CPU cores. Measure on a quiet machine: `--max-load 0.5` waits (up to
 `--wait` s) before each run until the 1-minute load average is at most 0.5, and the load is printed either way.
@@ -48,6 +49,15 @@ def _wait_until_quiet(max_load: float | None, wait: float) -> float:
     return os.getloadavg()[0]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far (Linux; nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def _poll_page(url: str, process: subprocess.Popen, start: float, timeout: float) -> float:
     while time.perf_counter() - start < timeout:
         if process.poll() is not None:
@@ -76,9 +86,11 @@ def run_once(args, Client, handle_file) -> dict:
         process = subprocess.Popen(command, cwd=Path(args.app).parent, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             page = _poll_page(url, process, start, args.timeout)
+            page_cpu = _cpu_seconds(process.pid)
             client = Client(url, verbose=False, download_files=False)
             out = client.predict(handle_file(str(EXAMPLE)), 0.75, 0.5, 0, "own", api_name="/reconstruct")
             answer = time.perf_counter() - start
+            answer_cpu = _cpu_seconds(process.pid)
             if len(out) != 7:
                 raise SystemExit(f"/reconstruct returned {len(out)} outputs, expected 7: {out}")
         finally:
@@ -87,7 +99,8 @@ def run_once(args, Client, handle_file) -> dict:
         log.seek(0)
         text = log.read()
     loaded = re.search(r"Models loaded in ([0-9.]+) s", text)
-    return {"page": page, "answer": answer, "models_s": float(loaded.group(1)) if loaded else float("nan")}
+    return {"page": page, "answer": answer, "page_cpu": page_cpu, "answer_cpu": answer_cpu,
+            "models_s": float(loaded.group(1)) if loaded else float("nan")}
 
 
 def main() -> int:
@@ -113,12 +126,15 @@ def main() -> int:
         r = run_once(args, Client, handle_file) | {"load": load}
         runs.append(r)
         print(f"run {i + 1}: page (first HTTP 200) {r['page']:5.2f} s   first /reconstruct answer {r['answer']:5.2f} s"
-              f"   (models loaded {r['models_s']:.1f} s after the server started)   load average before {load:.2f}")
+              f"   app CPU time {r['page_cpu']:.1f} / {r['answer_cpu']:.1f} s   models loaded {r['models_s']:.1f} s "
+              f"after the server started   load average before {load:.2f}")
     page = statistics.median(r["page"] for r in runs)
     answer = statistics.median(r["answer"] for r in runs)
     loads = [r["load"] for r in runs]
-    print(f"median of {len(runs)}: page {page:.2f} s, first answer {answer:.2f} s "
-          f"(load average {min(loads):.2f}–{max(loads):.2f}; now {os.getloadavg()[0]:.2f})")
+    cpu = [statistics.median(r[k] for r in runs) for k in ("page_cpu", "answer_cpu")]
+    print(f"median of {len(runs)}: page {page:.2f} s, first answer {answer:.2f} s; the app's CPU time by then "
+          f"{cpu[0]:.1f} s / {cpu[1]:.1f} s (load average {min(loads):.2f}–{max(loads):.2f}; now "
+          f"{os.getloadavg()[0]:.2f})")
     print(f"  target: cold start <= 10 s: page {'met' if page <= 10 else 'NOT met'}, "
           f"first answer {'met' if answer <= 10 else 'NOT met'}")
     return 0
