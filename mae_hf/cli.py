@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "resumes an interrupted one (default: study)")
     p_st.add_argument("--quick", action="store_true", help="tiny budgets (1 epoch on 256 images, a tiny ViT, 120 "
                                                            "test images): checks the pipeline, not the science")
-    p_st.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 30; quick 1)")
+    p_st.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 20; quick 1)")
     p_st.add_argument("--batch_size", type=int, default=None, help="training batch size of every run (default 64)")
     p_st.add_argument("--learning_rate_vit", type=float, default=None, help="peak learning rate of the ViT cells "
                                                                             "(default 1.5e-3)")

@@ -78,7 +78,7 @@ class StudySettings:
 
     dataset: str = "mnist"
     seeds: int = 3
-    num_train_epochs: int = 30
+    num_train_epochs: int = 20
     per_device_train_batch_size: int = 64
     learning_rate: dict = field(default_factory=lambda: {"vit": 1.5e-3, "cnn": 1e-2})
     num_warmup_steps: dict = field(default_factory=lambda: {"vit": 200, "cnn": 100})
