@@ -436,8 +436,9 @@ def study_markdown(study: dict) -> str:
                      f"{r['eval']['loss']:.4f} | {r['eval']['psnr']:.2f} | `{r['folder']}` |")
     w = study.get("wall_time_s", {})
     if w:
-        lines += ["", f"Training {w['training_total']:.0f} s and analysis {w['analysis_total']:.0f} s in total; the "
-                  f"last `mae-hf study` invocation took {w['this_invocation']:.0f} s."]
+        lines += ["", f"Compute summed over the runs: training {w['training_total']:.0f} s, analysis "
+                  f"{w['analysis_total']:.0f} s. The last `mae-hf study` invocation took {w['this_invocation']:.0f} s "
+                  "(finished runs and analyses are skipped, so a rerun is short)."]
     return "\n".join(lines) + "\n"
 
 
