@@ -7,9 +7,17 @@ GRADIO_SHARE. Defaults: the bundled models in `pretrained/` (see `mae_hf.cli.pre
 
 This file only assembles tabs; each tab is a small function, each handler a plain function with an `api_name`
 that calls `mae_hf` (so `gradio_client` can call it too).
+
+Cold start: the page is served before torch, transformers and `mae_hf` are imported (together about two thirds
+of a cold start). Only gradio and numpy are imported at the top; `python app.py` checks the model folders
+cheaply, launches, then `BackgroundModels` imports the rest and loads both models in a thread. Handlers called
+before that is done wait for it (showing that the models are loading), so an early click gets its answer.
 """
 
 import argparse
+import importlib.abc
+import importlib.machinery
+import json
 import logging
 import os
 import sys
@@ -17,26 +25,64 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Nothing here needs the network with the bundled models: keep gradio from phoning home.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+
+class _PatchAfterImport(importlib.abc.MetaPathFinder):
+    """Runs `patch(module)` right after the module `name` is first executed (then leaves `sys.meta_path`)."""
+
+    def __init__(self, name: str, patch):
+        self.name, self.patch = name, patch
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            self.patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def _skip_gradio_stub_writing() -> None:
+    """
+    Keep gradio from writing type stubs while it is imported: its `ComponentMeta` calls `create_or_modify_pyi` for
+    every component class it defines, which reads and `ast`-parses the class's whole source file, renders a
+    template and rewrites a `.pyi` next to it. That is about 3 of the 5.5 s `import gradio` takes on 2 CPU cores
+    (measured with `python -X importtime`), for editor stubs a server never reads; it also wrote `app.pyi` next to
+    this file. Without the hook (another gradio version) gradio simply writes its stubs as before.
+    """
+
+    def patch(module) -> None:
+        if hasattr(module, "create_or_modify_pyi"):
+            module.create_or_modify_pyi = lambda *args, **kwargs: None
+
+    if "gradio.component_meta" in sys.modules:  # gradio is already imported (e.g. by a test): new classes only
+        patch(sys.modules["gradio.component_meta"])
+    else:
+        sys.meta_path.insert(0, _PatchAfterImport("gradio.component_meta", patch))
+
+
+_skip_gradio_stub_writing()
+
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from mae_hf.cli import pretrained_dir  # noqa: E402
-from mae_hf.comparison import CORRUPTIONS, compare_reconstructions, metrics_table, to_display  # noqa: E402
-from mae_hf.digits import DigitImageError, preprocess_digit  # noqa: E402
-from mae_hf.explorer import (  # noqa: E402
-    PLACEABLE_FEATURES,
-    BackgroundAnalysis,
-    ExplorerSettings,
-    digit_attention,
-    digit_features,
-    place_digit,
-)
-from mae_hf.loading import LoadedModels, ModelLoadError, count_parameters, load_models  # noqa: E402
+if TYPE_CHECKING:  # imported where they are used, once `BackgroundModels` has loaded them (see the docstring)
+    import torch
+
+    from mae_hf.explorer import BackgroundAnalysis, ExplorerSettings
+    from mae_hf.loading import LoadedModels
 
 logger = logging.getLogger("mae_hf.app")
 
@@ -44,6 +90,13 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # 28×28 → 112×112 by nearest neighbour; the browser enlarges further with crisp pixels (CSS `pixelated`). Larger
 # PNGs cost server time on every request for no visible gain.
 DISPLAY_SCALE = 4
+# The Reconstruct tab's corruption choices: (label, value), values as `mae_hf.comparison.CORRUPTIONS` (a test
+# checks they match; spelled out here so the page is built before `mae_hf` is imported).
+CORRUPTION_CHOICES = [
+    ("Each its own (MAE: patch mask, DAE: Gaussian noise)", "own"),
+    ("Same patch mask for both", "mask"),
+    ("Same Gaussian noise for both (MAE unmasked)", "noise"),
+]
 METRIC_HEADERS = ["Output", "Corrupted input PSNR (dB)", "Output PSNR (dB)", "Output SSIM", "Masked-region PSNR (dB)"]
 CSS = """
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -136,7 +189,7 @@ def _num(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def attention_figures(image: torch.Tensor, maps: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def attention_figures(image: "torch.Tensor", maps: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The CLS-attention figures (masking off / under the mask) and the overlay row, as images."""
     from mae_hf import plotting
     from mae_hf.analysis.attention import upsample_grid
@@ -282,30 +335,247 @@ def verdicts_markdown(summary) -> str:
     return "\n".join(out)
 
 
-class DigitLab:
-    """The handlers, bound to the loaded models. One lock serialises model calls: ViTMAE reads its mask ratio
-    from its (shared) config at forward time, and the models are tiny, so serial forwards are fast."""
+class BackgroundModels:
+    """
+    Both models, loaded in a daemon thread so that the page is served first: importing torch, transformers and
+    `mae_hf` is most of a cold start. Handlers call `get()`, which waits until the models are there.
 
-    def __init__(self, models: LoadedModels, analysis: BackgroundAnalysis | None = None):
-        self.models = models
+    `BackgroundModels.loaded(models)` wraps models that are already loaded (tests, notebooks). `torch_threads`:
+    set torch's intra-op threads once it is imported (the app uses 1).
+    """
+
+    def __init__(self, dae: str | os.PathLike, mae: str | os.PathLike, torch_threads: int | None = None):
+        self.dae_source, self.mae_source = str(dae), str(mae)
+        self.torch_threads = torch_threads
+        self.models: "LoadedModels | None" = None
+        self.error: str | None = None
+        self.stage = "waiting to start"
+        self.seconds: float | None = None
+        self._started: float | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list = []
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def loaded(cls, models: "LoadedModels") -> "BackgroundModels":
+        """Already loaded `LoadedModels`, behind the same interface."""
+        done = cls(models.dae_source, models.mae_source)
+        done.models, done.stage = models, "loaded"
+        done._done.set()
+        return done
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set() and self.error is None
+
+    @property
+    def failed(self) -> bool:
+        return self._done.is_set() and self.error is not None
+
+    def status(self) -> str:
+        """One line of Markdown: what is being loaded, that loading failed and why, or that the models are there."""
+        if self.ready:
+            return "Models loaded." if self.seconds is None else f"Models loaded in {self.seconds:.1f} s."
+        if self.failed:
+            return f"**The models could not be loaded.** {self.error}"
+        waited = "" if self._started is None else f", {time.perf_counter() - self._started:.0f} s so far"
+        return (f"⏳ **Loading the models** ({self.stage}{waited}). Draw, upload or pick a digit meanwhile: it is "
+                "reconstructed as soon as they are ready.")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until loading is over, loaded or failed (or `timeout` s); True when it is over."""
+        return self._done.wait(timeout)
+
+    def when_ready(self, fn) -> None:
+        """Call `fn(models)` once the models are loaded (at once when they already are; never if loading fails)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(fn)
+                return
+        if self.ready:
+            fn(self.models)
+
+    def start(self) -> "BackgroundModels":
+        """Start loading in a daemon thread (once); returns self."""
+        with self._lock:
+            if self._thread is None and not self._done.is_set():
+                self._started = time.perf_counter()
+                self._thread = threading.Thread(target=self._run, name="mae_hf-models", daemon=True)
+                self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        models = None
+        try:
+            self.stage = "importing torch and transformers"
+            import torch
+
+            from mae_hf.loading import ModelLoadError, load_models
+
+            if self.torch_threads is not None:  # the app: 1 per request (tiny models; threads would fight for cores)
+                torch.set_num_threads(self.torch_threads)
+            self.stage = "reading the weights"
+            try:
+                models = load_models(self.dae_source, self.mae_source)
+                models.check_compatible()
+            except ModelLoadError as err:
+                self.error = str(err)
+                logger.error("%s", err)
+        except Exception as err:  # noqa: BLE001 - shown in the page and by every handler; the app keeps serving
+            logger.exception("Loading the models failed")
+            self.error = f"{type(err).__name__}: {err}"
+        self.seconds = time.perf_counter() - self._started
+        with self._lock:
+            if self.error is None:
+                self.models, self.stage = models, "loaded"
+                logger.info("Models loaded in %.1f s (torch, transformers and mae_hf imported in the background)",
+                            self.seconds)
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks if self.error is None else ():
+            try:
+                fn(models)
+            except Exception:  # noqa: BLE001 - a callback's failure must not hide the models from the handlers
+                logger.exception("A callback on the loaded models failed")
+
+    def get(self, timeout: float = 600.0) -> "LoadedModels":
+        """
+        The loaded models, waiting while they load.
+
+        Raises:
+            gr.Error: the models could not be loaded (the message says why), or were not loaded in `timeout` s.
+        """
+        if not self._done.wait(timeout):
+            raise gr.Error(f"The models are still loading ({self.stage}) after {timeout:.0f} s; try again later.",
+                           title="Models not loaded")
+        if self.error is not None:
+            raise gr.Error(self.error, title="The models could not be loaded")
+        return self.models
+
+
+class PendingAnalysis:
+    """Stands in for the `BackgroundAnalysis` until the models are loaded (it is made from them), with the same
+    `ready` / `failed` / `progress()` / `stage` / `status()`; failed when the models, or the analysis's settings,
+    could not be loaded."""
+
+    ready = False
+
+    def __init__(self, loader: BackgroundModels, error: str | None = None):
+        self.loader, self.error = loader, error
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or self.loader.failed
+
+    @property
+    def stage(self) -> str:
+        return "loading the models"
+
+    def progress(self) -> float:
+        return 0.0
+
+    def status(self) -> str:
+        if self.error is not None:
+            return f"**The dataset analysis could not start:** {self.error}"
+        if self.loader.failed:
+            return f"**The dataset analysis cannot run: the models could not be loaded.** {self.loader.error}"
+        return ("⏳ **Loading the models** before the dataset analysis starts in the background. This tab fills in by "
+                "itself when it is done.")
+
+
+class DigitLab:
+    """The handlers, bound to the models (loaded, or loading in the background: handlers wait for them). One lock
+    serialises model calls: ViTMAE reads its mask ratio from its (shared) config at forward time, and the models
+    are tiny, so serial forwards are fast.
+
+    Args:
+        models: `LoadedModels`, or `BackgroundModels` (started or not).
+        analysis: the dataset analysis: a `BackgroundAnalysis`, or `ExplorerSettings` (default:
+            `ExplorerSettings.from_env()`) for one that is made from the models once they are loaded.
+    """
+
+    def __init__(self, models: "LoadedModels | BackgroundModels",
+                 analysis: "BackgroundAnalysis | ExplorerSettings | None" = None):
+        self.loader = models if isinstance(models, BackgroundModels) else BackgroundModels.loaded(models)
         self.lock = threading.Lock()
-        self.analysis = analysis or BackgroundAnalysis(models.dae, models.mae)
+        self._analysis_arg = analysis
+        self._analysis: "BackgroundAnalysis | PendingAnalysis" = PendingAnalysis(self.loader)
+        self._start_analysis = False
+        self._analysis_lock = threading.Lock()
         self._views_lock = threading.Lock()
         self._view_cache: dict | None = None
+        self.loader.when_ready(self._make_analysis)
+
+    @property
+    def models(self) -> "LoadedModels":
+        """The loaded models (waits while they load; `gr.Error` if they could not be loaded)."""
+        return self.loader.get()
+
+    @property
+    def analysis(self) -> "BackgroundAnalysis | PendingAnalysis":
+        """The dataset analysis, or a `PendingAnalysis` saying why there is none yet."""
+        return self._analysis
+
+    def _make_analysis(self, models: "LoadedModels") -> None:
+        from mae_hf.explorer import BackgroundAnalysis
+
+        given = self._analysis_arg
+        try:
+            analysis = given if isinstance(given, BackgroundAnalysis) else BackgroundAnalysis(models.dae, models.mae,
+                                                                                              given)
+        except ValueError as err:  # settings from the environment (MAE_HF_APP_N, ...) that make no sense
+            self._analysis = PendingAnalysis(self.loader, str(err))  # shown in the tabs
+            raise
+        with self._analysis_lock:
+            self._analysis = analysis
+            start = self._start_analysis
+        if start:
+            import matplotlib.pyplot  # noqa: F401 - in full, before `start` switches the backend (see start_analysis)
+
+            analysis.start()
+
+    def start_analysis(self) -> None:
+        """Start the dataset analysis now, or as soon as the models are loaded."""
+        # Around every request gradio calls `matplotlib.use("agg")`, which switches pyplot's backend unless the
+        # backend already has exactly that name, and switching fails on a pyplot that another thread is half-way
+        # through importing (`BackgroundAnalysis.start` imports pyplot in its caller's thread for this reason).
+        # With "agg" set here, before the server runs, gradio's calls never touch pyplot, so the models' loader
+        # thread can import it (~0.5 s that the page need not wait for) before it starts the analysis.
+        import matplotlib
+
+        matplotlib.use("agg")
+        with self._analysis_lock:
+            self._start_analysis = True
+            analysis = None if isinstance(self._analysis, PendingAnalysis) else self._analysis
+        if analysis is not None:
+            analysis.start()
+
+    def wait_for_models(self) -> "LoadedModels":
+        """`models`; a request that comes before they are loaded waits, and its page says so (a toast)."""
+        if not self.loader.wait(0):
+            gr.Info("The models are still loading (the app has just started): the answer comes as soon as they "
+                    "are ready, in a few seconds.", duration=6, title="Loading the models")
+        return self.loader.get()
+
+    def _digit(self, image) -> np.ndarray:
+        """Any picture of a digit, or a Sketchpad value → the (28, 28) MNIST-style model input in [0, 1]. Waits
+        for the models first (`mae_hf` is imported with them)."""
+        self.wait_for_models()
+        from mae_hf.digits import DigitImageError, preprocess_digit
+
+        try:
+            return preprocess_digit(image)
+        except DigitImageError as err:
+            raise _user_error(err) from err
 
     def digit_from_sketch(self, sketch):
         """The drawing on the canvas → the 28×28 MNIST-style model input."""
-        try:
-            return to_uint8(preprocess_digit(sketch if sketch is not None else {}))
-        except DigitImageError as err:
-            raise _user_error(err) from err
+        return to_uint8(self._digit(sketch if sketch is not None else {}))
 
     def digit_from_upload(self, image):
         """An uploaded picture (any size or mode) → the 28×28 MNIST-style model input."""
-        try:
-            return to_uint8(preprocess_digit(image))
-        except DigitImageError as err:
-            raise _user_error(err) from err
+        return to_uint8(self._digit(image))
 
     def reconstruct(self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0,
                     corruption: str = "own"):
@@ -314,18 +584,21 @@ class DigitLab:
 
         `image`: any picture of a digit (a 28×28 one is taken as MNIST-formatted); `corruption`: "own", "mask"
         or "noise". Returns the model input, the MAE's input, reconstruction and pasted image, the DAE's input and
-        reconstruction (each enlarged 4×) and the PSNR/SSIM table.
+        reconstruction (each enlarged 4×) and the PSNR/SSIM table. Called while the models are still loading, it
+        waits for them.
         """
-        try:
-            digit = quantize(preprocess_digit(image))
-        except DigitImageError as err:
-            raise _user_error(err) from err
+        digit = quantize(self._digit(image))
+        import torch
+
+        from mae_hf.comparison import compare_reconstructions, metrics_table, to_display
+
+        models = self.models
         try:
             seed = int(seed if seed is not None else 0)
             pixel_values = torch.from_numpy(digit)[None, None]  # (1, 1, 28, 28)
             with self.lock:
                 result = compare_reconstructions(
-                    self.models.dae, self.models.mae, pixel_values,
+                    models.dae, models.mae, pixel_values,
                     mask_ratio=float(mask_ratio), noise_factor=float(noise_factor), seed=seed, corruption=corruption,
                 )
         except (ValueError, TypeError) as err:
@@ -353,14 +626,14 @@ class DigitLab:
 
     # -- tabs on the current digit --------------------------------------------------------------------------------
 
-    def _digit_tensor(self, image) -> torch.Tensor:
+    def _digit_tensor(self, image) -> "torch.Tensor":
         if image is None:
             raise gr.Error("There is no digit yet: draw, upload or pick one on the Reconstruct tab.",
                            title="No digit")
-        try:
-            return torch.from_numpy(quantize(preprocess_digit(image)))[None, None]  # (1, 1, 28, 28)
-        except DigitImageError as err:
-            raise _user_error(err) from err
+        digit = quantize(self._digit(image))
+        import torch
+
+        return torch.from_numpy(digit)[None, None]  # (1, 1, 28, 28)
 
     def attention(self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0,
                   corruption: str = "own"):
@@ -373,10 +646,13 @@ class DigitLab:
         the clean digit).
         """
         x = self._digit_tensor(image)
+        from mae_hf.explorer import digit_attention
+
+        models = self.models
         ratio = 0.0 if corruption == "noise" else float(mask_ratio)
         try:
             with self.lock:
-                maps = digit_attention(self.models.dae, self.models.mae, x, ratio, int(seed or 0))
+                maps = digit_attention(models.dae, models.mae, x, ratio, int(seed or 0))
         except ValueError as err:
             raise gr.Error(str(err), title="Invalid setting") from err
         return (*attention_figures(x[0], maps), attention_summary(maps, ratio))
@@ -400,6 +676,9 @@ class DigitLab:
         status = self._status()
         if not self.analysis.ready:
             return status, None, None, None, None, None
+        from mae_hf.comparison import to_display
+        from mae_hf.explorer import PLACEABLE_FEATURES, digit_features, place_digit
+
         if mae_features not in PLACEABLE_FEATURES or mae_features == "dae":
             raise gr.Error(f"`mae_features` must be one of {[f for f in PLACEABLE_FEATURES if f != 'dae']}.",
                            title="Invalid setting")
@@ -408,8 +687,9 @@ class DigitLab:
         placements = {}
         if image is not None:
             x = self._digit_tensor(image)
+            models = self.models
             with self.lock:
-                feats = {k: digit_features(self.models.dae, self.models.mae, x, k) for k in keys}
+                feats = {k: digit_features(models.dae, models.mae, x, k) for k in keys}
             for k in keys:
                 m = self.analysis.maps[k]
                 placements[k] = place_digit(self.analysis.embedding(k), feats[k], m["train_features"])
@@ -478,6 +758,16 @@ class DigitLab:
         return (*self.metrics(), *self.latent_space(image if done else None, mae_features), *self.weights(),
                 self.verdicts(), gr.Timer(active=not done))
 
+    def watch_models(self):
+        """
+        Page load: the model-loading banner, updated until the models are loaded (then hidden, or showing why
+        they could not be), and the About tab's model summary once they are there.
+        """
+        while not self.loader.wait(0.5):
+            yield gr.Markdown(self.loader.status(), visible=True), gr.skip()
+        summary = model_summary(self.loader.models) if self.loader.ready else self.loader.status()
+        yield gr.Markdown(self.loader.status(), visible=self.loader.failed), summary
+
 
 @dataclass
 class DigitControls:
@@ -542,8 +832,7 @@ def reconstruct_tab(lab: DigitLab, examples: list[Path]) -> DigitControls:
                                      info="Std of the Gaussian noise added to the DAE's input (trained at 0.5).")
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", info="Same seed → same corruption.")
-                corruption = gr.Radio([(label, value) for value, label in CORRUPTIONS.items()], value="own",
-                                      label="Corruption", scale=2)
+                corruption = gr.Radio(CORRUPTION_CHOICES, value="own", label="Corruption", scale=2)
             run_button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
 
     gr.Markdown("### Masked autoencoder (ViTMAE)")
@@ -584,8 +873,10 @@ def reconstruct_tab(lab: DigitLab, examples: list[Path]) -> DigitControls:
                          corruption=corruption)
 
 
-def model_summary(models: LoadedModels) -> str:
+def model_summary(models: "LoadedModels") -> str:
     """Markdown: where each model came from, its size and shape, and its card when the folder has one."""
+    from mae_hf.loading import count_parameters
+
     dae, mae = models.dae.config, models.mae.config
     lines = [
         "| | loaded from | parameters | architecture |",
@@ -604,20 +895,21 @@ def model_summary(models: LoadedModels) -> str:
     return "\n".join(lines)
 
 
-def about_tab(models: LoadedModels) -> gr.Markdown:
+def about_tab(models: BackgroundModels) -> tuple[gr.Markdown, gr.Markdown]:
     """What the two models are, where they were loaded from, their cards, and the claims with our verdicts.
-    Returns the verdicts Markdown (filled in by the background analysis)."""
+    Returns the model summary (filled in once the models are loaded) and the verdicts Markdown (filled in by the
+    background analysis)."""
     gr.Markdown(
         "**mae_hf** compares a *masked autoencoder* (transformers' `ViTMAEForPreTraining`: hides most 4×4 "
         "patches and predicts them from the rest) with a *convolutional denoising autoencoder* (adds Gaussian "
         "noise and learns to remove it) on MNIST digits. Both are ordinary Hugging Face models: "
         "`ViTMAEForPreTraining.from_pretrained(...)` and `AutoModel.from_pretrained(..., trust_remote_code=True)`."
     )
-    gr.Markdown(model_summary(models))
+    summary = gr.Markdown(model_summary(models.models) if models.ready else models.status(), elem_id="model-summary")
     gr.Markdown("### The study's claims, and our verdicts\n\nThe study behind this project claimed (H1) MAE latents "
                 "cluster by class more tightly, (H2) the DAE has more near-zero weights so it \"learns less\", and "
                 "(H3) the MAE reconstructs better. Each is checked under every measure that bears on it.")
-    return gr.Markdown(elem_id="verdicts")
+    return summary, gr.Markdown(elem_id="verdicts")
 
 
 def _plot_image(label: str, elem_id: str | None = None) -> gr.Image:
@@ -703,28 +995,31 @@ def weights_tab() -> list:
     return [status, dae, mae, table]
 
 
-
-def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR,
-               analysis: BackgroundAnalysis | ExplorerSettings | None = None, start_analysis: bool = True) -> gr.Blocks:
+def build_demo(models: "LoadedModels | BackgroundModels", examples_dir: Path = EXAMPLES_DIR,
+               analysis: "BackgroundAnalysis | ExplorerSettings | None" = None,
+               start_analysis: bool = True) -> gr.Blocks:
     """
     The whole app as `gr.Blocks` (not launched): one small function per tab.
 
     Tabs on the current digit (latent placement, attention) take the Reconstruct tab's `DigitControls` as
     inputs. Tabs on the test set (metrics, latent maps, weights, verdicts) show the `BackgroundAnalysis`, which
-    starts here (`start_analysis`) and fills them in by a timer when done, so the app serves at once.
+    starts here (`start_analysis`; with `BackgroundModels`, once they are loaded) and fills them in by a timer when
+    done, so the app serves at once.
 
     Args:
+        models: `LoadedModels`, or `BackgroundModels` (building imports neither torch nor transformers; start
+            them after launching, and a banner shows their progress until they are loaded).
         analysis: a `BackgroundAnalysis`, or `ExplorerSettings` for one (default: `ExplorerSettings.from_env()`).
     """
-    if not isinstance(analysis, BackgroundAnalysis):
-        analysis = BackgroundAnalysis(models.dae, models.mae, analysis)
     lab = DigitLab(models, analysis)
+    loader = lab.loader
     with gr.Blocks(title="mae_hf: masked vs denoising autoencoders") as demo:
         gr.Markdown("# Masked vs denoising autoencoder on MNIST", elem_id="title")
         gr.Markdown(
             "Draw a digit, upload one or pick one below. The **MAE** sees only some patches and fills in the rest; "
             "the **DAE** sees the whole digit under noise and cleans it up. Same digit, same seed, side by side."
         )
+        model_status = gr.Markdown(loader.status(), visible=loader.failed, elem_id="model-status")
         with gr.Tabs():
             with gr.Tab("Reconstruct", id="reconstruct"):
                 controls = reconstruct_tab(lab, example_files(examples_dir))
@@ -737,7 +1032,7 @@ def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR,
             with gr.Tab("Weights", id="weights-tab"):
                 weight_outputs = weights_tab()
             with gr.Tab("About", id="about"):
-                verdicts = about_tab(models)
+                summary, verdicts = about_tab(loader)
         # Dataset-level endpoints (the tabs themselves are filled by the timer below).
         status_json = gr.JSON(visible=False)
         demo.load(None, js=SELECT_BRUSH_JS)
@@ -751,8 +1046,11 @@ def build_demo(models: LoadedModels, examples_dir: Path = EXAMPLES_DIR,
         timer.tick(lab.refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden",
                    queue=False)
         demo.load(lab.refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden")
+        # Waits (without CPU) while the models load, so no limit: it must not hold a request slot from real work.
+        demo.load(lab.watch_models, None, [model_status, summary], api_visibility="private", show_progress="hidden",
+                  concurrency_limit=None)
     if start_analysis:
-        analysis.start()
+        lab.start_analysis()
     return demo
 
 
@@ -764,13 +1062,72 @@ def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: boo
                        show_error=True, prevent_thread_lock=not block)
 
 
+def bundled_model_dir() -> Path:
+    """Where the bundled models are: `$MAE_HF_PRETRAINED`, else `pretrained/` next to this file (as
+    `mae_hf.cli.pretrained_dir`, which is not imported here: it would import torch and transformers)."""
+    return Path(os.environ.get("MAE_HF_PRETRAINED", Path(__file__).resolve().parent / "pretrained"))
+
+
+# flag → (model_type in config.json, what the model is called in messages)
+MODEL_KINDS = {"--dae": ("conv_dae", "denoising autoencoder (DAE)"), "--mae": ("vit_mae", "masked autoencoder (MAE)")}
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def check_model_source(source: str, flag: str, image_size: int = 28, num_channels: int = 1) -> str | None:
+    """
+    What is wrong with a `--dae` / `--mae` value, found without importing torch or transformers (so `python
+    app.py` stops at once instead of after launching); None when it looks loadable. `mae_hf.loading` still has
+    the last word when the models are loaded in the background.
+
+    A local folder must hold config.json of the right `model_type` for `image_size`² × `num_channels` images,
+    and weights; anything else must be a Hub id, which with `HF_HUB_OFFLINE=1` must be in the local Hub cache.
+    """
+    model_type, name = MODEL_KINDS[flag]
+    path = Path(source).expanduser()
+    fix = f"Train the bundled models with `make models`, or pass a model folder (set it with {flag})."
+    if path.is_dir():
+        where = f"Could not load the {name} from the folder {str(path)!r}"
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            return (f"{where}: it has no config.json. It must hold config.json and weights as written by "
+                    f"`save_pretrained`. {fix}")
+        try:
+            config = json.loads(config_file.read_text())
+        except (OSError, ValueError) as err:
+            return f"{where}: its config.json cannot be read ({type(err).__name__}: {err}). {fix}"
+        if config.get("model_type") != model_type:
+            return (f"{source!r} holds a {config.get('model_type')!r} model, not a {name} (model_type {model_type!r}). "
+                    f"Pass the right folder with {flag}.")
+        size, channels = config.get("image_size", image_size), config.get("num_channels", num_channels)
+        if (size, channels) != (image_size, num_channels):
+            return (f"The {name} in {str(path)!r} takes {size}×{size}×{channels} images; this app needs "
+                    f"{image_size}×{image_size}×{num_channels} (MNIST-like digits). Pass an MNIST model with {flag}.")
+        if not any((path / f).is_file() for f in WEIGHT_FILES):
+            return f"{where}: it has no weights ({', '.join(WEIGHT_FILES[::2])}). {fix}"
+        return None
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    where = (f"Could not load the {name} from {source!r}, which is not a local folder (looked in "
+             f"{str(path.resolve())!r})")
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return f"{where} nor a Hub id (`owner/name`). {fix}"
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(source, "config.json"), str):
+        return (f"{where}, and as a Hub id it is not in the local cache while the Hub is switched off "
+                f"(HF_HUB_OFFLINE=1). {fix}")
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dae", default=env.get("MAE_HF_DAE", str(pretrained_dir() / "dae-mnist")),
+    parser.add_argument("--dae", default=env.get("MAE_HF_DAE", str(bundled_model_dir() / "dae-mnist")),
                         help="DAE folder or Hub id (env MAE_HF_DAE)")
-    parser.add_argument("--mae", default=env.get("MAE_HF_MAE", str(pretrained_dir() / "mae-mnist")),
+    parser.add_argument("--mae", default=env.get("MAE_HF_MAE", str(bundled_model_dir() / "mae-mnist")),
                         help="MAE folder or Hub id (env MAE_HF_MAE)")
     parser.add_argument("--host", default=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="interface to listen on; 0.0.0.0 on a Space (env GRADIO_SERVER_NAME)")
@@ -784,20 +1141,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """
+    Check the model sources, build the page and serve it, then load the models in the background (see the module
+    docstring). Returns 2 when a model source is plainly unusable; a model that fails later, while loading, is
+    logged and shown in the page.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     start = time.perf_counter()
-    try:
-        models = load_models(args.dae, args.mae)
-        models.check_compatible()
-    except ModelLoadError as err:
-        logger.error("%s", err)
+    problems = [p for p in (check_model_source(args.dae, "--dae"), check_model_source(args.mae, "--mae")) if p]
+    if problems:
+        logger.error("%s", "\n".join(problems))
         return 2
+    models = BackgroundModels(args.dae, args.mae, torch_threads=1)
     demo = build_demo(models)
-    logger.info("Models loaded and app built in %.1f s; starting the server", time.perf_counter() - start)
-    # One thread per request: the models are tiny, and intra-op threads would fight over the cores.
-    torch.set_num_threads(1)
-    serve(demo, host=args.host, port=args.port, share=args.share, concurrency=args.concurrency)
+    serve(demo, host=args.host, port=args.port, share=args.share, concurrency=args.concurrency, block=False)
+    logger.info("Serving %.1f s after start; loading the models in the background", time.perf_counter() - start)
+    models.start()
+    demo.block_thread()
     return 0
 
 

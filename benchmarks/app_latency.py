@@ -123,8 +123,9 @@ def main() -> int:
         )
         try:
             _, startup = _wait_for_server(url, process)
-            print(f"app up in {startup:.1f} s (process start to first answer); {os.cpu_count()} CPUs, load average "
-                  f"{os.getloadavg()[0]:.1f} before the run")
+            print(f"app up in {startup:.1f} s (process start to the page; the models load in the background, the "
+                  f"warm-up requests wait for them); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+                  "before the run")
             # The clients cost more CPU per request than the server (httpx, event streams): on a 2-core machine
             # they would starve the server they measure, so they run at a lower priority than the app.
             os.nice(10)

@@ -2,9 +2,15 @@
 a real headless Chromium."""
 
 import io
+import json
+import os
 import shutil
 import socket
 import struct
+import subprocess
+import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -166,6 +172,118 @@ def test_command_line_and_environment(monkeypatch):
 def test_main_with_missing_models_says_what_was_tried(tmp_path, caplog):
     assert app.main(["--dae", str(tmp_path / "nope-dae"), "--mae", str(tmp_path / "nope-mae")]) == 2
     assert "nope-dae" in caplog.text and "nope-mae" in caplog.text and "make models" in caplog.text
+
+
+def test_app_constants_match_the_package():
+    from mae_hf.cli import pretrained_dir
+    from mae_hf.comparison import CORRUPTIONS
+
+    assert {value: label for label, value in app.CORRUPTION_CHOICES} == CORRUPTIONS
+    assert app.bundled_model_dir() == pretrained_dir()
+
+
+def test_model_sources_are_checked_without_loading_them(model_dirs, tmp_path, monkeypatch):
+    dae, mae = map(str, model_dirs)
+    assert app.check_model_source(dae, "--dae") is None and app.check_model_source(mae, "--mae") is None
+    assert app.check_model_source(str(app.bundled_model_dir() / "mae-mnist"), "--mae") is None
+    assert "holds a 'vit_mae' model, not a denoising" in app.check_model_source(mae, "--dae")  # swapped flags
+    missing = app.check_model_source(str(tmp_path / "nope"), "--mae")
+    assert str(tmp_path / "nope") in missing and "make models" in missing and "--mae" in missing
+    (tmp_path / "empty").mkdir()
+    assert "no config.json" in app.check_model_source(str(tmp_path / "empty"), "--dae")
+    (tmp_path / "config-only").mkdir()
+    config = json.loads((model_dirs[0] / "config.json").read_text())
+    (tmp_path / "config-only" / "config.json").write_text(json.dumps(config))
+    assert "no weights" in app.check_model_source(str(tmp_path / "config-only"), "--dae")
+    (tmp_path / "cifar").mkdir()
+    (tmp_path / "cifar" / "config.json").write_text(json.dumps(config | {"image_size": 32, "num_channels": 3}))
+    assert "takes 32×32×3 images" in app.check_model_source(str(tmp_path / "cifar"), "--dae")
+    monkeypatch.chdir(tmp_path)
+    assert "nor a Hub id" in app.check_model_source("not/a/hub/id", "--dae")
+    assert "HF_HUB_OFFLINE=1" in app.check_model_source("someone/uncached-mae", "--mae")  # the tests run offline
+
+
+@pytest.mark.slow
+def test_building_the_app_imports_neither_torch_nor_transformers(model_dirs):
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import app\n"
+            f"app.build_demo(app.BackgroundModels({str(model_dirs[0])!r}, {str(model_dirs[1])!r}))\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'mae_hf', 'datasets') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_handlers_wait_for_models_loading_in_the_background(model_dirs, models, settings):
+    from mae_hf.explorer import BackgroundAnalysis
+
+    loader = app.BackgroundModels(*model_dirs)
+    lab = app.DigitLab(loader, settings)
+    status = lab.analysis_status()
+    assert status["stage"] == "loading the models" and not status["ready"] and not status["failed"]
+    assert "Loading the models" in lab.metrics()[0] and "Loading the models" in loader.status()
+    example = str(app.example_files()[4])
+    answer = {}
+    waiting = threading.Thread(target=lambda: answer.update(out=lab.reconstruct(example, 0.5, 0.3, 2, "mask")))
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive() and not answer  # nothing can answer before the models are loaded
+    loader.start()
+    waiting.join(120)
+    assert loader.ready and "Models loaded" in loader.status()
+    expected = app.DigitLab(models, settings).reconstruct(example, 0.5, 0.3, 2, "mask")
+    for got, want in zip(answer["out"], expected):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert isinstance(lab.analysis, BackgroundAnalysis) and lab.analysis.settings is settings  # made once loaded
+    banner, summary = list(lab.watch_models())[-1]
+    assert banner.visible is False and "loaded from" in summary
+
+
+def test_models_that_fail_to_load_in_the_background_say_why(model_dirs, tmp_path):
+    bad = tmp_path / "bad-dae"
+    shutil.copytree(model_dirs[0], bad)
+    (bad / "model.safetensors").write_bytes(b"not safetensors")
+    assert app.check_model_source(str(bad), "--dae") is None  # only loading can tell
+    loader = app.BackgroundModels(bad, model_dirs[1]).start()
+    lab = app.DigitLab(loader)
+    assert loader.wait(120) and loader.failed and str(bad) in loader.error
+    with pytest.raises(gr.Error, match="bad-dae"):
+        lab.reconstruct(str(app.example_files()[0]))
+    status = lab.analysis_status()
+    assert status["failed"] and "could not be loaded" in status["message"] and "bad-dae" in status["message"]
+    banner, summary = list(lab.watch_models())[-1]
+    assert banner.visible is True and "bad-dae" in banner.value and "bad-dae" in summary
+
+
+@pytest.mark.slow
+def test_app_serves_the_page_first_and_answers_once_the_models_are_loaded(model_dirs, tmp_path):
+    from gradio_client import Client, handle_file
+
+    port = _free_port()
+    env = dict(os.environ, MAE_HF_CACHE=str(tmp_path / "cache"), MAE_HF_APP_N="20", MAE_HF_APP_N_TRAIN="20")
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--dae", str(model_dirs[0]), "--mae",
+                                    str(model_dirs[1]), "--port", str(port)], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        client = None
+        for _ in range(1200):
+            assert process.poll() is None, log.read_text()
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not serving yet
+                time.sleep(0.1)
+        assert client is not None, log.read_text()
+        example = app.example_files()[9]
+        out = client.predict(handle_file(str(example)), 0.75, 0.5, 0, "own", api_name="/reconstruct")
+        np.testing.assert_array_equal(np.asarray(Image.open(out[0])), np.asarray(Image.open(example)))
+        assert len(out[6]["data"]) == 3
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert text.index("loading the models in the background") < text.index("Models loaded in"), text
 
 
 def test_readme_front_matter_configures_a_space():
