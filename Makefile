@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo install info models report clean
+.PHONY: test demo install info models report study clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ report: $(STAMP)
 		--split test --n 1000 --n_train 4000 --seed 0 --out docs/results --no_progress
 	{ cat docs/results_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' \
 		-e 's/^(#+) /#\1 /' docs/results/report.md; } > docs/RESULTS.md
+
+# The architecture x corruption study (issue 7): 4 cells x 3 seeds into outputs/study (model folders stay out of
+# git; rerunning skips finished runs), then docs/STUDY.md and docs/study/ from its files.
+STUDY_OUT ?= outputs/study
+study: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset mnist --seeds 3 --out $(STUDY_OUT)
+	mkdir -p docs/study && cp $(STUDY_OUT)/study.json $(STUDY_OUT)/*.png docs/study/
+	{ cat docs/study_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' \
+		$(STUDY_OUT)/study.md; } > docs/STUDY.md
 
 info: $(STAMP)
 	$(VENV)/bin/mae-hf info

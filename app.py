@@ -895,6 +895,46 @@ def model_summary(models: "LoadedModels") -> str:
     return "\n".join(lines)
 
 
+STUDY_JSON = Path(__file__).resolve().parent / "docs" / "study" / "study.json"
+GRID_ROWS = (("psnr", "PSNR, own corruption (dB)", 2), ("psnr_masked", "PSNR on masked images, masked pixels (dB)", 2),
+             ("psnr_noisy", "PSNR on noisy images (dB)", 2), ("scale_free_radius", "scale-free class radius ↓", 3),
+             ("silhouette", "silhouette", 3), ("knn_accuracy", "5-NN accuracy", 3),
+             ("probe_accuracy", "linear-probe accuracy", 3))
+
+
+def study_grid_markdown(path: Path = STUDY_JSON) -> str:
+    """The architecture × corruption grid of `mae-hf study` (docs/study/study.json) as Markdown for the About tab."""
+    head = "### Beyond the study: architecture × corruption\n\n"
+    try:
+        study = json.loads(Path(path).read_text())
+        cells, summary, effects = study["cells"], study["summary"], study["effects"]
+    except (OSError, ValueError, KeyError) as err:
+        return head + f"*No study results at `{path}` ({type(err).__name__}); `make study` writes them.*"
+
+    def ci(e, d):
+        return f"{e['estimate']:.{d}f} [{e['ci_low']:.{d}f}, {e['ci_high']:.{d}f}]"
+
+    s = study["settings"]
+    lines = [head + "The study compared a ViT trained with masking against a CNN trained with noise, so its differences "
+             "could come from either factor. `mae-hf study` trains all four pairings on the same data and budget "
+             f"({s['num_train_epochs']} epochs, seeds {', '.join(map(str, study['seeds']))}) and splits each difference "
+             "into an architecture and a corruption effect. Mean over seeds [95% bootstrap interval]; "
+             "full results in `docs/STUDY.md`.", "",
+             "| measure | " + " | ".join(cells[c]["label"] for c in cells) + " | architecture effect | corruption effect |",
+             "| --- |" + " --- |" * (len(cells) + 2)]
+    for key, label, d in GRID_ROWS:
+        if key not in effects:
+            continue
+        eff = [("**" + ci(effects[key][e], d) + "**") if effects[key][e]["significant"] else ci(effects[key][e], d)
+               for e in ("architecture", "corruption")]
+        lines.append(f"| {label} | " + " | ".join(ci(summary[c][key], d) for c in cells) + " | " + " | ".join(eff) + " |")
+    lines += ["", "Effects: architecture = ViT − CNN, corruption = masking − noise (bold: the interval excludes 0).", ""]
+    for cid, v in study.get("verdicts", {}).items():
+        held = [f"{m} ({r['due_to']})" for m, r in v["measures"].items() if r["verdict"] == "holds"]
+        lines.append(f"- **{cid}** {v['claim']}: **{v['verdict']}**" + (f"; holds on {', '.join(held)}" if held else ""))
+    return "\n".join(lines)
+
+
 def about_tab(models: BackgroundModels) -> tuple[gr.Markdown, gr.Markdown]:
     """What the two models are, where they were loaded from, their cards, and the claims with our verdicts.
     Returns the model summary (filled in once the models are loaded) and the verdicts Markdown (filled in by the
@@ -909,7 +949,9 @@ def about_tab(models: BackgroundModels) -> tuple[gr.Markdown, gr.Markdown]:
     gr.Markdown("### The study's claims, and our verdicts\n\nThe study behind this project claimed (H1) MAE latents "
                 "cluster by class more tightly, (H2) the DAE has more near-zero weights so it \"learns less\", and "
                 "(H3) the MAE reconstructs better. Each is checked under every measure that bears on it.")
-    return summary, gr.Markdown(elem_id="verdicts")
+    verdicts = gr.Markdown(elem_id="verdicts")
+    gr.Markdown(study_grid_markdown(), elem_id="study-grid")
+    return summary, verdicts
 
 
 def _plot_image(label: str, elem_id: str | None = None) -> gr.Image:

@@ -160,6 +160,7 @@ def render_model_card(
         num_parameters=f"{num_parameters:,}" if num_parameters else "",
         **values,
     )
+    fields["corruption"] = values.get("corruption") or ("mask" if model_kind == "mae" else "noise")
     if model_kind == "mae":
         num_patches = (values["image_size"] // values["patch_size"]) ** 2
         fields.update(num_patches=num_patches, num_visible=int(num_patches * (1 - values["mask_ratio"])))

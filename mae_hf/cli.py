@@ -74,6 +74,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from .study import StudySettings, run_study, settings_from_args
+    from .training import ConfigurationError
+
+    lr = None
+    if args.learning_rate_vit is not None or args.learning_rate_cnn is not None:
+        default = StudySettings().learning_rate
+        lr = {"vit": args.learning_rate_vit or default["vit"], "cnn": args.learning_rate_cnn or default["cnn"]}
+    try:
+        settings = settings_from_args(
+            quick=args.quick, dataset=args.dataset, seeds=args.seeds, num_train_epochs=args.epochs,
+            per_device_train_batch_size=args.batch_size, learning_rate=lr, max_train_samples=args.max_train_samples,
+            n=args.n, n_train=args.n_train, n_boot=args.n_boot, mask_ratio=args.mask_ratio,
+            noise_factor=args.noise_factor,
+        )
+        study = run_study(settings, args.out)
+    except (ConfigurationError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    lines = [f"Study written to {args.out}/study.md, study.json and figures "
+             f"({study['wall_time_s']['this_invocation']:.0f} s). Verdicts:"]
+    lines += [f"  {cid}: {v['verdict']} — {v['claim']}" for cid, v in study["verdicts"].items()]
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--no_cache", action="store_true", help="compute everything afresh, write no cache")
     p_rep.add_argument("--no_progress", action="store_true", help="hide progress bars")
     p_rep.set_defaults(func=cmd_report)
+
+    p_st = sub.add_parser("study", help="the architecture x corruption grid (ViT/CNN x masking/noise) over seeds: "
+                                        "study.md, study.json, figures")
+    p_st.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")
+    p_st.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each trains all four cells (default 3)")
+    p_st.add_argument("--out", default="study", help="output folder; rerunning into it skips finished runs and "
+                                                     "resumes an interrupted one (default: study)")
+    p_st.add_argument("--quick", action="store_true", help="tiny budgets (1 epoch on 256 images, a tiny ViT, 120 "
+                                                           "test images): checks the pipeline, not the science")
+    p_st.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 20; quick 1)")
+    p_st.add_argument("--batch_size", type=int, default=None, help="training batch size of every run (default 64)")
+    p_st.add_argument("--learning_rate_vit", type=float, default=None, help="peak learning rate of the ViT cells "
+                                                                            "(default 1.5e-3)")
+    p_st.add_argument("--learning_rate_cnn", type=float, default=None, help="peak learning rate of the CNN cells "
+                                                                            "(default 1e-2)")
+    p_st.add_argument("--max_train_samples", type=int, default=None, help="train on the first N images only")
+    p_st.add_argument("--mask_ratio", type=float, default=None, help="masking ratio of the mask cells (default 0.75)")
+    p_st.add_argument("--noise_factor", type=float, default=None, help="noise std of the noise cells (default 0.5)")
+    p_st.add_argument("--n", type=int, default=None, help="test images analysed (default 1000)")
+    p_st.add_argument("--n_train", type=int, default=None, help="train images the kNN and probe are fit on "
+                                                                "(default 4000)")
+    p_st.add_argument("--n_boot", type=int, default=None, help="bootstrap replicates (default 2000)")
+    p_st.set_defaults(func=cmd_study)
     return parser
 
 

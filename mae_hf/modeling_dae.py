@@ -15,6 +15,8 @@ from .configuration_dae import DAEConfig
 
 
 @dataclass
+
+
 class DAEOutput(ModelOutput):
     """
     Output of [`DAEModel`].
@@ -27,12 +29,15 @@ class DAEOutput(ModelOutput):
             for 28×28 inputs.
         corrupted (`torch.FloatTensor` of shape `(B, C, H, W)`): The input the encoder saw (equal to
             `pixel_values` when no corruption was applied).
+        pixel_mask (`torch.FloatTensor` of shape `(B, 1, H, W)`, *optional*): With `corruption="mask"`, the masked
+            pixels (1 = hidden), where the loss is taken.
     """
 
     loss: torch.FloatTensor | None = None
     reconstruction: torch.FloatTensor | None = None
     latent: torch.FloatTensor | None = None
     corrupted: torch.FloatTensor | None = None
+    pixel_mask: torch.FloatTensor | None = None
 
 
 def gaussian_corrupt(
@@ -46,6 +51,86 @@ def gaussian_corrupt(
     elif noise.shape != pixel_values.shape:
         raise ValueError(f"`noise` must have the shape of `pixel_values` {tuple(pixel_values.shape)}, got {tuple(noise.shape)}.")
     return (pixel_values + noise_factor * noise.to(pixel_values)).clamp(0.0, 1.0)
+
+
+def _check_ratio(mask_ratio: float) -> None:
+    if not 0.0 <= float(mask_ratio) < 1.0:
+        raise ValueError(f"`mask_ratio` must be in [0, 1), got {mask_ratio}.")
+
+
+def patch_mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> torch.Tensor:
+    """
+    ViTMAE's mask for a given noise.
+
+    Args:
+        noise: (B, L) noise; lower values are kept.
+        mask_ratio: fraction of patches to remove, in [0, 1).
+
+    Returns:
+        mask: (B, L) float, 0 is keep, 1 is remove; exactly `L - int(L * (1 - mask_ratio))` ones per row.
+    """
+    _check_ratio(mask_ratio)
+    if noise.ndim != 2:
+        raise ValueError(f"`noise` must have shape (B, L), got {tuple(noise.shape)}.")
+    batch_size, length = noise.shape
+    len_keep = int(length * (1 - mask_ratio))
+    ids_shuffle = torch.argsort(noise, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    mask = torch.ones(batch_size, length, device=noise.device)
+    mask[:, :len_keep] = 0
+    return torch.gather(mask, 1, ids_restore)  # (B, L) in spatial order
+
+
+def mask_to_image(mask: torch.Tensor, patch_size: int, image_size: int | tuple[int, int]) -> torch.Tensor:
+    """
+    Patch mask (B, L) → pixel mask (B, 1, H, W), patches in row-major order as ViTMAE's `patchify`.
+    """
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    gh, gw = h // patch_size, w // patch_size
+    if mask.ndim != 2 or mask.shape[1] != gh * gw:
+        raise ValueError(
+            f"`mask` must have shape (B, {gh * gw}) for {h}x{w} images and patch size {patch_size}, got {tuple(mask.shape)}."
+        )
+    grid = mask.reshape(-1, 1, gh, gw)  # (B, 1, gh, gw)
+    return grid.repeat_interleave(patch_size, dim=2).repeat_interleave(patch_size, dim=3)  # (B, 1, H, W)
+
+
+def mask_patches(
+    pixel_values: torch.Tensor,
+    patch_size: int,
+    mask_ratio: float,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    fill_value: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    Random patch masking of images.
+
+    Args:
+        pixel_values: (B, C, H, W), H and W divisible by `patch_size`.
+        patch_size: side of a square patch.
+        mask_ratio: fraction of patches removed, in [0, 1).
+        noise: optional (B, L) noise as ViTMAE takes it; drawn from `generator` when omitted.
+        fill_value: value written into removed patches.
+
+    Returns:
+        (masked_pixel_values (B, C, H, W), mask (B, L) with 1 = removed, pixel_mask (B, 1, H, W)).
+    """
+    _check_ratio(mask_ratio)
+    if pixel_values.ndim != 4:
+        raise ValueError(f"`pixel_values` must have shape (B, C, H, W), got {tuple(pixel_values.shape)}.")
+    b, _, h, w = pixel_values.shape
+    if patch_size < 1 or h % patch_size or w % patch_size:
+        raise ValueError(f"`patch_size`={patch_size} must divide the image size {h}x{w}.")
+    length = (h // patch_size) * (w // patch_size)
+    if noise is None:
+        noise = torch.rand(b, length, generator=generator, device=pixel_values.device)
+    elif tuple(noise.shape) != (b, length):
+        raise ValueError(f"`noise` must have shape ({b}, {length}), got {tuple(noise.shape)}.")
+    mask = patch_mask_from_noise(noise, mask_ratio)
+    pixel_mask = mask_to_image(mask, patch_size, (h, w)).to(pixel_values)
+    masked = pixel_values * (1 - pixel_mask) + fill_value * pixel_mask
+    return masked, mask, pixel_mask
 
 
 def encoder_sizes(image_size: int, num_levels: int) -> list[int]:
@@ -80,6 +165,9 @@ class DAEPreTrainedModel(PreTrainedModel):
 class DAEModel(DAEPreTrainedModel):
     """
     Conv encoder (conv → ReLU → 2×2 max-pool per level) and a transposed-conv decoder back to the exact input size.
+
+    In training (or with `corrupt=True` / `noise=`), the input is corrupted as `config.corruption` says: Gaussian
+    noise (the default, the study's DAE) or random patch masking with the loss on the masked pixels.
     """
 
     def __init__(self, config: DAEConfig):
@@ -144,17 +232,20 @@ class DAEModel(DAEPreTrainedModel):
         r"""
         Args:
             pixel_values (`torch.FloatTensor` of shape `(B, C, H, W)`): Clean images in [0, 1]; the loss target.
-            noise (`torch.FloatTensor` of shape `(B, C, H, W)`, *optional*): Standard-normal noise to use instead of
-                drawing it, for repeatable corruption. Giving it implies `corrupt=True`.
+            noise (`torch.FloatTensor`, *optional*): The corruption's randomness, for repeatable corruption; giving
+                it implies `corrupt=True`. With `config.corruption="noise"`: standard-normal noise of shape
+                `(B, C, H, W)`. With `"mask"`: ViTMAE-style mask noise of shape `(B, L)` (L patches; the lowest
+                `int(L * (1 - mask_ratio))` values are kept), so one tensor gives a ViTMAE and this model one mask.
             generator (`torch.Generator`, *optional*): Generator the noise is drawn from.
-            corrupt (`bool`, *optional*): Add Gaussian noise before encoding. Defaults to `self.training`.
+            corrupt (`bool`, *optional*): Corrupt the input before encoding. Defaults to `self.training`.
             corrupted_pixel_values (`torch.FloatTensor` of shape `(B, C, H, W)`, *optional*): An input the caller
-                already corrupted (e.g. patch-masked); used as is instead of Gaussian noise.
+                already corrupted; used as is instead of the model's own corruption.
             loss_mask (`torch.Tensor` of shape `(B, 1 or C, H, W)`, *optional*): Where the loss is averaged
-                (1 = counts), e.g. only the masked patches.
+                (1 = counts). Defaults to the masked pixels under the model's own masking, else every pixel.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_input(pixel_values)
+        pixel_mask = None
         if corrupted_pixel_values is not None:
             if corrupted_pixel_values.shape != pixel_values.shape:
                 raise ValueError("`corrupted_pixel_values` must have the same shape as `pixel_values`.")
@@ -162,9 +253,16 @@ class DAEModel(DAEPreTrainedModel):
         else:
             if corrupt is None:
                 corrupt = self.training or noise is not None
-            corrupted = (
-                gaussian_corrupt(pixel_values, self.config.noise_factor, noise, generator) if corrupt else pixel_values
-            )
+            if not corrupt:
+                corrupted = pixel_values
+            elif self.config.corruption == "mask":
+                corrupted, mask, pixel_mask = mask_patches(
+                    pixel_values, self.config.patch_size, self.config.mask_ratio, noise=noise, generator=generator
+                )
+                if loss_mask is None and mask.sum() > 0:
+                    loss_mask = pixel_mask
+            else:
+                corrupted = gaussian_corrupt(pixel_values, self.config.noise_factor, noise, generator)
 
         latent = self.encode(corrupted)
         reconstruction = self.decode(latent)
@@ -180,6 +278,7 @@ class DAEModel(DAEPreTrainedModel):
             loss = per_pixel.mean()
 
         if not return_dict:
-            return (loss, reconstruction, latent, corrupted)
-        return DAEOutput(loss=loss, reconstruction=reconstruction, latent=latent, corrupted=corrupted)
+            return tuple(v for v in (loss, reconstruction, latent, corrupted, pixel_mask) if v is not None)
+        return DAEOutput(loss=loss, reconstruction=reconstruction, latent=latent, corrupted=corrupted,
+                         pixel_mask=pixel_mask)
 

@@ -286,3 +286,53 @@ def plot_radius_bars(radii: dict, classes, ylabel: str = "radius", ax=None):
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return fig, ax
+
+
+GRID_MEASURES = ("psnr", "psnr_masked", "psnr_noisy", "ssim", "tsne_radius", "scale_free_radius", "silhouette",
+                 "knn_accuracy", "probe_accuracy", "near_zero_relative_vs_init")
+
+
+def plot_grid_measures(summary: dict, labels: dict, measures=GRID_MEASURES, ncols: int = 5):
+    """
+    The architecture × corruption grid: one panel per measure, one bar per cell with its 95% interval.
+
+    Args:
+        summary: `{cell: {measure: {"estimate", "ci_low", "ci_high", "per_seed"}}}` (`factorial.summarize_cells`).
+        labels: `{cell: label}`, in the order the bars are drawn.
+
+    Returns:
+        (Figure, array of Axes).
+    """
+    measures = [m for m in measures if all(m in summary[c] for c in labels)]
+    nrows = -(-len(measures) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.4 * nrows), squeeze=False)
+    colors = {"vit_mask": "#d62728", "vit_noise": "#ff9896", "cnn_mask": "#1f77b4", "cnn_noise": "#aec7e8"}
+    cells = list(labels)
+    for ax, m in zip(axes.flat, measures):
+        est = np.array([summary[c][m]["estimate"] for c in cells])
+        lo = est - np.array([summary[c][m]["ci_low"] for c in cells])
+        hi = np.array([summary[c][m]["ci_high"] for c in cells]) - est
+        ax.bar(range(len(cells)), est, yerr=[lo, hi], color=[colors.get(c, "gray") for c in cells], capsize=3)
+        for i, c in enumerate(cells):
+            seeds = summary[c][m].get("per_seed", [])
+            ax.scatter([i] * len(seeds), seeds, s=6, color="black", zorder=3)
+        ax.set_xticks(range(len(cells)))
+        ax.set_xticklabels([c.replace("_", "\n") for c in cells], fontsize=7)
+        ax.set_title(m, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        low = min(summary[c][m]["ci_low"] for c in cells)
+        if low > 0 and m.startswith("psnr"):
+            ax.set_ylim(bottom=0.8 * low)
+    for ax in list(axes.flat)[len(measures):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_grid_tsne(coordinates: dict, labels: np.ndarray, titles: dict):
+    """Four t-SNE maps side by side: `coordinates` `{cell: (N, 2)}`, `titles` `{cell: title}`."""
+    fig, axes = plt.subplots(1, len(coordinates), figsize=(3.4 * len(coordinates), 3.4), squeeze=False)
+    for ax, (cell, xy) in zip(axes[0], coordinates.items()):
+        plot_tsne(xy, labels, title=titles.get(cell, cell), ax=ax)
+    fig.tight_layout()
+    return fig, axes[0]

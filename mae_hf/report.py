@@ -198,8 +198,8 @@ def load_report_data(
     split: str,
     n: int,
     n_train: int,
-    dae: DAEModel,
-    mae: ViTMAEForPreTraining,
+    dae: DAEModel | None = None,
+    mae: ViTMAEForPreTraining | None = None,
     cache: "AnalysisCache | None" = None,
 ) -> dict:
     """
@@ -207,6 +207,7 @@ def load_report_data(
     `train`; when `split` is `train`, the `n_train` rows after the analysed ones).
 
     Args:
+        dae, mae: when given, the images must be of the size and channels they take (and theirs must agree).
         cache: caches the decoded tensors, keyed by the source (and local files' sizes and mtimes), split and sizes.
 
     Returns:
@@ -215,7 +216,8 @@ def load_report_data(
     Raises:
         ValueError: unknown split, `n` larger than the split, images of another size than the models take.
     """
-    if dae.config.image_size != mae.config.image_size or dae.config.num_channels != mae.config.num_channels:
+    models = [m for m in (dae, mae) if m is not None]
+    if len(models) == 2 and (dae.config.image_size, dae.config.num_channels) != (mae.config.image_size, mae.config.num_channels):
         raise ValueError(
             f"The DAE takes {dae.config.num_channels}x{dae.config.image_size}x{dae.config.image_size} images but the "
             f"MAE {mae.config.num_channels}x{mae.config.image_size}x{mae.config.image_size}; compare two models "
@@ -225,7 +227,7 @@ def load_report_data(
     key = [_source_fingerprint(dataset), split, n, n_train]
     loaded = cache.arrays("data", key, lambda: _decode_report_data(dataset, split, n, n_train))
     x, y = torch.from_numpy(loaded["x"]), torch.from_numpy(loaded["y"])
-    c, s = mae.config.num_channels, mae.config.image_size
+    c, s = (models[0].config.num_channels, models[0].config.image_size) if models else tuple(x.shape[1:3])
     if tuple(x.shape[1:]) != (c, s, s):
         raise ValueError(
             f"The {dataset!r} images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} (CxHxW) but the models take {c}x{s}x{s}; "

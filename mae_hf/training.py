@@ -37,8 +37,9 @@ from transformers import SchedulerType, ViTMAEConfig, ViTMAEForPreTraining, get_
 
 from . import cards, hub
 from .configuration_dae import DAEConfig
+from .corruption import add_gaussian_noise, mask_patches, spatial_order_noise
 from .data import load_image_dataset, to_pixel_values
-from .mae import MAE_PRESETS, build_mae, reconstruct_mae
+from .mae import MAE_PRESETS, build_mae, evaluating, reconstruct_mae
 from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
 from .modeling_dae import DAEModel
 
@@ -46,6 +47,8 @@ logger = get_logger(__name__)
 
 __all__ = [
     "MODELS",
+    "CORRUPTIONS",
+    "corruption_kind",
     "EVAL_SEED",
     "PSNR_MAX",
     "ConfigurationError",
@@ -59,11 +62,17 @@ __all__ = [
     "per_sample_loss",
     "build_model",
     "evaluate",
+    "evaluate_per_sample",
+    "reconstruct_under",
     "find_checkpoints",
     "training_function",
 ]
 
 MODELS = ("dae", "mae")
+CORRUPTIONS = ("mask", "noise")
+# Each architecture's own corruption: the study's MAE masks patches, its DAE adds Gaussian noise.
+DEFAULT_CORRUPTION = {"mae": "mask", "dae": "noise"}
+DEFAULT_NOISE_FACTOR = 0.5
 EVAL_SEED = 0
 # Per-image PSNR is capped here (MSE floored at 1e-10) so that an image reproduced exactly (e.g. an MNIST digit
 # whose masked patches are all background) does not make a mean infinite.
@@ -90,13 +99,17 @@ class TrainingConfig:
     """
     Everything that determines the trained weights (saved as `training_args.json` next to the model).
 
-    `None` means "the model's default": `preset` is `"mnist"` for the MAE; `mask_ratio` the preset's (0.75);
+    `None` means "the model's default": `corruption` is `"mask"` for the MAE (ViTMAE's random patch masking) and
+    `"noise"` for the DAE (Gaussian); the other pairing gives the two control cells of `mae-hf study` (a ViTMAE
+    with masking off and noise on every patch, loss on all patches; the DAE's network fed patch-masked images, loss
+    on the masked pixels). `preset` is `"mnist"` for the MAE; `mask_ratio` the preset's (0.75);
     `noise_factor` the DAE's (0.5); `weight_decay` 0.05 for the MAE (as in the MAE paper) and 0 for the DAE (the
     study's Adam). `config_overrides` sets any field of `ViTMAEConfig` / `DAEConfig`.
     """
 
     model: str = "dae"
     dataset: str = "mnist"
+    corruption: str | None = None
     preset: str | None = None
     mask_ratio: float | None = None
     noise_factor: float | None = None
@@ -118,6 +131,8 @@ class TrainingConfig:
 
     def __post_init__(self):
         self.config_overrides = dict(self.config_overrides or {})
+        if self.corruption is None and self.model in MODELS:
+            self.corruption = DEFAULT_CORRUPTION[self.model]
         if self.model == "mae":
             self.preset = "mnist" if self.preset is None else self.preset
         if self.weight_decay is None:
@@ -134,18 +149,22 @@ class TrainingConfig:
             fail(f"Unknown model {self.model!r}; choose one of {list(MODELS)} (--model).")
         if not isinstance(self.dataset, str) or not self.dataset:
             fail("--dataset must name a dataset source, e.g. 'mnist'.")
+        if self.corruption not in CORRUPTIONS:
+            fail(f"Unknown corruption {self.corruption!r}; choose one of {list(CORRUPTIONS)} (--corruption).")
         if self.model == "mae":
             if self.preset not in MAE_PRESETS:
                 fail(f"Unknown MAE preset {self.preset!r}; choose one of {sorted(MAE_PRESETS)} (--preset).")
+        elif self.preset is not None:
+            fail("--preset applies to --model mae only; the DAE takes its image size from the dataset.")
+        if self.corruption == "mask":
             if self.noise_factor is not None:
-                fail("--noise_factor applies to --model dae only; the MAE corrupts by masking (--mask_ratio).")
+                fail("--noise_factor applies to --corruption noise only; this run corrupts by masking (--mask_ratio).")
             if self.mask_ratio is not None and not 0.0 <= self.mask_ratio < 1.0:
                 fail(f"--mask_ratio must be in [0, 1), got {self.mask_ratio}.")
         else:
-            if self.preset is not None:
-                fail("--preset applies to --model mae only; the DAE takes its image size from the dataset.")
             if self.mask_ratio is not None:
-                fail("--mask_ratio applies to --model mae only; the DAE corrupts with noise (--noise_factor).")
+                fail("--mask_ratio applies to --corruption mask only; this run corrupts with Gaussian noise "
+                     "(--noise_factor).")
             if self.noise_factor is not None and self.noise_factor < 0:
                 fail(f"--noise_factor must be >= 0, got {self.noise_factor}.")
         if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
@@ -169,7 +188,7 @@ class TrainingConfig:
         if self.lr_scheduler_type not in schedulers or self.lr_scheduler_type == "reduce_lr_on_plateau":
             fail(f"Unknown --lr_scheduler_type {self.lr_scheduler_type!r}; choose one of "
                  f"{[s for s in schedulers if s != 'reduce_lr_on_plateau']}.")
-        reserved = {"mask_ratio": "--mask_ratio", "noise_factor": "--noise_factor"}
+        reserved = {"mask_ratio": "--mask_ratio", "noise_factor": "--noise_factor", "corruption": "--corruption"}
         for key in self.config_overrides:
             if key in reserved:
                 fail(f"Set {key} with {reserved[key]}, not in --config_overrides.")
@@ -351,12 +370,28 @@ def model_kind(model) -> str:
     raise TypeError(f"Expected a ViTMAEForPreTraining or a DAEModel, got {type(inner).__name__}.")
 
 
-def batch_noise(model, indices: torch.Tensor, seed: int, stream: int) -> torch.Tensor:
-    """The corruption noise of a batch for `model`: (B, C, H, W) normal for the DAE, (B, L) uniform for the MAE."""
+def corruption_kind(model) -> str:
+    """
+    How `model` is corrupted in training and evaluation: `"mask"` (random patches, ViTMAE's noise semantics) or
+    `"noise"` (Gaussian). From `config.corruption`; a ViTMAE config without one (a stock MAE) masks.
+    """
     config = getattr(model, "module", model).config
-    if model_kind(model) == "mae":
-        length = (config.image_size // config.patch_size) ** 2
-        return sample_noise(indices, (length,), seed, stream, "uniform")
+    return getattr(config, "corruption", None) or DEFAULT_CORRUPTION[model_kind(model)]
+
+
+def num_patches_of(config) -> int:
+    return (config.image_size // config.patch_size) ** 2
+
+
+def batch_noise(model, indices: torch.Tensor, seed: int, stream: int, corruption: str | None = None) -> torch.Tensor:
+    """
+    The corruption noise of a batch for `model`: (B, L) uniform mask noise under masking (either architecture, so a
+    ViT and a CNN see the same masks), (B, C, H, W) standard normal under Gaussian noise. `corruption` defaults to
+    the model's own.
+    """
+    config = getattr(model, "module", model).config
+    if (corruption or corruption_kind(model)) == "mask":
+        return sample_noise(indices, (num_patches_of(config),), seed, stream, "uniform")
     return sample_noise(indices, (config.num_channels, config.image_size, config.image_size), seed, stream, "normal")
 
 
@@ -381,13 +416,32 @@ def mae_per_sample_loss(model: ViTMAEForPreTraining, pixel_values, logits, mask)
     return (per_patch * weight).sum(dim=1) / weight.sum(dim=1)
 
 
-def dae_per_sample_loss(model: DAEModel, pixel_values, reconstruction) -> torch.Tensor:
-    """The DAE's loss (`config.loss`, mse or bce) per image: (B,), their mean equals `DAEOutput.loss`."""
+def dae_per_sample_loss(model: DAEModel, pixel_values, reconstruction, pixel_mask=None) -> torch.Tensor:
+    """
+    The DAE's loss (`config.loss`, mse or bce) per image: (B,), over every pixel, or over the masked ones where
+    `pixel_mask` (B, 1, H, W) is given (all pixels for an image with none masked).
+    """
     if model.config.loss == "bce":
         per_pixel = F.binary_cross_entropy(reconstruction, pixel_values, reduction="none")
     else:
         per_pixel = (reconstruction - pixel_values) ** 2
-    return per_pixel.flatten(1).mean(dim=1)
+    if pixel_mask is None:
+        return per_pixel.flatten(1).mean(dim=1)
+    weight = pixel_mask.to(per_pixel).expand_as(per_pixel).flatten(1)  # (B, C*H*W)
+    weight = torch.where(weight.sum(dim=1, keepdim=True) > 0, weight, torch.ones_like(weight))
+    return (per_pixel.flatten(1) * weight).sum(dim=1) / weight.sum(dim=1)
+
+
+def mae_input(model: ViTMAEForPreTraining, pixel_values: torch.Tensor, noise: torch.Tensor):
+    """
+    What a ViTMAE is given under its corruption, as `(pixel_values, noise)` for its forward: the clean image and the
+    mask noise under masking; under Gaussian noise the noisy image and spatial-order token noise (mask ratio 0).
+    """
+    if corruption_kind(model) == "mask":
+        return pixel_values, noise
+    config = getattr(model, "module", model).config
+    noisy = add_gaussian_noise(pixel_values, config.noise_factor, noise)
+    return noisy, spatial_order_noise(len(pixel_values), num_patches_of(config), device=pixel_values.device)
 
 
 def per_sample_loss(model, pixel_values: torch.Tensor, noise: torch.Tensor):
@@ -397,7 +451,7 @@ def per_sample_loss(model, pixel_values: torch.Tensor, noise: torch.Tensor):
     Args:
         model: a `DAEModel` or `ViTMAEForPreTraining`, possibly wrapped (DDP); called as is, so gradients flow.
         pixel_values: (B, C, H, W) clean images in [0, 1].
-        noise: from `batch_noise`: (B, C, H, W) for the DAE, (B, L) for the MAE.
+        noise: from `batch_noise`: (B, L) mask noise under masking, (B, C, H, W) Gaussian noise otherwise.
 
     Returns:
         (losses (B,), model output).
@@ -405,10 +459,64 @@ def per_sample_loss(model, pixel_values: torch.Tensor, noise: torch.Tensor):
     inner = getattr(model, "module", model)
     noise = noise.to(pixel_values.device)
     if model_kind(model) == "mae":
-        out = model(pixel_values=pixel_values, noise=noise)
+        model_input, token_noise = mae_input(inner, pixel_values, noise)
+        out = model(pixel_values=model_input, noise=token_noise)
         return mae_per_sample_loss(inner, pixel_values, out.logits, out.mask), out
     out = model(pixel_values, noise=noise)
-    return dae_per_sample_loss(inner, pixel_values, out.reconstruction), out
+    return dae_per_sample_loss(inner, pixel_values, out.reconstruction, out.pixel_mask), out
+
+
+@torch.no_grad()
+def reconstruct_under(
+    model, pixel_values: torch.Tensor, noise: torch.Tensor, corruption: str | None = None,
+    mask_ratio: float | None = None, noise_factor: float | None = None,
+) -> dict[str, torch.Tensor | None]:
+    """
+    Corrupt clean images and reconstruct them with `model` (eval mode), under its own corruption or the other one,
+    so every model of the architecture × corruption grid can be scored on the same corrupted images.
+
+    - masking: a ViTMAE trained with masking drops the masked tokens (its own mechanism); any other model gets the
+      image with the masked patches set to 0 (a ViTMAE then runs with masking off, tokens in spatial order).
+      Whole-image metrics use the visible pixels pasted back.
+    - noise: every model gets `clamp(x + noise_factor * noise, 0, 1)` (a ViTMAE with masking off).
+
+    Args:
+        model: a `DAEModel` or `ViTMAEForPreTraining`.
+        pixel_values: (B, C, H, W) clean images in [0, 1].
+        noise: the corruption's noise, as `batch_noise(model, ..., corruption=corruption)` draws it.
+        corruption: `"mask"` or `"noise"` (default: the model's own).
+        mask_ratio / noise_factor: default to the model's own, else 0.75 / 0.5.
+
+    Returns:
+        `{"corrupted", "reconstruction", "shown" (B, C, H, W), "pixel_mask" (B, 1, H, W), 1 = masked, or None}`.
+    """
+    inner = getattr(model, "module", model)
+    config, own = inner.config, corruption_kind(inner)
+    corruption = corruption or own
+    if corruption not in CORRUPTIONS:
+        raise ValueError(f"Unknown corruption {corruption!r}; choose one of {list(CORRUPTIONS)}.")
+    is_mae = model_kind(inner) == "mae"
+    if corruption == "mask":
+        if mask_ratio is None:
+            mask_ratio = config.mask_ratio if own == "mask" else MAE_PRESETS["mnist"]["mask_ratio"]
+        if is_mae and own == "mask":
+            rec = reconstruct_mae(inner, pixel_values, mask_ratio=mask_ratio, noise=noise)
+            return {"corrupted": rec.masked_input, "reconstruction": rec.reconstruction, "shown": rec.pasted,
+                    "pixel_mask": rec.pixel_mask}
+        corrupted, _, pixel_mask = mask_patches(pixel_values, config.patch_size, mask_ratio, noise=noise)
+    else:
+        if noise_factor is None:
+            noise_factor = getattr(config, "noise_factor", None)
+            noise_factor = DEFAULT_NOISE_FACTOR if noise_factor is None else noise_factor
+        corrupted, pixel_mask = add_gaussian_noise(pixel_values, noise_factor, noise), None
+    with evaluating(inner, 0.0 if is_mae else None):
+        if is_mae:
+            order = spatial_order_noise(len(pixel_values), num_patches_of(config), device=pixel_values.device)
+            reconstruction = inner.unpatchify(inner(pixel_values=corrupted, noise=order).logits).clamp(0, 1)
+        else:
+            reconstruction = inner(pixel_values, corrupted_pixel_values=corrupted).reconstruction
+    shown = reconstruction if pixel_mask is None else pixel_values * (1 - pixel_mask) + reconstruction * pixel_mask
+    return {"corrupted": corrupted, "reconstruction": reconstruction, "shown": shown, "pixel_mask": pixel_mask}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -420,30 +528,14 @@ def _psnr(x, y) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(model, dataloader, accelerator: Accelerator | None = None, seed: int = EVAL_SEED) -> dict[str, float]:
+def evaluate_per_sample(
+    model, dataloader, accelerator: Accelerator | None = None, seed: int = EVAL_SEED
+) -> dict[str, np.ndarray]:
     """
-    Test metrics of a DAE or an MAE, each sample counted once, independent of batch size and process count.
-
-    Each sample is corrupted with noise seeded by `(seed, its dataset index)` (`sample_noise`): Gaussian noise at the
-    DAE's `noise_factor`, or a ViTMAE mask at the MAE's `mask_ratio`. All images are on [0, 1].
-
-    Args:
-        model: `DAEModel` or `ViTMAEForPreTraining` (possibly prepared by `accelerator`).
-        dataloader: yields `{"pixel_values": (B, C, H, W), "index": (B,)}` (`evaluation_dataloader`,
-            `ImageTensorDataset`); without `"index"`, the running position is used (one process only).
-        accelerator: when given (and the dataloader prepared by it), per-sample values are collected from every
-            process with `gather_for_metrics`, which drops the samples padded onto the last batches.
-        seed: the evaluation noise seed.
-
-    Returns:
-        `{"loss", "psnr", "ssim", "psnr_input", ["psnr_masked"], "num_samples"}`, means over samples:
-        `loss` is the model's objective (MAE: MSE on the masked patches); `psnr`/`ssim` compare the output with the
-        clean image (MAE: the reconstruction with the visible patches pasted back, `reconstruct_mae(...).pasted`);
-        `psnr_input` compares the corrupted input with the clean image; `psnr_masked` (MAE with a non-empty mask)
-        counts the masked pixels only. Per-image PSNR is capped at `PSNR_MAX` dB.
+    `evaluate`'s per-image values: `{"index": (N,) dataset indices, sorted, "loss", "psnr", ...: (N,) float64}`.
+    See `evaluate` for the arguments and what each metric measures.
     """
     inner = accelerator.unwrap_model(model) if accelerator is not None else getattr(model, "module", model)
-    kind = model_kind(inner)
     was_training = inner.training
     inner.eval()
     device = next(inner.parameters()).device
@@ -461,20 +553,15 @@ def evaluate(model, dataloader, accelerator: Accelerator | None = None, seed: in
             indices = indices.cpu()
             position += b
             noise = batch_noise(inner, indices, seed, stream=0)
-            losses, out = per_sample_loss(inner, pixel_values, noise)
+            losses, _ = per_sample_loss(inner, pixel_values, noise)
             columns = {"index": indices.double().numpy(), "loss": losses.double().cpu().numpy()}
-            if kind == "mae":
-                rec = reconstruct_mae(inner, pixel_values, noise=noise)
-                columns["psnr"] = _psnr(rec.pasted, pixel_values)
-                columns["ssim"] = compute_ssim(rec.pasted, pixel_values)
-                columns["psnr_input"] = _psnr(rec.masked_input, pixel_values)
-                if inner.config.mask_ratio > 0:
-                    masked = compute_masked_psnr(rec.reconstruction, pixel_values, rec.pixel_mask)
-                    columns["psnr_masked"] = np.minimum(masked, PSNR_MAX)
-            else:
-                columns["psnr"] = _psnr(out.reconstruction, pixel_values)
-                columns["ssim"] = compute_ssim(out.reconstruction, pixel_values)
-                columns["psnr_input"] = _psnr(out.corrupted, pixel_values)
+            r = reconstruct_under(inner, pixel_values, noise)
+            columns["psnr"] = _psnr(r["shown"], pixel_values)
+            columns["ssim"] = compute_ssim(r["shown"], pixel_values)
+            columns["psnr_input"] = _psnr(r["corrupted"], pixel_values)
+            if r["pixel_mask"] is not None and float(inner.config.mask_ratio) > 0:
+                masked = compute_masked_psnr(r["reconstruction"], pixel_values, r["pixel_mask"])
+                columns["psnr_masked"] = np.minimum(masked, PSNR_MAX)
             names = list(columns)
             table = torch.from_numpy(np.stack([columns[k] for k in names], axis=1))  # (B, K) float64
             if accelerator is not None:
@@ -488,8 +575,38 @@ def evaluate(model, dataloader, accelerator: Accelerator | None = None, seed: in
     index = table[:, 0].long()
     if index.unique().numel() != index.numel():
         raise RuntimeError("Evaluation counted a sample twice; is the dataloader prepared by this accelerator?")
-    metrics = {name: float(table[:, i].mean()) for i, name in enumerate(names) if name != "index"}
-    metrics["num_samples"] = int(table.shape[0])
+    table = table[torch.argsort(index)]
+    return {name: table[:, i].numpy() for i, name in enumerate(names)}
+
+
+def evaluate(model, dataloader, accelerator: Accelerator | None = None, seed: int = EVAL_SEED) -> dict[str, float]:
+    """
+    Test metrics of a DAE or an MAE (either corruption), each sample counted once, independent of batch size and
+    process count.
+
+    Each sample is corrupted with noise seeded by `(seed, its dataset index)` (`sample_noise`): Gaussian noise at the
+    model's `noise_factor`, or a ViTMAE-style patch mask at its `mask_ratio` (`corruption_kind`). All images are on
+    [0, 1].
+
+    Args:
+        model: `DAEModel` or `ViTMAEForPreTraining` (possibly prepared by `accelerator`).
+        dataloader: yields `{"pixel_values": (B, C, H, W), "index": (B,)}` (`evaluation_dataloader`,
+            `ImageTensorDataset`); without `"index"`, the running position is used (one process only).
+        accelerator: when given (and the dataloader prepared by it), per-sample values are collected from every
+            process with `gather_for_metrics`, which drops the samples padded onto the last batches.
+        seed: the evaluation noise seed.
+
+    Returns:
+        `{"loss", "psnr", "ssim", "psnr_input", ["psnr_masked"], "num_samples"}`, means over samples:
+        `loss` is the model's objective (MAE: MSE on the masked patches); `psnr`/`ssim` compare the output with the
+        clean image (under masking: the reconstruction with the visible patches pasted back, as
+        `reconstruct_mae(...).pasted`); `psnr_input` compares the corrupted input with the clean image;
+        `psnr_masked` (masking with a non-empty mask) counts the masked pixels only. Per-image PSNR is capped at
+        `PSNR_MAX` dB.
+    """
+    values = evaluate_per_sample(model, dataloader, accelerator, seed)
+    metrics = {name: float(v.mean()) for name, v in values.items() if name != "index"}
+    metrics["num_samples"] = int(len(values["index"]))
     return metrics
 
 
@@ -514,7 +631,10 @@ def build_model(config: TrainingConfig, image_size: int, num_channels: int):
     """
     overrides = dict(config.config_overrides)
     if config.model == "mae":
-        if config.mask_ratio is not None:
+        if config.corruption == "noise":  # the ViT + Gaussian noise cell: masking off, noise on every patch
+            overrides.update(mask_ratio=0.0, corruption="noise",
+                             noise_factor=DEFAULT_NOISE_FACTOR if config.noise_factor is None else config.noise_factor)
+        elif config.mask_ratio is not None:
             overrides["mask_ratio"] = config.mask_ratio
         preset = {**MAE_PRESETS[config.preset], **overrides}
         if (preset["image_size"], preset["num_channels"]) != (image_size, num_channels):
@@ -537,8 +657,11 @@ def build_model(config: TrainingConfig, image_size: int, num_channels: int):
             f"--config_overrides asks for {overrides['image_size']}x{overrides['image_size']}x"
             f"{overrides['num_channels']} but dataset {config.dataset!r} has {image_size}x{image_size}x{num_channels}."
         )
+    overrides["corruption"] = config.corruption
     if config.noise_factor is not None:
         overrides["noise_factor"] = config.noise_factor
+    if config.mask_ratio is not None:
+        overrides["mask_ratio"] = config.mask_ratio
     try:
         dae_config = DAEConfig(**overrides)
     except (TypeError, ValueError) as err:

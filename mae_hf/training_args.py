@@ -13,7 +13,7 @@ import re
 import shlex
 import sys
 
-from .training import MODELS, ConfigurationError, RunArgs, TrainingConfig, training_function
+from .training import CORRUPTIONS, MODELS, ConfigurationError, RunArgs, TrainingConfig, training_function
 
 __all__ = ["build_parser", "parse_args", "parse_config_overrides", "main"]
 
@@ -50,10 +50,16 @@ def build_parser(prog: str = "train_accelerate.py") -> argparse.ArgumentParser:
     g.add_argument("--preset", default=None,
                    help="MAE only: mae_hf.MAE_PRESETS name, 'mnist' (28x28x1, default) or 'cifar10' (32x32x3); must "
                         "match the dataset's images.")
+    g.add_argument("--corruption", choices=CORRUPTIONS, default=None,
+                   help="mask: random patch masking, loss on the masked patches (the MAE's default); noise: Gaussian "
+                        "noise on every pixel, loss on the whole image (the DAE's default). The other pairing trains "
+                        "the controls of `mae-hf study`: a ViTMAE with masking off fed noisy images, or the DAE's "
+                        "network fed masked images.")
     g.add_argument("--mask_ratio", type=float, default=None,
-                   help="MAE only: fraction of patches hidden from the encoder, in [0, 1) (default: the preset's, 0.75).")
+                   help="--corruption mask only: fraction of patches hidden, in [0, 1) (default 0.75; the MAE's "
+                        "preset value).")
     g.add_argument("--noise_factor", type=float, default=None,
-                   help="DAE only: std of the Gaussian input noise, >= 0 (default 0.5).")
+                   help="--corruption noise only: std of the Gaussian input noise, >= 0 (default 0.5).")
     g.add_argument("--config_overrides", default=None,
                    help="Model config fields to override, as 'key=value,key=value' or a JSON object, e.g. "
                         "'hidden_size=64,num_hidden_layers=2' (MAE) or '{\"hidden_channels\": [16, 8, 4]}' (DAE).")
@@ -168,7 +174,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "train_accelerate.py")
     ns = parser.parse_args(argv)
     try:
         config = TrainingConfig(
-            model=ns.model, dataset=ns.dataset, preset=ns.preset, mask_ratio=ns.mask_ratio,
+            model=ns.model, dataset=ns.dataset, corruption=ns.corruption, preset=ns.preset, mask_ratio=ns.mask_ratio,
             noise_factor=ns.noise_factor, config_overrides=parse_config_overrides(ns.config_overrides),
             num_train_epochs=ns.num_train_epochs, max_train_steps=ns.max_train_steps,
             per_device_train_batch_size=ns.per_device_train_batch_size,

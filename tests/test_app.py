@@ -105,6 +105,23 @@ def test_blocks_build_with_named_endpoints(models):
             "weights", "verdicts", "analysis_status"} <= names
 
 
+def test_about_tab_shows_the_architecture_x_corruption_grid(models, tmp_path):
+    demo = app.build_demo(models, start_analysis=False)
+    grid = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "study-grid"]
+    assert len(grid) == 1
+    text = grid[0].value
+    study = json.loads(app.STUDY_JSON.read_text())  # the committed results of `make study`
+    for cell in study["cells"].values():
+        assert cell["label"] in text
+    psnr = study["summary"]["vit_mask"]["psnr"]
+    assert f"{psnr['estimate']:.2f} [{psnr['ci_low']:.2f}, {psnr['ci_high']:.2f}]" in text
+    assert "H3" in text and study["verdicts"]["H3"]["verdict"] in text
+    missing = app.study_grid_markdown(tmp_path / "none.json")
+    assert "No study results" in missing and "make study" in missing
+    (tmp_path / "bad.json").write_text("{not json")
+    assert "No study results" in app.study_grid_markdown(tmp_path / "bad.json")
+
+
 def test_dataset_tabs_show_progress_until_the_analysis_is_ready(models, settings):
     from mae_hf.explorer import BackgroundAnalysis
 

@@ -21,7 +21,9 @@ from mae_hf.training import (
     evaluate,
     evaluation_dataloader,
     find_checkpoints,
+    evaluate_per_sample,
     per_sample_loss,
+    reconstruct_under,
     sample_noise,
     training_function,
 )
@@ -228,8 +230,11 @@ def test_dae_follows_the_dataset_image_shape(tmp_path, tiny_data):
         ({"model": "mae", "mask_ratio": 1.0}, r"--mask_ratio must be in \[0, 1\)"),
         ({"model": "mae", "mask_ratio": -0.1}, r"--mask_ratio must be in \[0, 1\)"),
         ({"model": "mae", "preset": "imagenet"}, "Unknown MAE preset"),
-        ({"mask_ratio": 0.5}, "--mask_ratio applies to --model mae only"),
-        ({"model": "mae", "noise_factor": 0.3}, "--noise_factor applies to --model dae only"),
+        ({"mask_ratio": 0.5}, "--mask_ratio applies to --corruption mask only"),
+        ({"model": "mae", "noise_factor": 0.3}, "--noise_factor applies to --corruption noise only"),
+        ({"model": "mae", "corruption": "noise", "mask_ratio": 0.5}, "--mask_ratio applies to --corruption mask"),
+        ({"corruption": "blur"}, "Unknown corruption 'blur'"),
+        ({"config_overrides": {"corruption": "mask"}}, "Set corruption with --corruption"),
         ({"config_overrides": {"hiden_channels": [4]}}, "not fields of the DAE config"),
         ({"lr_scheduler_type": "exponential"}, "Unknown --lr_scheduler_type"),
         ({"per_device_train_batch_size": 0}, "--per_device_train_batch_size must be >= 1"),
@@ -238,3 +243,89 @@ def test_dae_follows_the_dataset_image_shape(tmp_path, tiny_data):
 def test_bad_hyperparameters_name_the_flag(config, message):
     with pytest.raises(ConfigurationError, match=message):
         TrainingConfig(**config)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The control cells of the architecture x corruption grid: ViT + noise, CNN + masking
+
+
+def test_cnn_masking_takes_the_loss_on_the_masked_pixels_only(mnist_batch):
+    model = DAEModel(DAEConfig(hidden_channels=[8, 8, 4], corruption="mask", mask_ratio=0.75)).eval()
+    x = mnist_batch[0][:4]
+    noise = batch_noise(model, torch.arange(4), seed=0, stream=0)
+    assert noise.shape == (4, 49)  # ViTMAE-style mask noise, not pixel noise
+    losses, out = per_sample_loss(model, x, noise)
+    assert out.pixel_mask.shape == (4, 1, 28, 28)
+    assert out.pixel_mask.flatten(1).mean(1).tolist() == pytest.approx([37 * 16 / 784] * 4)  # 49 - int(49*0.25)
+    assert torch.equal(out.corrupted, x * (1 - out.pixel_mask))
+    bce = torch.nn.functional.binary_cross_entropy(out.reconstruction, x, reduction="none")
+    expected = (bce * out.pixel_mask).flatten(1).sum(1) / out.pixel_mask.flatten(1).sum(1)
+    torch.testing.assert_close(losses, expected)
+    torch.testing.assert_close(losses.mean(), out.loss)
+
+
+def test_vit_noise_sees_every_patch_of_the_noisy_image(mnist_batch):
+    model = build_mae("mnist", seed=0, mask_ratio=0.0, corruption="noise", noise_factor=0.5, **TINY_MAE).eval()
+    x = mnist_batch[0][:4]
+    noise = batch_noise(model, torch.arange(4), seed=0, stream=0)
+    assert noise.shape == (4, 1, 28, 28)
+    losses, out = per_sample_loss(model, x, noise)
+    assert out.mask.sum() == 0  # masking off
+    # the loss is against the clean image, on every patch
+    expected = ((out.logits - model.patchify(x)) ** 2).mean(dim=(1, 2))
+    torch.testing.assert_close(losses, expected)
+    r = reconstruct_under(model, x, noise)
+    torch.testing.assert_close(r["corrupted"], (x + 0.5 * noise).clamp(0, 1))
+    torch.testing.assert_close(r["reconstruction"], model.unpatchify(out.logits).clamp(0, 1))
+
+
+def test_both_architectures_get_the_same_corrupted_images(tiny_mae, mnist_batch):
+    cnn_mask = DAEModel(DAEConfig(hidden_channels=[8, 8, 4], corruption="mask"))
+    vit_noise = build_mae("mnist", seed=0, mask_ratio=0.0, corruption="noise", noise_factor=0.5, **TINY_MAE)
+    x, idx = mnist_batch[0][:5], torch.arange(5)
+    mask_noise = batch_noise(tiny_mae, idx, 3, 0)
+    assert torch.equal(mask_noise, batch_noise(cnn_mask, idx, 3, 0))
+    vit, cnn = reconstruct_under(tiny_mae, x, mask_noise), reconstruct_under(cnn_mask, x, mask_noise)
+    assert torch.equal(vit["pixel_mask"], cnn["pixel_mask"]) and torch.equal(vit["corrupted"], cnn["corrupted"])
+    # every model under the other corruption too: the mask-trained ViT on noisy images, the CNN on masked ones
+    gauss = batch_noise(tiny_mae, idx, 3, 0, corruption="noise")
+    assert gauss.shape == (5, 1, 28, 28)
+    a = reconstruct_under(tiny_mae, x, gauss, "noise")
+    b = reconstruct_under(vit_noise, x, gauss, "noise")
+    assert torch.equal(a["corrupted"], b["corrupted"]) and a["pixel_mask"] is None
+    m = reconstruct_under(vit_noise, x, mask_noise, "mask")
+    assert torch.equal(m["pixel_mask"], vit["pixel_mask"])
+    # visible pixels are pasted back under masking
+    visible = m["pixel_mask"] == 0
+    assert torch.equal(m["shown"][visible.expand_as(x)], x[visible.expand_as(x)])
+    with pytest.raises(ValueError, match="Unknown corruption"):
+        reconstruct_under(tiny_mae, x, mask_noise, "blur")
+
+
+@pytest.mark.parametrize("model,corruption", [("mae", "noise"), ("dae", "mask")])
+def test_control_cells_train_and_evaluate_through_the_same_loop(tmp_path, tiny_data, model, corruption):
+    overrides = TINY_MAE if model == "mae" else TINY_DAE
+    result = run(tmp_path, tiny_data, model=model, corruption=corruption, config_overrides=overrides,
+                 num_train_epochs=2, learning_rate=3e-3)
+    metrics = result["eval"]
+    assert ("psnr_masked" in metrics) == (corruption == "mask")
+    history = result["train"]["log_history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    folder = tmp_path / "run"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["corruption"] == corruption
+    card = (folder / "README.md").read_text()
+    if model == "mae":
+        assert config["mask_ratio"] == 0.0 and config["noise_factor"] == 0.5
+        assert "masking is off" in card and "sees all 49 patches" in card
+    else:
+        assert config["mask_ratio"] == 0.75
+        assert "CNN + patch" in card and "masked-region PSNR" in card
+    # the per-image values behind the means, in dataset order
+    from mae_hf.loading import load_dae, load_mae
+
+    loaded = (load_mae if model == "mae" else load_dae)(str(folder))
+    loader = evaluation_dataloader(tiny_data["test"], loaded, batch_size=7)
+    per_image = evaluate_per_sample(loaded, loader)
+    assert per_image["index"].tolist() == list(range(len(tiny_data["test"])))
+    assert per_image["psnr"].mean() == pytest.approx(metrics["psnr"], rel=1e-5)

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import trustworthiness as sk_trustworthiness
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import silhouette_samples, silhouette_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -28,7 +28,10 @@ __all__ = [
     "tsne_transform",
     "trustworthiness",
     "knn_accuracy",
+    "knn_correct",
     "linear_probe_accuracy",
+    "linear_probe_correct",
+    "per_image_measures",
     "TSNE_SETTINGS",
 ]
 
@@ -180,19 +183,66 @@ def _check_split(train_x, train_y, test_x, test_y):
     return train_x, train_y, test_x, test_y
 
 
-def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
-    """Accuracy on the test split of a k-nearest-neighbour classifier (Euclidean, raw features) fit on train."""
+def knn_correct(train_x, train_y, test_x, test_y, k: int = 5) -> np.ndarray:
+    """(N_test,) bool: whether a k-nearest-neighbour classifier (Euclidean, raw features) fit on train gets each test
+    image right."""
     train_x, train_y, test_x, test_y = _check_split(train_x, train_y, test_x, test_y)
     clf = KNeighborsClassifier(n_neighbors=k, n_jobs=_n_jobs()).fit(train_x, train_y)
-    return float((clf.predict(test_x) == test_y).mean())
+    return clf.predict(test_x) == test_y
 
 
-def linear_probe_accuracy(train_x, train_y, test_x, test_y, c: float = 1.0, max_iter: int = 300) -> float:
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
+    """Accuracy on the test split of a k-nearest-neighbour classifier (Euclidean, raw features) fit on train."""
+    return float(knn_correct(train_x, train_y, test_x, test_y, k).mean())
+
+
+def linear_probe_correct(train_x, train_y, test_x, test_y, c: float = 1.0, max_iter: int = 300) -> np.ndarray:
     """
-    Accuracy on the test split of a linear probe: standardised features → multinomial logistic regression (L2,
-    `C=c`, lbfgs) fit on train.
+    (N_test,) bool: whether a linear probe gets each test image right. The probe: standardised features →
+    multinomial logistic regression (L2, `C=c`, lbfgs) fit on train.
     """
     train_x, train_y, test_x, test_y = _check_split(train_x, train_y, test_x, test_y)
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, tol=1e-3))
     clf.fit(train_x, train_y)
-    return float((clf.predict(test_x) == test_y).mean())
+    return clf.predict(test_x) == test_y
+
+
+def linear_probe_accuracy(train_x, train_y, test_x, test_y, c: float = 1.0, max_iter: int = 300) -> float:
+    """Accuracy on the test split of the linear probe of `linear_probe_correct`."""
+    return float(linear_probe_correct(train_x, train_y, test_x, test_y, c, max_iter).mean())
+
+
+def per_image_measures(
+    features: np.ndarray, coordinates: np.ndarray, labels: np.ndarray, train_features: np.ndarray,
+    train_labels: np.ndarray, k: int = 5,
+) -> dict[str, np.ndarray]:
+    """
+    Every clustering measure as per-image values, so that means over images (per class where the measure is a
+    radius) give the usual numbers and a bootstrap can resample images.
+
+    Args:
+        features: (N, D) test features. coordinates: (N, 2) their t-SNE map. labels: (N,).
+        train_features, train_labels: what the kNN and the probe are fit on.
+
+    Returns:
+        (N,) float64 arrays: `original_radius` (distance to the class centroid; its class means are
+        `class_radii`), `scale_free_radius` (the same over the mean distance between centroids), `tsne_radius`
+        (distance to the class centroid in the map), `silhouette` (`sklearn.metrics.silhouette_samples`; mean =
+        `silhouette`), `knn_correct` and `probe_correct` (0/1).
+    """
+    x, y = _check_xy(features, labels)
+    xy = np.asarray(coordinates, dtype=np.float64)
+    sf = scale_free_radii(x, y)
+    classes = list(sf["classes"])
+    index = np.array([classes.index(c) for c in y])
+    tsne_c = class_radii(xy, y)["centroids"]
+    centroids = class_radii(x, y)["centroids"]
+    dist = np.linalg.norm(x - centroids[index], axis=1)
+    return {
+        "original_radius": dist,
+        "scale_free_radius": dist / sf["centroid_distance"],
+        "tsne_radius": np.linalg.norm(xy - tsne_c[index], axis=1),
+        "silhouette": silhouette_samples(x, y, metric="euclidean").astype(np.float64),
+        "knn_correct": knn_correct(train_features, train_labels, x, y, k).astype(np.float64),
+        "probe_correct": linear_probe_correct(train_features, train_labels, x, y).astype(np.float64),
+    }
