@@ -123,7 +123,7 @@ def main() -> int:
         )
         try:
             _, startup = _wait_for_server(url, process)
-            print(f"app up in {startup:.1f} s (process start to the page; the models load in the background, the "
+            print(f"app up in {startup:.1f} s (process start to the page; the models load in the model process, the "
                   f"warm-up requests wait for them); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
                   "before the run")
             # The clients cost more CPU per request than the server (httpx, event streams): on a 2-core machine

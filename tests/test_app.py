@@ -21,6 +21,7 @@ from PIL import Image
 
 import app
 from mae_hf import load_image_dataset
+from mae_hf.app_backend import DISPLAY_SCALE, BackgroundModels, DigitLab
 from mae_hf.loading import load_models
 
 from .conftest import TINY_MAE
@@ -52,7 +53,7 @@ def models(model_dirs):
 
 @pytest.fixture(scope="module")
 def lab(models):
-    return app.DigitLab(models)
+    return app.Handlers(DigitLab(models))
 
 
 def _free_port() -> int:
@@ -125,7 +126,7 @@ def test_about_tab_shows_the_architecture_x_corruption_grid(models, tmp_path):
 def test_dataset_tabs_show_progress_until_the_analysis_is_ready(models, settings):
     from mae_hf.explorer import BackgroundAnalysis
 
-    lab = app.DigitLab(models, BackgroundAnalysis(models.dae, models.mae, settings))  # never started
+    lab = app.Handlers(DigitLab(models, BackgroundAnalysis(models.dae, models.mae, settings)))  # never started
     status, *rest = lab.metrics()
     assert "Computing the dataset analysis" in status and rest == [None, None, None]
     assert lab.latent_space_if_ready(str(app.example_files()[0]), "mae_cls") == [gr.skip()] * 6
@@ -192,10 +193,13 @@ def test_main_with_missing_models_says_what_was_tried(tmp_path, caplog):
 
 
 def test_app_constants_match_the_package():
+    from mae_hf.app_backend import AUTHKEY_ENV, FEATURE_NAMES
     from mae_hf.cli import pretrained_dir
     from mae_hf.comparison import CORRUPTIONS
 
     assert {value: label for label, value in app.CORRUPTION_CHOICES} == CORRUPTIONS
+    assert all(FEATURE_NAMES[value] == label for label, value in app.MAE_FEATURE_CHOICES)
+    assert app.AUTHKEY_ENV == AUTHKEY_ENV
     assert app.bundled_model_dir() == pretrained_dir()
 
 
@@ -223,7 +227,7 @@ def test_model_sources_are_checked_without_loading_them(model_dirs, tmp_path, mo
 @pytest.mark.slow
 def test_building_the_app_imports_neither_torch_nor_transformers(model_dirs):
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import app\n"
-            f"app.build_demo(app.BackgroundModels({str(model_dirs[0])!r}, {str(model_dirs[1])!r}))\n"
+            f"app.build_demo(app.ModelProcess({str(model_dirs[0])!r}, {str(model_dirs[1])!r}))\n"
             "print(sorted(m for m in ('torch', 'transformers', 'mae_hf', 'datasets') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -233,8 +237,9 @@ def test_building_the_app_imports_neither_torch_nor_transformers(model_dirs):
 def test_handlers_wait_for_models_loading_in_the_background(model_dirs, models, settings):
     from mae_hf.explorer import BackgroundAnalysis
 
-    loader = app.BackgroundModels(*model_dirs)
-    lab = app.DigitLab(loader, settings)
+    loader = BackgroundModels(*model_dirs)
+    backend = DigitLab(loader, settings)
+    lab = app.Handlers(backend)
     status = lab.analysis_status()
     assert status["stage"] == "loading the models" and not status["ready"] and not status["failed"]
     assert "Loading the models" in lab.metrics()[0] and "Loading the models" in loader.status()
@@ -247,10 +252,10 @@ def test_handlers_wait_for_models_loading_in_the_background(model_dirs, models, 
     loader.start()
     waiting.join(120)
     assert loader.ready and "Models loaded" in loader.status()
-    expected = app.DigitLab(models, settings).reconstruct(example, 0.5, 0.3, 2, "mask")
+    expected = app.Handlers(DigitLab(models, settings)).reconstruct(example, 0.5, 0.3, 2, "mask")
     for got, want in zip(answer["out"], expected):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-    assert isinstance(lab.analysis, BackgroundAnalysis) and lab.analysis.settings is settings  # made once loaded
+    assert isinstance(backend.analysis, BackgroundAnalysis) and backend.analysis.settings is settings  # made once loaded
     banner, summary = list(lab.watch_models())[-1]
     assert banner.visible is False and "loaded from" in summary
 
@@ -260,8 +265,8 @@ def test_models_that_fail_to_load_in_the_background_say_why(model_dirs, tmp_path
     shutil.copytree(model_dirs[0], bad)
     (bad / "model.safetensors").write_bytes(b"not safetensors")
     assert app.check_model_source(str(bad), "--dae") is None  # only loading can tell
-    loader = app.BackgroundModels(bad, model_dirs[1]).start()
-    lab = app.DigitLab(loader)
+    loader = BackgroundModels(bad, model_dirs[1]).start()
+    lab = app.Handlers(DigitLab(loader))
     assert loader.wait(120) and loader.failed and str(bad) in loader.error
     with pytest.raises(gr.Error, match="bad-dae"):
         lab.reconstruct(str(app.example_files()[0]))
@@ -269,6 +274,90 @@ def test_models_that_fail_to_load_in_the_background_say_why(model_dirs, tmp_path
     assert status["failed"] and "could not be loaded" in status["message"] and "bad-dae" in status["message"]
     banner, summary = list(lab.watch_models())[-1]
     assert banner.visible is True and "bad-dae" in banner.value and "bad-dae" in summary
+
+
+def _analysis_env(monkeypatch, tmp_path) -> None:
+    """A model process's own dataset analysis: on a few digits, cached in `tmp_path`."""
+    monkeypatch.setenv("MAE_HF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAE_HF_APP_N", "20")
+    monkeypatch.setenv("MAE_HF_APP_N_TRAIN", "20")
+
+
+@pytest.mark.slow
+def test_model_process_answers_as_the_lab_in_this_process(model_dirs, models, tmp_path, monkeypatch):
+    _analysis_env(monkeypatch, tmp_path)
+    process = app.ModelProcess(*model_dirs)
+    assert process.offline_status()["failed"] and "not running" in process.offline_status()["message"]
+    lab = app.Handlers(process.start())
+    try:
+        starting = process.offline_status()  # importing torch takes seconds: nothing answers yet
+        assert starting is not None and not starting["failed"] and "starting the model process" in starting["message"]
+        status, *rest = lab.metrics()
+        assert "starting the model process" in status and rest == [None, None, None]
+        example = str(app.example_files()[6])
+        expected = app.Handlers(DigitLab(models)).reconstruct(example, 0.5, 0.3, 2, "mask")
+        answers = [None] * 4  # four requests at once while the process starts: each waits, then gets the answer
+        threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, lab.reconstruct(example, 0.5, 0.3, 2,
+                                                                                               "mask")))
+                   for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        for answer in answers:
+            for got, want in zip(answer, expected):
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        assert lab.models_status()["ready"] and process.offline_status() is None
+        with pytest.raises(gr.Error, match="blank"):
+            lab.reconstruct(_png(tmp_path / "white.png", Image.new("L", (50, 50), 255)))
+        assert process.call("no_such_request")[0] == "error"
+        process.process.kill()  # the model process dies: every request says so, and the app keeps serving
+        process.process.wait()
+        with pytest.raises(gr.Error, match="stopped with exit code"):
+            lab.reconstruct(example)
+        status = lab.models_status()
+        assert status["failed"] and "stopped with exit code" in status["message"]
+        assert "stopped with exit code" in lab.metrics()[0] and lab.analysis_status()["failed"]
+    finally:
+        process.close()
+    assert process.process is None and not Path(process.address).exists()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"  # a zombie has ended
+    except OSError:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_model_process_reports_models_it_cannot_load_and_ends_with_the_app(model_dirs, tmp_path, monkeypatch):
+    _analysis_env(monkeypatch, tmp_path)
+    bad = tmp_path / "bad-dae"
+    shutil.copytree(model_dirs[0], bad)
+    (bad / "model.safetensors").write_bytes(b"not safetensors")
+    script = (
+        f"import json, sys, time; sys.path.insert(0, {str(REPO)!r}); import app, gradio as gr\n"
+        f"process = app.ModelProcess({str(bad)!r}, {str(model_dirs[1])!r}).start()\n"
+        "lab = app.Handlers(process)\n"
+        "try:\n    lab.reconstruct(str(app.example_files()[0]))\nexcept gr.Error as err:\n    error = err.message\n"
+        "print(json.dumps({'pid': process.process.pid, 'error': error, 'status': lab.models_status()}), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        report = json.loads(next(line for line in parent.stdout if line.startswith("{")))  # after gradio's toasts
+    finally:
+        parent.kill()  # no chance to clean up: the model process must notice by itself
+        parent.wait()
+    assert "bad-dae" in report["error"]
+    assert report["status"]["failed"] and "could not be loaded" in report["status"]["message"]
+    for _ in range(300):
+        if _gone(report["pid"]):
+            break
+        time.sleep(0.1)
+    assert _gone(report["pid"]), "the model process outlived the app"
 
 
 @pytest.mark.slow
@@ -300,7 +389,7 @@ def test_app_serves_the_page_first_and_answers_once_the_models_are_loaded(model_
         process.terminate()
         process.wait(timeout=30)
     text = log.read_text()
-    assert text.index("loading the models in the background") < text.index("Models loaded in"), text
+    assert "the models are loading in their own process" in text and "Model process ready" in text, text
 
 
 def test_readme_front_matter_configures_a_space():
@@ -415,7 +504,7 @@ def test_background_analysis_fills_the_dataset_tabs(client, models, settings, mn
     assert len(gallery) == 16
     for item in gallery[:3] + gallery[-2:]:
         index = int(item["caption"].split("train ")[1].split(",")[0])
-        shown = np.asarray(Image.open(item["image"]).convert("L"))[:: app.DISPLAY_SCALE, :: app.DISPLAY_SCALE]
+        shown = np.asarray(Image.open(item["image"]).convert("L"))[::DISPLAY_SCALE, ::DISPLAY_SCALE]
         np.testing.assert_array_equal(shown, np.round(train_x[index, 0].numpy() * 255))
         assert f"label {int(train_y[index])}" in item["caption"]
     assert {r[0] for r in radii["data"]} >= {"DAE bottleneck", "MAE CLS token", "raw pixels"}
