@@ -137,7 +137,7 @@ AUTHKEY_ENV = "MAE_HF_BACKEND_AUTHKEY"  # as `mae_hf.app_backend.AUTHKEY_ENV` (a
 class ModelProcess:
     """
     The model side in a process of its own: `python -m mae_hf.app_backend`, which imports torch, transformers and
-    `mae_hf`, loads both models (`torch_threads` each request) and answers `DigitLab.call` requests on a local
+    `mae_hf`, loads both models (torch with `torch_threads` threads) and answers `DigitLab.call` requests on a local
     socket (a Unix socket, or a named pipe on Windows; authenticated with a random key).
 
     `call` has the signature and the answers of `DigitLab.call`, so `Handlers` works with either: it waits (up
@@ -266,6 +266,7 @@ STARTED = start() if __name__ == "__main__" else None
 
 
 # --- the page ------------------------------------------------------------------------------------------------------
+
 
 class _PatchAfterImport(importlib.abc.MetaPathFinder):
     """Runs `patch(module)` right after the module `name` is first executed (then leaves `sys.meta_path`)."""

@@ -336,7 +336,7 @@ class BackgroundModels:
 
 
 def loading_message(stage: str) -> str:
-    """The banner while the models load (`app.ModelProcess` shows it too, before the model process answers)."""
+    """The banner while the models load (before the model process answers, `app.ModelProcess` says the same)."""
     return (f"⏳ **Loading the models** ({stage}). Draw, upload or pick a digit meanwhile: it is reconstructed as "
             "soon as they are ready.")
 
@@ -390,7 +390,7 @@ class DigitLab:
 
     # What `call` (and so the model process) answers.
     API = ("status", "digit", "reconstruct", "attention", "latent_space", "analysis_status", "metrics", "weights",
-           "verdicts", "model_summary", "start_analysis")
+           "verdicts", "model_summary")
 
     def __init__(self, models: "LoadedModels | BackgroundModels", analysis=None):
         self.loader = models if isinstance(models, BackgroundModels) else BackgroundModels.loaded(models)
@@ -455,8 +455,9 @@ class DigitLab:
             analysis = given if isinstance(given, BackgroundAnalysis) else BackgroundAnalysis(models.dae, models.mae,
                                                                                               given)
         except ValueError as err:  # settings from the environment (MAE_HF_APP_N, ...) that make no sense
-            self._analysis = PendingAnalysis(self.loader, str(err))  # shown in the tabs
-            raise
+            self._analysis = PendingAnalysis(self.loader, str(err))  # shown in the tabs; the models still serve
+            logger.error("The dataset analysis cannot run: %s", err)
+            return
         with self._analysis_lock:
             self._analysis = analysis
         self._maybe_start_analysis()
@@ -663,7 +664,14 @@ def _answer(lab: DigitLab, conn) -> None:
                 name, args, kwargs = conn.recv()
             except (EOFError, OSError):  # the app closed this connection
                 return
-            conn.send(lab.call(name, args, kwargs))
+            reply = lab.call(name, args, kwargs)
+            try:
+                conn.send(reply)  # pickles first: nothing is written when that fails
+            except (EOFError, OSError):
+                return
+            except Exception as err:  # noqa: BLE001 - an answer that cannot be pickled: say so, keep the connection
+                logger.exception("The answer to %s could not be sent", name)
+                conn.send(("error", f"The answer to {name!r} could not be sent ({type(err).__name__}: {err})."))
 
 
 def _exit_with_parent() -> None:

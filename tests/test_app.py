@@ -134,6 +134,15 @@ def test_dataset_tabs_show_progress_until_the_analysis_is_ready(models, settings
     assert lab.analysis_status()["ready"] is False
 
 
+def test_bad_analysis_settings_are_shown_and_the_models_still_answer(models, monkeypatch):
+    monkeypatch.setenv("MAE_HF_APP_N", "5")
+    lab = app.Handlers(DigitLab(models))
+    status, *rest = lab.metrics()
+    assert "cannot run" in status and "MAE_HF_APP_N" in status and rest == [None, None, None]
+    assert lab.analysis_status()["failed"]
+    assert len(lab.reconstruct(str(app.example_files()[1]))) == 7
+
+
 def test_attention_handler_on_the_current_digit(lab):
     example = str(app.example_files()[2])
     plain, masked, overlays, summary = lab.attention(example, 0.5, 0.5, 3, "own")
@@ -361,7 +370,7 @@ def test_model_process_reports_models_it_cannot_load_and_ends_with_the_app(model
 
 
 @pytest.mark.slow
-def test_app_serves_the_page_first_and_answers_once_the_models_are_loaded(model_dirs, tmp_path):
+def test_python_app_py_serves_the_page_and_answers_from_its_model_process(model_dirs, tmp_path):
     from gradio_client import Client, handle_file
 
     port = _free_port()
