@@ -263,6 +263,8 @@ def start(argv: list[str] | None = None) -> "tuple[argparse.Namespace, ModelProc
 
 # `python app.py`: the model process starts here, before gradio is imported (see the module docstring).
 STARTED = start() if __name__ == "__main__" else None
+if STARTED is not None and STARTED[1] is None:
+    sys.exit(2)  # a model source is plainly unusable (logged): no need to import gradio
 
 
 # --- the page ------------------------------------------------------------------------------------------------------

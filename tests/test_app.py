@@ -199,6 +199,9 @@ def test_command_line_and_environment(monkeypatch):
 def test_main_with_missing_models_says_what_was_tried(tmp_path, caplog):
     assert app.main(["--dae", str(tmp_path / "nope-dae"), "--mae", str(tmp_path / "nope-mae")]) == 2
     assert "nope-dae" in caplog.text and "nope-mae" in caplog.text and "make models" in caplog.text
+    done = subprocess.run([sys.executable, str(REPO / "app.py"), "--mae", str(tmp_path / "nope-mae")],
+                          capture_output=True, text=True, timeout=120)  # `python app.py` stops before importing gradio
+    assert done.returncode == 2 and "nope-mae" in done.stderr and "make models" in done.stderr
 
 
 def test_app_constants_match_the_package():
