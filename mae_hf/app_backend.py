@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .explorer import BackgroundWork
 from .loading import LoadedModels, ModelLoadError, count_parameters, load_models
 
 logger = logging.getLogger("mae_hf.app_backend")  # also when run as __main__
@@ -221,7 +222,7 @@ def model_summary(models: LoadedModels) -> str:
 # --- loading -------------------------------------------------------------------------------------------------------
 
 
-class BackgroundModels:
+class BackgroundModels(BackgroundWork):
     """
     Both models, loaded in a daemon thread; `get()` waits until they are there.
 
@@ -231,14 +232,13 @@ class BackgroundModels:
     """
 
     def __init__(self, dae: str | os.PathLike, mae: str | os.PathLike, torch_threads: int | None = None):
+        super().__init__()
         self.dae_source, self.mae_source = str(dae), str(mae)
         self.torch_threads = torch_threads
         self.models: LoadedModels | None = None
-        self.error: str | None = None
         self.stage = "waiting to start"
         self.seconds: float | None = None
         self._started: float | None = None
-        self._done = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list = []
         self._thread: threading.Thread | None = None
@@ -250,14 +250,6 @@ class BackgroundModels:
         done.models, done.stage = models, "loaded"
         done._done.set()
         return done
-
-    @property
-    def ready(self) -> bool:
-        return self._done.is_set() and self.error is None
-
-    @property
-    def failed(self) -> bool:
-        return self._done.is_set() and self.error is not None
 
     def status(self) -> str:
         """One line of Markdown: what is being loaded, that loading failed and why, or that the models are there."""

@@ -156,7 +156,26 @@ def summarize_analysis(analysis: dict) -> DatasetSummary:
                           y=np.asarray(analysis["arrays"]["y"]), class_names=list(analysis["arrays"]["class_names"]))
 
 
-class BackgroundAnalysis:
+class BackgroundWork:
+    """
+    Work done once in a daemon thread. `error` stays None unless it fails (then it says why); `_done` is set when
+    it is over. `ready` / `failed` say how it ended (both False while it runs).
+    """
+
+    def __init__(self):
+        self._done = threading.Event()
+        self.error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set() and self.error is None
+
+    @property
+    def failed(self) -> bool:
+        return self._done.is_set() and self.error is not None
+
+
+class BackgroundAnalysis(BackgroundWork):
     """
     The dataset-level analysis, run once in a daemon thread on private copies of the models (so it never changes
     the shared MAE's mask ratio under a request), with its progress readable at any time.
@@ -173,13 +192,12 @@ class BackgroundAnalysis:
               "weights", "verdicts", "preparing the maps")
 
     def __init__(self, dae, mae, settings: ExplorerSettings | None = None):
+        super().__init__()
         self.settings = settings or ExplorerSettings.from_env()
         self._models = (dae, mae)
         self._thread: threading.Thread | None = None
-        self._done = threading.Event()
         self._lock = threading.Lock()
         self.stage, self.stage_index = "waiting to start", 0
-        self.error: str | None = None
         self.seconds: float | None = None
         self.from_cache = False
         self.summary: DatasetSummary | None = None
@@ -188,14 +206,6 @@ class BackgroundAnalysis:
         self.embeddings: dict = {}
 
     # -- state -----------------------------------------------------------------------------------------------------
-
-    @property
-    def ready(self) -> bool:
-        return self._done.is_set() and self.error is None
-
-    @property
-    def failed(self) -> bool:
-        return self._done.is_set() and self.error is not None
 
     def progress(self) -> float:
         """Fraction of stages done, in [0, 1]."""
