@@ -372,34 +372,43 @@ def test_model_process_reports_models_it_cannot_load_and_ends_with_the_app(model
     assert _gone(report["pid"]), "the model process outlived the app"
 
 
-@pytest.mark.slow
-def test_python_app_py_serves_the_page_and_answers_from_its_model_process(model_dirs, tmp_path):
-    from gradio_client import Client, handle_file
+@pytest.fixture(scope="module")
+def launched(model_dirs, tmp_path_factory):
+    """`python app.py` on the test models (its analysis on `N_TEST` / `N_TRAIN` digits): (URL, log file)."""
+    from gradio_client import Client
 
+    tmp = tmp_path_factory.mktemp("launched")
     port = _free_port()
-    env = dict(os.environ, MAE_HF_CACHE=str(tmp_path / "cache"), MAE_HF_APP_N="20", MAE_HF_APP_N_TRAIN="20")
-    log = tmp_path / "app.log"
+    env = dict(os.environ, MAE_HF_CACHE=str(tmp / "cache"), MAE_HF_APP_N=str(N_TEST), MAE_HF_APP_N_TRAIN=str(N_TRAIN))
+    log = tmp / "app.log"
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--dae", str(model_dirs[0]), "--mae",
                                     str(model_dirs[1]), "--port", str(port)], env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:
-        client = None
         for _ in range(1200):
             assert process.poll() is None, log.read_text()
             try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                Client(f"http://127.0.0.1:{port}/", verbose=False)
                 break
             except Exception:  # noqa: BLE001 - not serving yet
                 time.sleep(0.1)
-        assert client is not None, log.read_text()
-        example = app.example_files()[9]
-        out = client.predict(handle_file(str(example)), 0.75, 0.5, 0, "own", api_name="/reconstruct")
-        np.testing.assert_array_equal(np.asarray(Image.open(out[0])), np.asarray(Image.open(example)))
-        assert len(out[6]["data"]) == 3
+        yield f"http://127.0.0.1:{port}/", log
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_python_app_py_serves_the_page_and_answers_from_its_model_process(launched):
+    from gradio_client import Client, handle_file
+
+    url, log = launched
+    client = Client(url, verbose=False)
+    example = app.example_files()[9]
+    out = client.predict(handle_file(str(example)), 0.75, 0.5, 0, "own", api_name="/reconstruct")
+    np.testing.assert_array_equal(np.asarray(Image.open(out[0])), np.asarray(Image.open(example)))
+    assert len(out[6]["data"]) == 3
     text = log.read_text()
     assert "the models are loading in their own process" in text and "Model process ready" in text, text
 
@@ -586,7 +595,8 @@ def test_bad_inputs_get_clear_messages_and_the_server_keeps_serving(client, tmp_
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (`apt-get install chromium`)")
-def test_draw_a_stroke_in_chromium_and_see_both_reconstructions(server):
+def test_draw_a_stroke_in_chromium_and_see_both_reconstructions(launched):
+    """In the app as `python app.py` runs it: the page's process and the model process."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -596,7 +606,7 @@ def test_draw_a_stroke_in_chromium_and_see_both_reconstructions(server):
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.goto(server)
+            page.goto(launched[0])
             canvas = page.locator("#sketchpad canvas").first
             expect(canvas).to_be_visible(timeout=30_000)
             box = canvas.bounding_box()
@@ -611,7 +621,7 @@ def test_draw_a_stroke_in_chromium_and_see_both_reconstructions(server):
             page.mouse.up()
             page.locator("#reconstruct-drawing").click()
             metrics = page.locator("#metrics")
-            expect(metrics).to_contain_text("DAE reconstruction", timeout=30_000)
+            expect(metrics).to_contain_text("DAE reconstruction", timeout=120_000)  # the models may be loading
             expect(metrics).to_contain_text("MAE, visible patches pasted")
             text = metrics.inner_text()
             numbers = [float(tok) for tok in text.split() if tok.replace(".", "", 1).isdigit()]
