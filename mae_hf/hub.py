@@ -12,10 +12,58 @@ from huggingface_hub import HfApi, get_token
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IGNORE_PATTERNS", "check_push_access", "publish", "files_to_upload"]
+__all__ = ["IGNORE_PATTERNS", "LOCAL_ONLY", "REDACTED", "check_push_access", "publish", "files_to_upload",
+           "known_tokens", "redact", "redact_values", "files_containing"]
 
 # Checkpoints, TensorBoard logs and staging folders stay local (also written as the folder's .gitignore).
 IGNORE_PATTERNS = ("step_*", "epoch_*", ".tmp-*", "runs/*")
+# Files that are not uploaded either, but are not in the folder's .gitignore.
+LOCAL_ONLY = (".gitignore",)
+# What a token is replaced with wherever it would be recorded, as transformers' TrainingArguments does.
+REDACTED = "<HUB_TOKEN>"
+TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def known_tokens(*explicit: str | None) -> list[str]:
+    """Every Hub token this process could use: the ones given, `$HF_TOKEN` (and its old name), the saved login."""
+    tokens = [t for t in explicit if t]
+    tokens += [os.environ[name] for name in TOKEN_ENV if os.environ.get(name)]
+    try:
+        saved = get_token()
+    except Exception:  # noqa: BLE001 - an unreadable token file is not ours to report here
+        saved = None
+    tokens += [saved] if saved else []
+    return sorted({t.strip() for t in tokens if len(t.strip()) >= 4}, key=len, reverse=True)
+
+
+def redact(text: str, tokens: list[str] | None = None) -> str:
+    """`text` with every `--hub_token VALUE` / `--hub_token=VALUE` and every known token replaced by `REDACTED`."""
+    import re
+
+    text = re.sub(r"(--hub_token(?:=|\s+))(?:'[^']*'|\"[^\"]*\"|\S+)", rf"\g<1>{REDACTED}", text)
+    for token in known_tokens() if tokens is None else tokens:
+        text = text.replace(token, REDACTED)
+    return text
+
+
+def redact_values(obj, tokens: list[str] | None = None):
+    """`obj` (dicts, lists, strings, ...) with `redact` applied to every string in it."""
+    tokens = known_tokens() if tokens is None else tokens
+    if isinstance(obj, str):
+        return redact(obj, tokens)
+    if isinstance(obj, dict):
+        return {k: redact_values(v, tokens) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact_values(v, tokens) for v in obj)
+    return obj
+
+
+def files_containing(folder: str | os.PathLike, tokens: list[str], names: list[str] | None = None) -> list[str]:
+    """The files of `folder` (relative paths; all files, or `names`) whose bytes contain any of `tokens`."""
+    root = Path(folder)
+    names = names if names is not None else [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    needles = [t.encode() for t in tokens if t]
+    return [name for name in names if needles and any(n in (root / name).read_bytes() for n in needles)]
 
 
 def _offline() -> bool:
@@ -64,7 +112,7 @@ def files_to_upload(folder: str | os.PathLike) -> list[str]:
 
     root = Path(folder)
     paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    return list(filter_repo_objects(paths, ignore_patterns=list(IGNORE_PATTERNS)))
+    return list(filter_repo_objects(paths, ignore_patterns=[*IGNORE_PATTERNS, *LOCAL_ONLY]))
 
 
 def publish(
@@ -91,6 +139,10 @@ def publish(
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not (folder / "README.md").is_file():
         raise ValueError(f"{str(folder)!r} is not a finished output folder (config.json and README.md missing).")
+    leaking = files_containing(folder, known_tokens(token), files_to_upload(folder))
+    if leaking:
+        raise ValueError(f"Refusing to upload {str(folder)!r}: {', '.join(leaking)} contain(s) a Hub token. Remove it "
+                         "from those files (or retrain with this version, which never writes one) and try again.")
     api = api or HfApi(token=token)
     url = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
     api.upload_folder(
@@ -99,7 +151,7 @@ def publish(
         repo_type="model",
         token=token,
         commit_message=commit_message,
-        ignore_patterns=list(IGNORE_PATTERNS),
+        ignore_patterns=[*IGNORE_PATTERNS, *LOCAL_ONLY],
     )
     logger.info(f"Uploaded {folder} to {url}")
     return str(url)

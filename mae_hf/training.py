@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -39,7 +40,7 @@ from . import cards, hub
 from .configuration_dae import DAEConfig
 from .corruption import add_gaussian_noise, mask_patches, spatial_order_noise
 from .data import load_image_dataset, to_pixel_values
-from .mae import MAE_PRESETS, build_mae, evaluating, reconstruct_mae
+from .mae import MAE_PRESETS, build_mae, evaluating, mask_ratio_set, reconstruct_mae
 from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
 from .modeling_dae import DAEModel
 
@@ -112,6 +113,7 @@ class TrainingConfig:
     corruption: str | None = None
     preset: str | None = None
     mask_ratio: float | None = None
+    mask_ratio_range: list[float] | None = None
     noise_factor: float | None = None
     config_overrides: dict = field(default_factory=dict)
     num_train_epochs: int = 10
@@ -161,8 +163,13 @@ class TrainingConfig:
                 fail("--noise_factor applies to --corruption noise only; this run corrupts by masking (--mask_ratio).")
             if self.mask_ratio is not None and not 0.0 <= self.mask_ratio < 1.0:
                 fail(f"--mask_ratio must be in [0, 1), got {self.mask_ratio}.")
+            if self.mask_ratio_range is not None:
+                r = list(self.mask_ratio_range)
+                if len(r) != 2 or not 0.0 <= r[0] <= r[1] < 1.0:
+                    fail(f"--mask_ratio_range must be two ratios LOW HIGH with 0 <= LOW <= HIGH < 1, got {r}.")
+                self.mask_ratio_range = [float(r[0]), float(r[1])]
         else:
-            if self.mask_ratio is not None:
+            if self.mask_ratio is not None or self.mask_ratio_range is not None:
                 fail("--mask_ratio applies to --corruption mask only; this run corrupts with Gaussian noise "
                      "(--noise_factor).")
             if self.noise_factor is not None and self.noise_factor < 0:
@@ -210,8 +217,9 @@ class RunArgs:
     """
     Infrastructure: where outputs go, checkpointing, tracking, precision, Hub. None of it changes the weights.
 
-    `checkpointing_steps`: save a checkpoint every N optimizer steps (epoch ends are always saved); `None` or
-    `"epoch"` saves at epoch ends only. `resume_from_checkpoint`: `"latest"` or a checkpoint folder.
+    `checkpointing_steps`: save a checkpoint every N optimizer steps, or at the listed steps (epoch ends are always
+    saved); `None` or `"epoch"` saves at epoch ends only. `checkpoints_total_limit`: keep the newest N; `None`
+    keeps all (learning curves, the study's training budgets). `resume_from_checkpoint`: `"latest"` or a checkpoint folder.
     `command`: the command line recorded in the model card.
     """
 
@@ -227,19 +235,35 @@ class RunArgs:
     cpu: bool = False
     push_to_hub: bool = False
     hub_model_id: str | None = None
-    hub_token: str | None = None
+    hub_token: str | None = field(default=None, repr=False)
     hub_private_repo: bool = False
     command: str | None = None
 
+    def to_dict(self) -> dict:
+        """The fields as recorded in `training_args.json` and the trackers: the token as `hub.REDACTED`, the
+        command line with every token redacted (as transformers' `TrainingArguments.to_dict`)."""
+        d = asdict(self)
+        if d["hub_token"]:
+            d["hub_token"] = hub.REDACTED
+        d["command"] = self.command or shlex.join(sys.argv)
+        return hub.redact_values(d, hub.known_tokens(self.hub_token))
+
     def validate(self) -> None:
-        if isinstance(self.checkpointing_steps, str) and self.checkpointing_steps != "epoch":
-            if not self.checkpointing_steps.isdigit():
+        steps = self.checkpointing_steps
+        if isinstance(steps, str) and steps != "epoch":
+            parts = [p.strip() for p in steps.split(",")]
+            if not all(p.isdigit() for p in parts):
                 raise ConfigurationError(
-                    f"--checkpointing_steps must be a positive integer or 'epoch', got {self.checkpointing_steps!r}."
+                    "--checkpointing_steps must be a positive integer (every N steps), a comma-separated list of "
+                    f"steps (e.g. 188,469) or 'epoch', got {steps!r}."
                 )
-            self.checkpointing_steps = int(self.checkpointing_steps)
-        if isinstance(self.checkpointing_steps, int) and self.checkpointing_steps < 1:
+            steps = int(parts[0]) if len(parts) == 1 else sorted({int(p) for p in parts})
+        if isinstance(steps, (list, tuple)):
+            steps = sorted({int(p) for p in steps})
+        values = steps if isinstance(steps, list) else [steps] if isinstance(steps, int) else []
+        if any(v < 1 for v in values):
             raise ConfigurationError(f"--checkpointing_steps must be >= 1, got {self.checkpointing_steps}.")
+        self.checkpointing_steps = steps
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise ConfigurationError(f"--checkpoints_total_limit must be >= 1, got {self.checkpoints_total_limit}.")
         if self.logging_steps < 1:
@@ -357,6 +381,17 @@ def sample_noise(
         generator.manual_seed(sample_seed(seed, stream, index))
         draw(shape, generator=generator, out=out[row])
     return out
+
+
+def batch_mask_ratio(mask_ratio_range: list[float], seed: int, epoch: int, batch: int) -> float:
+    """
+    The mask ratio of one training batch under `--mask_ratio_range LOW HIGH`: uniform in [LOW, HIGH], a function of
+    (seed, epoch, batch position in the epoch) only, so every process uses the same ratio for its shard of a global
+    batch and a resumed run draws the same ratios.
+    """
+    low, high = mask_ratio_range
+    generator = torch.Generator().manual_seed(sample_seed(seed ^ 0x6D61736B, epoch + 1, batch))
+    return low + (high - low) * float(torch.rand((), generator=generator))
 
 
 def model_kind(model) -> str:
@@ -849,7 +884,8 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
     if len(train_dataloader) == 0:
         raise ConfigurationError("The training split is empty.")
 
-    hyperparameters = {**asdict(config), **{k: v for k, v in asdict(args).items() if k != "hub_token"}}
+    recorded_args = args.to_dict()
+    hyperparameters = hub.redact_values({**asdict(config), **recorded_args}, hub.known_tokens(args.hub_token))
     if args.with_tracking:
         tracked = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in hyperparameters.items()
                    if isinstance(v, (int, float, str, bool, dict, list))}
@@ -878,6 +914,7 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
                         disable=not accelerator.is_local_main_process)
     eval_metrics, evaluated_this_run = None, False
     step_every = args.checkpointing_steps if isinstance(args.checkpointing_steps, int) else None
+    step_list = set(args.checkpointing_steps) if isinstance(args.checkpointing_steps, list) else set()
 
     def checkpoint_state(epoch: int, batches: int, loss_sum: float, loss_count: int) -> dict:
         return {**state, "completed_steps": completed_steps, "epoch": epoch, "batches_in_epoch": batches,
@@ -896,7 +933,10 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
         for batch in active_dataloader:
             with accelerator.accumulate(model):
                 noise = batch_noise(unwrapped, batch["index"].cpu(), config.seed, stream=epoch + 1)
-                losses, _ = per_sample_loss(model, batch["pixel_values"], noise)
+                ratio = (unwrapped.config.mask_ratio if config.mask_ratio_range is None
+                         else batch_mask_ratio(config.mask_ratio_range, config.seed, epoch, batches_in_epoch))
+                with mask_ratio_set(unwrapped, ratio):
+                    losses, _ = per_sample_loss(model, batch["pixel_values"], noise)
                 loss = losses.mean()
                 mean_loss = accelerator.reduce(loss.detach(), reduction="mean")  # same on every process
                 if not torch.isfinite(mean_loss):
@@ -929,7 +969,7 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
                     accelerator.log({"train_loss": mean_loss.item(), "learning_rate": lr_scheduler.get_last_lr()[0],
                                      "epoch": epoch}, step=completed_steps)
             epoch_done = batches_in_epoch == len(train_dataloader)
-            if step_every and completed_steps % step_every == 0 and not epoch_done:
+            if ((step_every and completed_steps % step_every == 0) or completed_steps in step_list) and not epoch_done:
                 state["train_runtime"] += time.perf_counter() - tick
                 _save_checkpoint(accelerator, output_dir, f"step_{completed_steps}",
                                  checkpoint_state(epoch, batches_in_epoch, loss_sum, loss_count),
@@ -970,7 +1010,7 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
         "total_train_batch_size": total_batch_size,
         "mixed_precision": args.mixed_precision,
         "hardware": _hardware(accelerator),
-        "command": args.command or " ".join(sys.argv),
+        "command": recorded_args["command"],
         "num_train_examples": len(train_set),
         "num_eval_examples": len(test_set),
         "log_history": state["log_history"],
@@ -980,7 +1020,7 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_final_folder(unwrapped, output_dir, config, hyperparameters, eval_metrics, train_results,
-                            repo_id or args.hub_model_id or str(output_dir))
+                            hub.redact(repo_id or args.hub_model_id or str(output_dir), hub.known_tokens(args.hub_token)))
         if repo_id is not None:
             url = hub.publish(output_dir, repo_id, token=args.hub_token, private=args.hub_private_repo)
             accelerator.print(f"Pushed {output_dir} to {url}")

@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 
+from . import hub
 from .training import CORRUPTIONS, MODELS, ConfigurationError, RunArgs, TrainingConfig, training_function
 
 __all__ = ["build_parser", "parse_args", "parse_config_overrides", "main"]
@@ -28,6 +29,15 @@ EXAMPLES = """examples:
 
 def _bool_flag(parser, name: str, help: str) -> None:
     parser.add_argument(f"--{name}", action="store_true", help=help)
+
+
+def _limit(text: str) -> int | None:
+    if text.strip().lower() in ("all", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a number of checkpoints or 'all', got {text!r}") from err
 
 
 def build_parser(prog: str = "train_accelerate.py") -> argparse.ArgumentParser:
@@ -58,6 +68,10 @@ def build_parser(prog: str = "train_accelerate.py") -> argparse.ArgumentParser:
     g.add_argument("--mask_ratio", type=float, default=None,
                    help="--corruption mask only: fraction of patches hidden, in [0, 1) (default 0.75; the MAE's "
                         "preset value).")
+    g.add_argument("--mask_ratio_range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="--corruption mask only: draw each training batch's mask ratio uniformly from [LOW, HIGH] "
+                        "(seeded), so the model works at every ratio in the range; --mask_ratio stays the one it is "
+                        "evaluated at.")
     g.add_argument("--noise_factor", type=float, default=None,
                    help="--corruption noise only: std of the Gaussian input noise, >= 0 (default 0.5).")
     g.add_argument("--config_overrides", default=None,
@@ -98,10 +112,11 @@ def build_parser(prog: str = "train_accelerate.py") -> argparse.ArgumentParser:
                         "--overwrite_output_dir or --resume_from_checkpoint is given.")
     _bool_flag(g, "overwrite_output_dir", "Start a new run in a non-empty --output_dir (its old checkpoints are deleted).")
     g.add_argument("--checkpointing_steps", default=None,
-                   help="Save a checkpoint (output_dir/step_N) every N optimisation steps; checkpoints "
+                   help="Save a checkpoint (output_dir/step_N) every N optimisation steps, or at a comma-separated "
+                        "list of steps (e.g. 188,469); checkpoints "
                         "(output_dir/epoch_N) are always saved at epoch ends. 'epoch' = epoch ends only (default).")
-    g.add_argument("--checkpoints_total_limit", type=int, default=2,
-                   help="Keep only the newest N checkpoints (default 2).")
+    g.add_argument("--checkpoints_total_limit", type=_limit, default=2,
+                   help="Keep only the newest N checkpoints (default 2); 'all' keeps every one (learning curves).")
     g.add_argument("--resume_from_checkpoint", default=None,
                    help="'latest' (the newest checkpoint in --output_dir) or a step_N / epoch_N folder: restores "
                         "model, optimizer, scheduler, RNG states and the position inside the epoch. Use the same "
@@ -165,7 +180,7 @@ def _command_line(prog: str, argv: list[str]) -> str:
         launcher = ["accelerate", "launch"]
     else:
         launcher = ["python"] if prog.endswith(".py") else []
-    return shlex.join([*launcher, *prog.split(), *argv])
+    return hub.redact(shlex.join([*launcher, *prog.split(), *argv]))
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "train_accelerate.py") -> tuple[TrainingConfig, RunArgs]:
@@ -175,6 +190,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "train_accelerate.py")
     try:
         config = TrainingConfig(
             model=ns.model, dataset=ns.dataset, corruption=ns.corruption, preset=ns.preset, mask_ratio=ns.mask_ratio,
+            mask_ratio_range=ns.mask_ratio_range,
             noise_factor=ns.noise_factor, config_overrides=parse_config_overrides(ns.config_overrides),
             num_train_epochs=ns.num_train_epochs, max_train_steps=ns.max_train_steps,
             per_device_train_batch_size=ns.per_device_train_batch_size,

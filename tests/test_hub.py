@@ -34,7 +34,7 @@ def test_publish_creates_the_repo_and_uploads_the_folder_without_checkpoints(tmp
                                             exist_ok=True)
     kwargs = api.upload_folder.call_args.kwargs
     assert kwargs["repo_id"] == "alice/dae-mnist" and kwargs["folder_path"] == str(tmp_path)
-    assert set(kwargs["ignore_patterns"]) == set(hub.IGNORE_PATTERNS)
+    assert set(kwargs["ignore_patterns"]) == {*hub.IGNORE_PATTERNS, *hub.LOCAL_ONLY}
     assert hub.files_to_upload(tmp_path) == ["README.md", "config.json", "eval_results.json", "model.safetensors"]
 
 
@@ -79,12 +79,27 @@ def test_push_to_hub_uploads_every_file_of_the_finished_folder(tmp_path, mnist, 
     assert kwargs["repo_id"] == "alice/dae-mnist" and kwargs["folder_path"] == str(out)
     uploaded = hub.files_to_upload(kwargs["folder_path"])
     assert uploaded == sorted(["config.json", "model.safetensors", "configuration_dae.py", "modeling_dae.py",
-                               "README.md", "training_args.json", "eval_results.json", "train_results.json",
-                               ".gitignore"])
+                               "README.md", "training_args.json", "eval_results.json", "train_results.json"])
     assert any(p.name.startswith("step_") for p in out.iterdir())  # checkpoints exist locally, are not uploaded
     # the card's code loads the pushed repo
     assert 'from_pretrained("alice/dae-mnist"' in (out / "README.md").read_text()
     assert "hf_x" not in (out / "training_args.json").read_text()
+
+
+def test_publish_refuses_a_folder_that_holds_a_token(tmp_path):
+    for name in ("config.json", "model.safetensors", "README.md"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "training_args.json").write_text('{"command": "train --hub_token hf_secretvalue123"}')
+    api = _api()
+    with pytest.raises(ValueError, match="training_args.json contain"):
+        hub.publish(tmp_path, "alice/x", token="hf_secretvalue123", api=api)
+    api.upload_folder.assert_not_called()
+
+
+def test_redact_every_spelling():
+    text = "python t.py --hub_token hf_abc --x 1 --hub_token=hf_def --hub_token 'hf q' and hf_env"
+    assert hub.redact(text, ["hf_env"]) == ("python t.py --hub_token <HUB_TOKEN> --x 1 --hub_token=<HUB_TOKEN> "
+                                            "--hub_token <HUB_TOKEN> and <HUB_TOKEN>")
 
 
 def test_push_to_hub_offline_fails_before_training(tmp_path, monkeypatch):

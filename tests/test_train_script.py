@@ -94,9 +94,33 @@ def test_dae_smoke_run_writes_a_hub_ready_folder(dae_run):
     assert "--seed 7" in train["command"] and train["command"].startswith("python ")
     metrics = json.loads((dae_run / "eval_results.json").read_text())
     assert metrics["num_samples"] == 40 and metrics["psnr"] > metrics["psnr_input"]  # it denoises
-    assert "hub_token" not in json.loads((dae_run / "training_args.json").read_text())
+    assert json.loads((dae_run / "training_args.json").read_text())["hub_token"] is None
     assert list((dae_run / "runs").rglob("events.out.tfevents.*")), "no TensorBoard events"
     assert [p.name for _, p in find_checkpoints(dae_run)] == ["step_65", "step_70", "epoch_2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spelling", ["separate", "equals"])
+def test_the_hub_token_reaches_no_file_and_no_log(tmp_path, idx_dataset, spelling):
+    """`--hub_token X` / `--hub_token=X` and `$HF_TOKEN`: not one byte of either under the output folder (model card,
+    training_args.json, train_results.json, TensorBoard events) or on stdout/stderr."""
+    flag_token, env_token = "hf_FAKEflagToken1234567890", "hf_FAKEenvToken0987654321"
+    flag = ["--hub_token", flag_token] if spelling == "separate" else [f"--hub_token={flag_token}"]
+    out = tmp_path / "run"
+    result = _run([sys.executable, SCRIPT, "--model", "dae", "--dataset", idx_dataset, "--max_train_steps", "3",
+                   "--per_device_train_batch_size", "8", "--output_dir", str(out), "--with_tracking",
+                   "--checkpointing_steps", "2", *flag, "--hub_model_id", f"me/{env_token}-is-not-a-name"],
+                  HF_TOKEN=env_token)
+    assert result.returncode == 0, result.stderr[-4000:]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any("tfevents" in p.name for p in files) and (out / "README.md").is_file()
+    for token in (flag_token, env_token):
+        assert token not in result.stdout and token not in result.stderr
+        leaked = [str(p.relative_to(out)) for p in files if token.encode() in p.read_bytes()]
+        assert not leaked, f"{token} written to {leaked}"
+    command = json.loads((out / "train_results.json").read_text())["command"]
+    assert "--hub_token <HUB_TOKEN>" in command or "--hub_token=<HUB_TOKEN>" in command
+    assert json.loads((out / "training_args.json").read_text())["hub_token"] == "<HUB_TOKEN>"
 
 
 @pytest.mark.slow
