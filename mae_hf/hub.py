@@ -1,7 +1,10 @@
 """The publish seam: the only code that talks to the Hugging Face Hub.
 
 `check_push_access` runs before training (so `--push_to_hub` without a token or network fails before any work);
-`publish` creates the repository and uploads a finished output folder in one commit, leaving checkpoints out.
+`publish` creates the repository and uploads a finished output folder in one commit, leaving checkpoints out;
+`push_model` (`mae-hf push`) uploads a folder with its card rendered for the repo id; `push_space`
+(`mae-hf push-space`) uploads the app as a Gradio Space. A Hub token never reaches a recorded file: `redact` and
+`redact_values` hide it, and nothing is uploaded from a folder that holds one.
 """
 
 import logging
@@ -13,7 +16,8 @@ from huggingface_hub import HfApi, get_token
 logger = logging.getLogger(__name__)
 
 __all__ = ["IGNORE_PATTERNS", "LOCAL_ONLY", "REDACTED", "check_push_access", "publish", "files_to_upload",
-           "known_tokens", "redact", "redact_values", "files_containing"]
+           "known_tokens", "redact", "redact_values", "files_containing", "push_model", "space_files", "space_readme",
+           "push_space", "SPACE_SOURCES"]
 
 # Checkpoints, TensorBoard logs and staging folders stay local (also written as the folder's .gitignore).
 IGNORE_PATTERNS = ("step_*", "epoch_*", ".tmp-*", "runs/*")
@@ -70,7 +74,8 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
-def check_push_access(repo_id: str, token: str | None = None, api: HfApi | None = None) -> str:
+def check_push_access(repo_id: str, token: str | None = None, api: HfApi | None = None,
+                      action: str = "--push_to_hub") -> str:
     """
     Make sure a later `publish` can work: a token, a network, and a user to own a bare repo name.
 
@@ -78,6 +83,7 @@ def check_push_access(repo_id: str, token: str | None = None, api: HfApi | None 
         repo_id: `"user/name"`, `"org/name"`, or a bare `"name"` (prefixed with the token's user).
         token: a Hub token; defaults to the saved login (`hf auth login`) or `$HF_TOKEN`.
         api: an `HfApi` to use (tests pass a mock).
+        action: what needs the access, as the messages name it (`--push_to_hub`, `mae-hf push`, ...).
 
     Returns:
         The full repo id.
@@ -85,23 +91,21 @@ def check_push_access(repo_id: str, token: str | None = None, api: HfApi | None 
     Raises:
         ValueError: offline, no token, or the token is rejected, with a message naming the fix.
     """
+    later = ("Train without --push_to_hub and upload the finished folder later with "
+             "`mae-hf push OUTPUT_DIR --repo-id REPO_ID`" if action == "--push_to_hub" else "Try again when online")
     if _offline():
-        raise ValueError(
-            "--push_to_hub needs the network, but HF_HUB_OFFLINE is set. Train without --push_to_hub and upload the "
-            "finished folder later with `hf upload REPO_ID OUTPUT_DIR`, or unset HF_HUB_OFFLINE."
-        )
+        raise ValueError(f"{action} needs the network, but HF_HUB_OFFLINE is set. {later}, or unset HF_HUB_OFFLINE.")
     token = token or get_token()
     if not token:
-        raise ValueError(
-            "--push_to_hub needs a Hugging Face token: pass --hub_token, set $HF_TOKEN, or run `hf auth login`."
-        )
+        flag = "--hub_token" if action == "--push_to_hub" else "--token"
+        raise ValueError(f"{action} needs a Hugging Face token: pass {flag}, set $HF_TOKEN, or run `hf auth login`.")
     api = api or HfApi(token=token)
     try:
         user = api.whoami(token=token)["name"]
     except Exception as err:  # network down, invalid token
         raise ValueError(
-            f"--push_to_hub: cannot reach the Hub or the token was rejected ({type(err).__name__}: {err}). Check the "
-            "network and the token, or train without --push_to_hub and upload later with `hf upload`."
+            f"{action}: cannot reach the Hub or the token was rejected ({type(err).__name__}). Check the network and "
+            f"the token. {later}."
         ) from err
     return repo_id if "/" in repo_id else f"{user}/{repo_id}"
 
@@ -155,3 +159,121 @@ def publish(
     )
     logger.info(f"Uploaded {folder} to {url}")
     return str(url)
+
+
+def push_model(
+    folder: str | os.PathLike,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    api: HfApi | None = None,
+) -> str:
+    """
+    `mae-hf push`: upload a finished training folder as the model repo `repo_id`, with its card rendered again for
+    that id (its snippet loads `repo_id`), without checkpoints, logs, `.gitignore` or anything holding a token.
+
+    Returns:
+        The repository URL.
+    """
+    import shutil
+    import tempfile
+
+    from .cards import card_for_folder
+
+    folder = Path(folder)
+    card = card_for_folder(folder, repo_id)
+    with tempfile.TemporaryDirectory(prefix="mae_hf-push-") as tmp:
+        staging = Path(tmp) / folder.name
+        for name in files_to_upload(folder):
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder / name, staging / name)
+        card.save(staging / "README.md")
+        return publish(staging, repo_id, token=token, private=private, api=api,
+                       commit_message=f"Upload {folder.name} (mae_hf)")
+
+
+# The Space: what `app.py` needs at run time, nothing else. Binary files go through LFS, as the Hub requires.
+SPACE_SOURCES = ("app.py", "requirements.txt", "mae_hf", "examples", "pretrained", "model_cards", "docs/study/study.json")
+SPACE_LFS = ("*.png", "*.jpg", "*.safetensors", "*.bin", "*.gz", "*.npz", "*.pt")
+SPACE_SKIP = ("__pycache__", ".pyc", ".DS_Store")
+
+
+def space_files(root: str | os.PathLike) -> dict[str, Path]:
+    """
+    The files `push_space` uploads from a checkout at `root`: `{path in the Space: source file}` — the app, the
+    package, the bundled models (as `files_to_upload` gives them: no checkpoints or logs), the examples, the card
+    templates and the study results the About tab shows; README.md and .gitattributes are written by `push_space`.
+    """
+    root = Path(root)
+    missing = [s for s in SPACE_SOURCES if not (root / s).exists()]
+    if missing:
+        raise ValueError(f"{str(root)!r} is not an mae_hf checkout with trained models: {', '.join(missing)} "
+                         "missing (`make models` trains the bundled models).")
+    out: dict[str, Path] = {}
+    for source in SPACE_SOURCES:
+        path = root / source
+        if path.is_file():
+            out[source] = path
+            continue
+        if source == "pretrained":
+            for model in sorted(p for p in path.iterdir() if (p / "config.json").is_file()):
+                for name in files_to_upload(model):
+                    out[f"pretrained/{model.name}/{name}"] = model / name
+            continue
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            rel = file.relative_to(root).as_posix()
+            if not any(skip in rel for skip in SPACE_SKIP):
+                out[rel] = file
+    return out
+
+
+def space_readme(readme: str | os.PathLike, model_ids: list[str]):
+    """The Space's README: the checkout's README (its front matter configures the Space) with `models:` set."""
+    from huggingface_hub import SpaceCard
+
+    card = SpaceCard.load(readme)
+    card.data.models = list(model_ids)
+    if len(card.data.get("short_description") or "") > 60:
+        raise ValueError(f"The Space's short_description must be at most 60 characters (the Hub's limit), got "
+                         f"{len(card.data.short_description)}: shorten it in {str(readme)!r}.")
+    return card
+
+
+def push_space(
+    root: str | os.PathLike,
+    repo_id: str,
+    model_ids: list[str],
+    token: str | None = None,
+    private: bool = False,
+    api: HfApi | None = None,
+) -> str:
+    """
+    `mae-hf push-space`: upload the app of the checkout at `root` as the Gradio Space `repo_id`: `space_files`,
+    the README with `models:` listing `model_ids`, and a `.gitattributes` that stores binary files with LFS.
+
+    Returns:
+        The Space's URL.
+    """
+    import shutil
+    import tempfile
+
+    files = space_files(root)
+    card = space_readme(Path(root) / "README.md", model_ids)
+    with tempfile.TemporaryDirectory(prefix="mae_hf-space-") as tmp:
+        staging = Path(tmp)
+        for dest, source in files.items():
+            (staging / dest).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, staging / dest)
+        card.save(staging / "README.md")
+        (staging / ".gitattributes").write_text("".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in SPACE_LFS))
+        names = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        leaking = files_containing(staging, known_tokens(token), names)
+        if leaking:
+            raise ValueError(f"Refusing to upload the Space: {', '.join(leaking)} contain(s) a Hub token.")
+        api = api or HfApi(token=token)
+        url = api.create_repo(repo_id, token=token, private=private, repo_type="space", space_sdk="gradio",
+                              exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(staging), repo_type="space", token=token,
+                          commit_message="Upload the mae_hf demo")
+        logger.info("Uploaded the Space to %s", url)
+        return str(url)

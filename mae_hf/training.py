@@ -39,7 +39,7 @@ from transformers import SchedulerType, ViTMAEConfig, ViTMAEForPreTraining, get_
 from . import cards, hub
 from .configuration_dae import DAEConfig
 from .corruption import add_gaussian_noise, mask_patches, spatial_order_noise
-from .data import load_image_dataset, to_pixel_values
+from .data import image_processor, load_image_dataset, to_pixel_values
 from .mae import MAE_PRESETS, build_mae, evaluating, mask_ratio_set, reconstruct_mae
 from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
 from .modeling_dae import DAEModel
@@ -1035,6 +1035,7 @@ def _write_final_folder(model, output_dir: Path, config: TrainingConfig, hyperpa
     if staging.exists():
         shutil.rmtree(staging)
     model.save_pretrained(staging)
+    image_processor(model.config.image_size, model.config.num_channels).save_pretrained(staging)
     (staging / "training_args.json").write_text(json.dumps(hyperparameters, indent=2, default=str))
     (staging / "eval_results.json").write_text(json.dumps({"split": "test", **eval_metrics}, indent=2))
     (staging / "train_results.json").write_text(json.dumps(train_results, indent=2))

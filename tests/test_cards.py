@@ -38,7 +38,8 @@ def test_card_metadata_parses_with_huggingface_hub(trained, model):
     metrics = json.loads((out / "eval_results.json").read_text())
     data = card.data
     assert data.library_name == "transformers" and data.license == "apache-2.0"
-    assert data.pipeline_tag == "image-to-image" and data.datasets == ["ylecun/mnist"]
+    # no pipeline_tag: transformers' image pipelines convert to RGB, these models take one channel
+    assert data.pipeline_tag is None and data.datasets == ["ylecun/mnist"]
     assert "mae_hf" in data.tags and ("vit_mae" in data.tags) == (model == "mae")
     assert set(data.metrics) == ({"mse", "psnr", "ssim"} if model == "mae" else {"psnr", "ssim"})  # DAE: BCE
     assert data.model_name == f"{model}-mnist"
@@ -47,7 +48,8 @@ def test_card_metadata_parses_with_huggingface_hub(trained, model):
     assert set(found) == expected
     for key in expected:
         assert found[key] == pytest.approx(metrics[key], abs=1e-6)
-    assert all(r.dataset_split == "test" and r.dataset_type == "ylecun/mnist" for r in data.eval_results)
+    # the embedded MNIST's test digits come from MNIST's training split: the model-index says so
+    assert all(r.dataset_split == "train" and r.dataset_type == "ylecun/mnist" for r in data.eval_results)
     # the model-index is what the Hub reads
     assert "model-index" in card.content and f"- name: {model}-mnist" in card.content
 
@@ -89,16 +91,54 @@ def test_card_code_runs_without_mae_hf(trained, model, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = {"dae": "torch.Size([4, 1, 28, 28]) torch.Size([4, 1, 28, 28]) torch.Size([4, 4, 3, 3])",
-                "mae": "torch.Size([4, 1, 28, 28]) torch.Size([4, 32])"}[model]
+    expected = {"dae": "torch.Size([1, 1, 28, 28]) torch.Size([1, 1, 28, 28]) torch.Size([1, 4, 3, 3])",
+                "mae": "torch.Size([1, 1, 28, 28]) torch.Size([1, 1, 28, 28]) torch.Size([1, 32])"}[model]
     assert expected in result.stdout
 
 
 def test_dataset_metadata_for_each_kind_of_source(tmp_path):
-    assert dataset_metadata("mnist", 4000, 1000)["hub_id"] == "ylecun/mnist"
-    assert dataset_metadata("uoft-cs/cifar10", 50000, 10000)["hub_id"] == "uoft-cs/cifar10"
+    embedded = dataset_metadata("mnist", 4000, 1000)
+    assert embedded["hub_id"] == "ylecun/mnist" and (embedded["train_split"], embedded["test_split"]) == ("train", "train")
+    assert "not MNIST's official test set" in embedded["eval_split"]
+    hub = dataset_metadata("uoft-cs/cifar10", 50000, 10000)
+    assert hub["hub_id"] == "uoft-cs/cifar10" and hub["test_split"] == "test"
     local = dataset_metadata(str(tmp_path), 10, 5)
     assert local["hub_id"] is None and local["name"] == tmp_path.name
+
+
+def test_an_idx_folder_of_mnist_itself_is_named_ylecun_mnist(tmp_path):
+    """Recognised by its labels (the same bytes as ylecun/mnist's); other IDX files stay a local dataset."""
+    import gzip
+
+    import numpy as np
+
+    from mae_hf.data import MNIST_LABELS_SHA256, dataset_provenance
+
+    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "mnist")
+    if os.path.isdir(shared):
+        p = dataset_provenance(shared)
+        assert (p["hub_id"], p["train_split"], p["test_split"]) == ("ylecun/mnist", "train", "test")
+    for name, n in (("train-labels-idx1-ubyte.gz", 60000), ("t10k-labels-idx1-ubyte.gz", 10000)):
+        with gzip.open(tmp_path / name, "wb") as f:
+            f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + np.zeros(n, np.uint8).tobytes())
+    assert dataset_provenance(str(tmp_path))["hub_id"] is None
+    assert set(MNIST_LABELS_SHA256) == {"train", "test"}
+
+
+@pytest.mark.parametrize("model", ["dae", "mae"])
+def test_the_shipped_image_processor_turns_a_pil_digit_into_pixel_values(trained, model, mnist):
+    """`AutoImageProcessor.from_pretrained(folder)`: stock transformers, (B, 1, 28, 28) on [0, 1], the same values as
+    the training data."""
+    from transformers import AutoImageProcessor
+
+    from mae_hf import to_pixel_values
+
+    processor = AutoImageProcessor.from_pretrained(trained[model])
+    images = list(mnist["test"].select(range(3))["image"])
+    pixel_values = processor(images, return_tensors="pt").pixel_values
+    assert tuple(pixel_values.shape) == (3, 1, 28, 28)
+    assert pixel_values.min() >= 0 and pixel_values.max() <= 1
+    assert pixel_values.equal(to_pixel_values(images))
 
 
 def test_unknown_model_kind_is_refused():

@@ -1,5 +1,6 @@
 """The publish seam (mae_hf/hub.py) against a mocked `HfApi`; nothing here touches the network."""
 
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -79,7 +80,8 @@ def test_push_to_hub_uploads_every_file_of_the_finished_folder(tmp_path, mnist, 
     assert kwargs["repo_id"] == "alice/dae-mnist" and kwargs["folder_path"] == str(out)
     uploaded = hub.files_to_upload(kwargs["folder_path"])
     assert uploaded == sorted(["config.json", "model.safetensors", "configuration_dae.py", "modeling_dae.py",
-                               "README.md", "training_args.json", "eval_results.json", "train_results.json"])
+                               "README.md", "training_args.json", "eval_results.json", "train_results.json",
+                               "preprocessor_config.json"])
     assert any(p.name.startswith("step_") for p in out.iterdir())  # checkpoints exist locally, are not uploaded
     # the card's code loads the pushed repo
     assert 'from_pretrained("alice/dae-mnist"' in (out / "README.md").read_text()
@@ -109,3 +111,80 @@ def test_push_to_hub_offline_fails_before_training(tmp_path, monkeypatch):
     with pytest.raises(ConfigurationError, match="--push_to_hub needs the network"):
         training_function(config, RunArgs(output_dir=str(out), push_to_hub=True, hub_token="hf_x"))
     assert not out.exists()
+
+
+def _listing(api):
+    """Make `api.upload_folder` record the exact files of the folder it is given (the staging folder is gone after)."""
+    seen = {}
+
+    def upload_folder(**kwargs):
+        root = Path(kwargs["folder_path"])
+        seen["files"] = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        seen["readme"] = (root / "README.md").read_text()
+        seen["gitattributes"] = (root / ".gitattributes").read_text() if (root / ".gitattributes").exists() else None
+        seen["kwargs"] = kwargs
+
+    api.upload_folder.side_effect = upload_folder
+    return seen
+
+
+def test_push_model_renders_the_card_for_the_repo_id_and_uploads_the_exact_files(tmp_path, mnist):
+    data = DatasetDict(train=mnist["train"].select(range(16)), test=mnist["test"].select(range(8)))
+    out = tmp_path / "local-name"
+    config = TrainingConfig(model="dae", config_overrides={"hidden_channels": [8, 8, 4]}, max_train_steps=2,
+                            per_device_train_batch_size=8)
+    training_function(config, RunArgs(output_dir=str(out), checkpointing_steps=1, with_tracking=False), data=data)
+    assert 'from_pretrained("' + str(out) in (out / "README.md").read_text()
+    api = _api("alice")
+    seen = _listing(api)
+    url = hub.push_model(out, "alice/dae-mnist", token="hf_pushtoken123", api=api)
+    assert url == "https://huggingface.co/alice/dae-mnist"
+    assert seen["files"] == ["README.md", "config.json", "configuration_dae.py", "eval_results.json",
+                             "model.safetensors", "modeling_dae.py", "preprocessor_config.json",
+                             "train_results.json", "training_args.json"]
+    assert 'from_pretrained("alice/dae-mnist"' in seen["readme"] and str(out) not in seen["readme"]
+    assert seen["kwargs"]["repo_type"] == "model"
+    assert 'from_pretrained("' + str(out) in (out / "README.md").read_text()  # the local card is left alone
+
+
+def test_push_model_refuses_a_folder_that_is_not_a_training_run(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a finished training folder"):
+        hub.push_model(tmp_path, "alice/x", api=_api())
+
+
+def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    api = _api("alice")
+    seen = _listing(api)
+    hub.push_space(root, "alice/mae-hf-demo", ["alice/dae-mnist", "alice/mae-mnist"], token="hf_x", api=api)
+    api.create_repo.assert_called_once_with("alice/mae-hf-demo", token="hf_x", private=False, repo_type="space",
+                                            space_sdk="gradio", exist_ok=True)
+    assert seen["kwargs"]["repo_type"] == "space"
+    tracked = subprocess.run(["git", "ls-files", "mae_hf", "examples", "model_cards"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.split()
+    models = [f"pretrained/{m}/{name}" for m in ("dae-mnist", "mae-mnist")
+              for name in hub.files_to_upload(root / "pretrained" / m)]
+    expected = sorted({".gitattributes", "README.md", "app.py", "requirements.txt", "docs/study/study.json",
+                       *tracked, *models})
+    assert seen["files"] == expected
+    assert not any("step_" in f or "epoch_" in f or f.endswith(".gitignore") for f in seen["files"])
+    from huggingface_hub import SpaceCard
+
+    card = SpaceCard(seen["readme"])
+    assert card.data.models == ["alice/dae-mnist", "alice/mae-mnist"]
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
+    assert len(card.data.short_description) <= 60
+    for pattern in ("*.png", "*.safetensors"):
+        assert f"{pattern} filter=lfs diff=lfs merge=lfs -text" in seen["gitattributes"]
+
+
+@pytest.mark.parametrize("command", [["push", "some/folder"], ["push-space"]])
+def test_mae_hf_push_offline_exits_2_with_a_message(caplog, monkeypatch, command):
+    from mae_hf.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main([*command, "--repo-id", "alice/x"]) == 2
+    assert f"mae-hf {command[0]} needs the network" in caplog.text
