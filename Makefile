@@ -3,17 +3,22 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
+# PyTorch's CPU wheels (2.13.0+cpu sorts above PyPI's CUDA 2.13.0, so pip takes it). Empty it to use PyPI's build,
+# or install your CUDA build into .venv before `make` (it is kept: it already satisfies TORCH_SPEC).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo install info models report study clean
+.PHONY: test demo install info models report study clean torch-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# CPU torch first (see README, "Why a CPU build of torch"), then the package and its test extras.
-$(STAMP): setup.cfg pyproject.toml | $(PY)
+# CPU torch first (docs/install.md): torch alone from the CPU index (--no-deps, so its dependencies are not looked
+# up there too), then its dependencies, the package and its test extras from the default index.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
@@ -52,6 +57,14 @@ study: $(STAMP)
 	mkdir -p docs/study && cp $(STUDY_OUT)/study.json $(STUDY_OUT)/*.png docs/study/
 	{ cat docs/study_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' \
 		$(STUDY_OUT)/study.md; } > docs/STUDY.md
+
+# Which torch a fresh machine gets from TORCH_SPEC/TORCH_INDEX: pip's resolution in isolated mode (no local pip
+# configuration), without installing anything.
+torch-check: | $(PY)
+	@echo "torch a fresh machine would install (a +cpu version from download.pytorch.org is the CPU build):"
+	@$(PY) -m pip install --isolated --dry-run --ignore-installed --quiet --report - --no-deps "$(TORCH_SPEC)" \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) | $(PY) -c "import json, sys; \
+		[print(i['metadata']['name'], i['metadata']['version'], i['download_info']['url']) for i in json.load(sys.stdin)['install']]"
 
 info: $(STAMP)
 	$(VENV)/bin/mae-hf info

@@ -13,7 +13,10 @@ from .data import dataset_provenance
 
 __all__ = ["TEMPLATE_DIR", "render_model_card", "card_for_folder", "card_code_blocks", "dataset_metadata"]
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+# The templates are the repository's model_cards/, shipped in the wheel as mae_hf/model_cards/ (pyproject.toml).
+_PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "model_cards"
+TEMPLATE_DIR = (_PACKAGED_TEMPLATES if (_PACKAGED_TEMPLATES / "mae.md").is_file()
+                else Path(__file__).resolve().parent.parent / "model_cards")
 # Hub dataset ids of the embedded sources (the embedded MNIST is a subset of ylecun/mnist's training split).
 EMBEDDED_DATASET_IDS = {"mnist": "ylecun/mnist"}
 METRIC_NAMES = {

@@ -266,6 +266,14 @@ class RunArgs:
         self.checkpointing_steps = steps
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise ConfigurationError(f"--checkpoints_total_limit must be >= 1, got {self.checkpoints_total_limit}.")
+        if self.with_tracking and self.report_to in ("tensorboard", "all"):
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+                raise ConfigurationError(
+                    "--with_tracking logs to TensorBoard, which is not installed: `pip install tensorboard` (or "
+                    "mae_hf[tracking]), or choose another tracker with --report_to."
+                )
         if self.logging_steps < 1:
             raise ConfigurationError(f"--logging_steps must be >= 1, got {self.logging_steps}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):

@@ -424,17 +424,17 @@ def test_readme_front_matter_configures_a_space():
 
 
 def test_space_requirements_match_the_package():
-    import configparser
     import re
+    import tomllib
 
     names = lambda lines: {re.split(r"[<>=\[ ;]", line.strip())[0].lower().replace("_", "-")  # noqa: E731
                            for line in lines if line.strip() and not line.strip().startswith(("#", "-"))}
     required = names((REPO / "requirements.txt").read_text().splitlines())
-    cfg = configparser.ConfigParser()
-    cfg.read(REPO / "setup.cfg")
-    package = names(line for line in cfg["options"]["install_requires"].splitlines() if "#" not in line[:1])
-    # The Space provides gradio; training-only packages are not needed to serve the app.
-    assert required == package - {"gradio", "accelerate", "tensorboard", "tqdm"}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    package = names(project["dependencies"])
+    # The Space provides gradio (the app extra); training-only packages are not needed to serve the app.
+    assert required == package - {"accelerate", "tqdm"}
+    assert names(project["optional-dependencies"]["app"]) == {"gradio"}
     torch_pin = re.search(r"TORCH_SPEC \?= (\S+)", (REPO / "Makefile").read_text()).group(1)
     assert torch_pin in (REPO / "requirements.txt").read_text().splitlines()
 

@@ -13,12 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from mae_hf import dataset_to_tensors, load_image_dataset
+from mae_hf import load_image_dataset
 from mae_hf.training import RunArgs, TrainingConfig, find_checkpoints, training_function
 
 from .conftest import TINY_MAE
@@ -41,26 +40,6 @@ def _env(**extra) -> dict:
 
 def _run(cmd: list[str], timeout: int = 300, **env) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(**env), cwd=REPO)
-
-
-def _write_idx(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
-    """MNIST IDX files: magic 0x0803 / 0x0801, big-endian sizes, unsigned bytes."""
-    prefix = "train" if split == "train" else "t10k"
-    n, h, w = images.shape
-    header = bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + h.to_bytes(4, "big") + w.to_bytes(4, "big")
-    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.astype(np.uint8).tobytes())
-    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big")
-                                                          + labels.astype(np.uint8).tobytes())
-
-
-@pytest.fixture(scope="module")
-def idx_dataset(tmp_path_factory, mnist) -> str:
-    """A folder of MNIST IDX files with 96 training and 40 test digits (loads in well under a second)."""
-    folder = tmp_path_factory.mktemp("idx")
-    for split, n in (("train", 96), ("test", 40)):
-        x, y = dataset_to_tensors(mnist[split], n=n)
-        _write_idx(folder, split, (x[:, 0] * 255).round().numpy(), y.numpy())
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,78 @@
+"""The package as a user installs it: a wheel (not an editable install) in a fresh virtual environment outside the
+repository, with `mae-hf info`, `mae-hf train` (its model card comes from the templates shipped in the wheel) and
+`mae-hf report`. The new environment borrows the third-party packages of this one (a `.pth` file), never `mae_hf`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import TINY_MAE
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(cmd, cwd, timeout=600, **env):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": "", **env}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{cmd}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], cwd=out)
+    (path,) = out.glob("mae_hf-*.whl")
+    return path
+
+
+def test_the_wheel_holds_the_package_and_its_card_templates_and_no_app_dependencies(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        metadata = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert {"mae_hf/model_cards/mae.md", "mae_hf/model_cards/dae.md", "mae_hf/cli.py"} <= set(names)
+    assert not any(n.startswith(("tests/", "pretrained/", "app.py")) for n in names)
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    core = [line for line in requires if "extra ==" not in line]
+    for optional in ("gradio", "tensorboard", "playwright", "pytest"):
+        assert not any(optional in line for line in core), optional
+    assert any("gradio" in line and 'extra == "app"' in line for line in requires)
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_trains_writes_a_card_and_reports_outside_the_repository(wheel, tmp_path, idx_dataset):
+    env_dir = tmp_path / "env"
+    _run([sys.executable, "-m", "venv", str(env_dir)], cwd=tmp_path)
+    python = env_dir / "bin" / "python"
+    _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], cwd=tmp_path)
+    site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                     cwd=tmp_path).stdout.strip())
+    (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    where = _run([str(python), "-c", "import mae_hf; print(mae_hf.__file__)"], cwd=work).stdout.strip()
+    assert Path(where).is_relative_to(site), where  # the wheel's copy, not the repository's
+
+    mae_hf = str(env_dir / "bin" / "mae-hf")
+    info = _run([mae_hf, "info"], cwd=work).stdout
+    assert "mae_hf 0.1.0" in info
+    common = ["--dataset", idx_dataset, "--max_train_steps", "3", "--per_device_train_batch_size", "8"]
+    _run([mae_hf, "train", "--model", "dae", *common, "--output_dir", "dae"], cwd=work)
+    _run([mae_hf, "train", "--model", "mae", *common, "--config_overrides", json.dumps(TINY_MAE), "--output_dir",
+          "mae"], cwd=work)
+    for name in ("dae", "mae"):
+        card = (work / name / "README.md").read_text()
+        assert "## How to use" in card and "{{" not in card
+        assert (work / name / "preprocessor_config.json").is_file()
+    _run([mae_hf, "report", "--dae", "dae", "--mae", "mae", "--dataset", idx_dataset, "--n", "30", "--n_train", "40",
+          "--out", "report", "--no_cache", "--no_progress"], cwd=work)
+    metrics = json.loads((work / "report" / "metrics.json").read_text())
+    assert metrics["settings"]["n"] == 30 and (work / "report" / "report.html").is_file()
