@@ -118,9 +118,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=40, help="timed requests per client")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per client first")
-    parser.add_argument("--during-analysis", action="store_true",
-                        help="start timing right after the warm-up, while the app's dataset analysis may still run "
-                             "(default: wait until it is ready)")
+    parser.add_argument(
+        "--during-analysis",
+        action="store_true",
+        help="start timing right after the warm-up, while the app's dataset analysis may still run "
+        "(default: wait until it is ready)",
+    )
     args = parser.parse_args()
 
     from gradio_client import Client, handle_file
@@ -135,13 +138,16 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}/"
         process = subprocess.Popen(
             [sys.executable, str(REPO / "app.py"), "--dae", dae, "--mae", mae, "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             _, startup = _wait_for_server(url, process)
-            print(f"app up in {startup:.1f} s (process start to the page; the models load in the model process, the "
-                  f"warm-up requests wait for them); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
-                  "before the run")
+            print(
+                f"app up in {startup:.1f} s (process start to the page; the models load in the model process, the "
+                f"warm-up requests wait for them); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+                "before the run"
+            )
             # The clients cost more CPU per request than the server (httpx, event streams): on a 2-core machine
             # they would starve the server they measure, so they run at a lower priority than the app.
             os.nice(10)
@@ -160,8 +166,9 @@ def main() -> int:
                 barrier.wait()
                 for i in range(args.requests):
                     t = time.perf_counter()
-                    client.predict(examples[(k + i) % len(examples)], 0.75, 0.5, 1000 * k + i, "own",
-                                   api_name="/reconstruct")
+                    client.predict(
+                        examples[(k + i) % len(examples)], 0.75, 0.5, 1000 * k + i, "own", api_name="/reconstruct"
+                    )
                     latencies[k].append(time.perf_counter() - t)
 
             threads = [threading.Thread(target=run, args=(k,)) for k in range(args.clients)]
@@ -176,11 +183,15 @@ def main() -> int:
             process.wait(timeout=30)
     round_trip = np.array([x for per_client in latencies for x in per_client]) * 1000
     server = np.array(durations.values) * 1000
-    print(f"{args.clients} concurrent clients x {args.requests} requests of /reconstruct (both models, one digit, "
-          f"PSNR/SSIM, 5 images); {len(round_trip) / wall:.1f} requests/s")
+    print(
+        f"{args.clients} concurrent clients x {args.requests} requests of /reconstruct (both models, one digit, "
+        f"PSNR/SSIM, 5 images); {len(round_trip) / wall:.1f} requests/s"
+    )
     if waited[0] is not None:
-        print(f"  (timed once the app's background dataset analysis was ready, {waited[0]:.1f} s after the warm-up; "
-              "--during-analysis times it while that runs)")
+        print(
+            f"  (timed once the app's background dataset analysis was ready, {waited[0]:.1f} s after the warm-up; "
+            "--during-analysis times it while that runs)"
+        )
     print(_summary("server-side", server))
     print(_summary("round trip", round_trip))
     ok = bool(len(server)) and np.percentile(server, 50) <= 50 and np.percentile(server, 95) <= 150

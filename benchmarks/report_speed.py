@@ -47,10 +47,18 @@ def main() -> int:
         print(f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, load average before: {load1:.2f}")
         for run in ("cold", "warm"):
             wall, cpu = time.perf_counter(), cpu_seconds()
-            res = make_report(dae, mae, "mnist", "test", tmp / run, ReportSettings(n=args.n, n_train=args.n_train),
-                              cache_dir=tmp / "cache", progress=False)
+            res = make_report(
+                dae,
+                mae,
+                "mnist",
+                "test",
+                tmp / run,
+                ReportSettings(n=args.n, n_train=args.n_train),
+                cache_dir=tmp / "cache",
+                progress=False,
+            )
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-            stages = "  ".join(f"{k} {v:.1f}" for k, v in res["metrics"]["timings_s"].items())
+            stages = "  ".join(f"{k} {v:.1f}" for k, v in res.metrics["timings_s"].items())
             print(f"{run}: total {wall:.1f} s wall, {cpu:.1f} s CPU | per stage (s): {stages}")
         print(f"load average after: {os.getloadavg()[0]:.2f} (other processes on the machine slow every number)")
     return 0

@@ -70,15 +70,17 @@ class ReferenceMAE(nn.Module):
         self.patch_embed = nn.Conv2d(self.c, d, kernel_size=self.p, stride=self.p)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d).normal_(std=0.02))
         self.register_buffer("pos_embed", get_2d_sincos_pos_embed(d, grid))  # fixed, (1, 1+L, D)
-        self.blocks = nn.ModuleList(Block(d, config.num_attention_heads, config.intermediate_size, eps)
-                                    for _ in range(config.num_hidden_layers))
+        self.blocks = nn.ModuleList(
+            Block(d, config.num_attention_heads, config.intermediate_size, eps) for _ in range(config.num_hidden_layers)
+        )
         self.norm = nn.LayerNorm(d, eps=eps)
         self.decoder_embed = nn.Linear(d, dd)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd).normal_(std=0.02))
         self.register_buffer("decoder_pos_embed", get_2d_sincos_pos_embed(dd, grid))
         self.decoder_blocks = nn.ModuleList(
             Block(dd, config.decoder_num_attention_heads, config.decoder_intermediate_size, eps)
-            for _ in range(config.decoder_num_hidden_layers))
+            for _ in range(config.decoder_num_hidden_layers)
+        )
         self.decoder_norm = nn.LayerNorm(dd, eps=eps)
         self.decoder_pred = nn.Linear(dd, self.p * self.p * self.c)
 
@@ -139,8 +141,9 @@ def plain_loop(model: nn.Module, images: torch.Tensor, steps: int, batch_size: i
     loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True, drop_last=True)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=1e-3)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     model.train()
     done, start = 0, time.perf_counter()
@@ -160,8 +163,9 @@ def plain_loop(model: nn.Module, images: torch.Tensor, steps: int, batch_size: i
 
 def ours(model: str, data, steps: int, batch_size: int) -> float:
     with tempfile.TemporaryDirectory() as out:
-        config = TrainingConfig(model=model, max_train_steps=steps, per_device_train_batch_size=batch_size,
-                                max_eval_samples=64)
+        config = TrainingConfig(
+            model=model, max_train_steps=steps, per_device_train_batch_size=batch_size, max_eval_samples=64
+        )
         result = training_function(config, RunArgs(output_dir=out, logging_steps=10**9), data=data)
     return result["train"]["train_samples_per_second"]
 
@@ -186,16 +190,20 @@ def main(argv=None) -> int:
     config = mae_config("mnist")
     runs = {
         "mae": lambda: ours("mae", data, args.steps, args.batch_size),
-        "mae-reference": lambda: plain_loop(ReferenceMAE(config), images, args.steps, args.batch_size,
-                                            lambda m, x: m(x)),
+        "mae-reference": lambda: plain_loop(
+            ReferenceMAE(config), images, args.steps, args.batch_size, lambda m, x: m(x)
+        ),
         "dae": lambda: ours("dae", data, args.steps, args.batch_size),
-        "dae-plain-loop": lambda: plain_loop(DAEModel(DAEConfig()), images, args.steps, args.batch_size,
-                                             lambda m, x: m(x).loss),
+        "dae-plain-loop": lambda: plain_loop(
+            DAEModel(DAEConfig()), images, args.steps, args.batch_size, lambda m, x: m(x).loss
+        ),
     }
     n_ref = sum(p.numel() for p in ReferenceMAE(config).parameters())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 CPU; batch {args.batch_size}, "
-          f"{args.steps} steps x {args.repeats} repeats (interleaved); reference MAE {n_ref:,} parameters",
-          file=sys.stderr)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 CPU; batch {args.batch_size}, "
+        f"{args.steps} steps x {args.repeats} repeats (interleaved); reference MAE {n_ref:,} parameters",
+        file=sys.stderr,
+    )
     results = {name: [] for name in runs}
     for repeat in range(args.repeats):
         for name, fn in runs.items():

@@ -15,8 +15,11 @@ __all__ = ["TEMPLATE_DIR", "render_model_card", "card_for_folder", "card_code_bl
 
 # The templates are the repository's model_cards/, shipped in the wheel as mae_hf/model_cards/ (pyproject.toml).
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "model_cards"
-TEMPLATE_DIR = (_PACKAGED_TEMPLATES if (_PACKAGED_TEMPLATES / "mae.md").is_file()
-                else Path(__file__).resolve().parent.parent / "model_cards")
+TEMPLATE_DIR = (
+    _PACKAGED_TEMPLATES
+    if (_PACKAGED_TEMPLATES / "mae.md").is_file()
+    else Path(__file__).resolve().parent.parent / "model_cards"
+)
 # Hub dataset ids of the embedded sources (the embedded MNIST is a subset of ylecun/mnist's training split).
 EMBEDDED_DATASET_IDS = {"mnist": "ylecun/mnist"}
 METRIC_NAMES = {
@@ -38,12 +41,24 @@ def dataset_metadata(source: str, num_train: int, num_eval: int) -> dict:
     """
     p = dataset_provenance(source)
     where = f"`{p['hub_id']}`" if p["hub_id"] else f"the local dataset {p['name']}"
-    description = (f"{num_train:,} {p['train_note']}" if p["train_note"]
-                   else f"{num_train:,} images of {where} (split `{p['train_split']}`)")
-    eval_split = (f"{num_eval:,} {p['test_note']}" if p["test_note"]
-                  else f"{num_eval:,} images of {where} (split `{p['test_split']}`)")
-    return {"hub_id": p["hub_id"], "name": p["name"], "description": description, "eval_split": eval_split,
-            "train_split": p["train_split"], "test_split": p["test_split"]}
+    description = (
+        f"{num_train:,} {p['train_note']}"
+        if p["train_note"]
+        else f"{num_train:,} images of {where} (split `{p['train_split']}`)"
+    )
+    eval_split = (
+        f"{num_eval:,} {p['test_note']}"
+        if p["test_note"]
+        else f"{num_eval:,} images of {where} (split `{p['test_split']}`)"
+    )
+    return {
+        "hub_id": p["hub_id"],
+        "name": p["name"],
+        "description": description,
+        "eval_split": eval_split,
+        "train_split": p["train_split"],
+        "test_split": p["test_split"],
+    }
 
 
 def _training_section(config: dict, train_results: dict) -> str:
@@ -75,11 +90,18 @@ def _training_section(config: dict, train_results: dict) -> str:
         lines.append(f"| final training loss | {train_results['final_train_loss']:.5f} (mean over the last epoch) |")
     history = train_results.get("log_history") or []
     if len(history) > 1:
-        lines += ["", "Test metrics after each epoch:", "", "| epoch | step | train loss | test loss | test PSNR | test SSIM |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "Test metrics after each epoch:",
+            "",
+            "| epoch | step | train loss | test loss | test PSNR | test SSIM |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for row in history:
-            lines.append(f"| {row['epoch']} | {row['step']} | {row['train_loss']:.5f} | {row['test_loss']:.5f} | "
-                         f"{row['test_psnr']:.2f} | {row['test_ssim']:.4f} |")
+            lines.append(
+                f"| {row['epoch']} | {row['step']} | {row['train_loss']:.5f} | {row['test_loss']:.5f} | "
+                f"{row['test_psnr']:.2f} | {row['test_ssim']:.4f} |"
+            )
     return "\n".join(lines)
 
 
@@ -112,8 +134,9 @@ def render_model_card(
     template = Path(template_dir or TEMPLATE_DIR) / f"{model_kind}.md"
     if not template.is_file():
         raise ValueError(f"Model card template {str(template)!r} not found; it ships in the repository's model_cards/.")
-    dataset = dataset_metadata(config["dataset"], train_results["num_train_examples"],
-                               train_results["num_eval_examples"])
+    dataset = dataset_metadata(
+        config["dataset"], train_results["num_train_examples"], train_results["num_eval_examples"]
+    )
     model_name = model_id.rstrip("/").split("/")[-1]
     # No pipeline_tag: transformers' image pipelines convert every image to RGB, and these models take one
     # channel (see the card's snippet). The model-index still needs a task type; it names what is measured.
@@ -193,16 +216,19 @@ def card_for_folder(folder: str | Path, model_id: str) -> ModelCard:
     needed = ("config.json", "training_args.json", "eval_results.json", "train_results.json")
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
-        raise ValueError(f"{str(folder)!r} is not a finished training folder of train_accelerate.py: it has no "
-                         f"{', '.join(missing)}. Pass the --output_dir of a finished run.")
+        raise ValueError(
+            f"{str(folder)!r} is not a finished training folder of train_accelerate.py: it has no "
+            f"{', '.join(missing)}. Pass the --output_dir of a finished run."
+        )
     model_config = AutoConfig.from_pretrained(folder)
     kind = {"vit_mae": "mae", "conv_dae": "dae"}.get(model_config.model_type)
     if kind is None:
         raise ValueError(f"{str(folder)!r} holds a {model_config.model_type!r} model, not an MAE or a DAE of mae_hf.")
     config = json.loads((folder / "training_args.json").read_text())
     metrics = {k: v for k, v in json.loads((folder / "eval_results.json").read_text()).items() if k != "split"}
-    return render_model_card(kind, model_id, model_config, config, metrics,
-                             json.loads((folder / "train_results.json").read_text()))
+    return render_model_card(
+        kind, model_id, model_config, config, metrics, json.loads((folder / "train_results.json").read_text())
+    )
 
 
 def card_code_blocks(card: ModelCard | str, language: str = "python") -> list[str]:

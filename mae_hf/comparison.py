@@ -1,7 +1,8 @@
 """Both models on one digit under one seeded corruption: images and PSNR/SSIM, ready for the app or a figure.
 
-Pure: tensors in, tensors, arrays and dicts out; no gradio, no I/O. The app's Reconstruct tab is a thin wrapper
-around `compare_reconstructions` and `to_display`.
+Pure: tensors in, tensors, arrays and dicts out; no gradio, no I/O. Corrupting and scoring are
+`mae_hf.evaluation`'s (one mask, one PSNR rule for the digit and the test set); the app's Reconstruct tab is a thin
+wrapper around `compare_reconstructions` and `to_display`.
 """
 
 import math
@@ -10,18 +11,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .corruption import add_gaussian_noise, mask_patches, random_patch_noise
-from .mae import num_patches, reconstruct_mae
-from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
+from .evaluation import Corruption, draw_noise, reconstruct, score
+from .labels import COMPARE_MODES
+from .report.tables import fmt
 
 __all__ = ["CORRUPTIONS", "Comparison", "compare_reconstructions", "metrics_table", "to_display", "MASK_COLOR"]
 
-# value -> label. "own": each model under the corruption it was trained with.
-CORRUPTIONS: dict[str, str] = {
-    "own": "Each its own (MAE: patch mask, DAE: Gaussian noise)",
-    "mask": "Same patch mask for both",
-    "noise": "Same Gaussian noise for both (MAE unmasked)",
-}
+# value -> label: what each model is given ("own": each model under the corruption it was trained with).
+CORRUPTIONS: dict[str, str] = {value: label for label, value in COMPARE_MODES}
 # Masked patches are drawn in this colour, so they are not mistaken for MNIST's black background.
 MASK_COLOR = (46, 84, 150)
 
@@ -55,19 +52,17 @@ class Comparison:
     metrics: list[dict] = field(default_factory=list)
 
 
-def _finite(value: float) -> float | None:
-    """JSON-safe metric: None for NaN (nothing to measure); +inf stays (identical images)."""
-    return None if math.isnan(value) else float(value)
+def _row(name: str, scores: dict, key: str = "psnr", ssim_key: str = "ssim") -> dict:
+    def value(k):
+        v = scores.get(k)
+        return None if v is None or math.isnan(float(v[0])) else float(v[0])
 
-
-def _row(name: str, clean, corrupted, output, pixel_mask) -> dict:
-    masked = compute_masked_psnr(output, clean, pixel_mask)[0] if pixel_mask is not None else float("nan")
     return {
         "name": name,
-        "input_psnr": _finite(compute_psnr(corrupted, clean)[0]),
-        "psnr": _finite(compute_psnr(output, clean)[0]),
-        "ssim": _finite(compute_ssim(output, clean)[0]),
-        "masked_psnr": _finite(masked),
+        "input_psnr": value("psnr_input"),
+        "psnr": value(key),
+        "ssim": value(ssim_key),
+        "masked_psnr": value("psnr_masked"),
     }
 
 
@@ -83,68 +78,55 @@ def compare_reconstructions(
     corruption: str = "own",
 ) -> Comparison:
     """
-    Corrupt one image with a seeded patch mask and/or Gaussian noise and reconstruct it with both models.
+    Corrupt one digit with `mae_hf.evaluation`'s seeded patch mask and/or Gaussian noise and reconstruct it with both
+    models (the digit is sample 0 of evaluation seed `seed`: the same mask and noise as test image 0 gets there).
 
     Args:
-        dae: a `DAEModel`. mae: a `ViTMAEForPreTraining` (eval mode; it is not modified, the mask ratio is
-            passed per call but ViTMAE reads it from its config, so callers sharing a model across threads
-            must serialise calls).
+        dae: a `DAEModel`. mae: a `ViTMAEForPreTraining` (eval mode; callers sharing a model across threads must
+            serialise calls: ViTMAE reads the mask ratio from its config).
         pixel_values: (1, C, H, W) in [0, 1], the size both models take.
-        mask_ratio: fraction of the MAE's patches removed, in [0, 1).
-        noise_factor: std of the DAE's Gaussian noise (`clamp(x + f·N(0, 1), 0, 1)`), ≥ 0.
+        mask_ratio: fraction of the patches removed, in [0, 1). noise_factor: std of the Gaussian noise, in [0, 10].
         seed: fixes the patch mask and the noise; same seed → same corruption, same outputs.
-        corruption: `"own"` — MAE masked, DAE noised; `"mask"` — the DAE gets the MAE's masked image;
-            `"noise"` — both get the same noisy image, the MAE with nothing masked.
+        corruption: `"own"` — MAE masked, DAE noised; `"mask"` — both get the same masked image; `"noise"` — both
+            get the same noisy image, the MAE with nothing masked.
 
     Raises:
         ValueError: unknown corruption, ratio or factor out of range, or an image the models cannot take.
     """
     if corruption not in CORRUPTIONS:
         raise ValueError(f"`corruption` must be one of {sorted(CORRUPTIONS)}, got {corruption!r}.")
-    if not 0.0 <= float(mask_ratio) < 1.0:
-        raise ValueError(f"The mask ratio must be in [0, 1), got {mask_ratio}.")
-    if not 0.0 <= float(noise_factor) <= 10.0:
-        raise ValueError(f"The noise factor must be in [0, 10], got {noise_factor}.")
     if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
         raise ValueError(f"`pixel_values` must be one image of shape (1, C, H, W), got {tuple(pixel_values.shape)}.")
+    mask = Corruption("mask", mask_ratio=float(mask_ratio), noise_factor=float(noise_factor))
+    noise = Corruption("noise", mask_ratio=float(mask_ratio), noise_factor=float(noise_factor))
     x = pixel_values.float()
-    generator = torch.Generator().manual_seed(int(seed))
-    patch_noise = random_patch_noise(1, num_patches(mae.config), generator=generator)  # (1, L)
-    gaussian = torch.randn(x.shape, generator=generator)  # (1, C, H, W)
-    noisy = add_gaussian_noise(x, float(noise_factor), noise=gaussian)
-
-    if corruption == "noise":
-        rec = reconstruct_mae(mae, noisy, mask_ratio=0.0, noise=patch_noise)
-        mae_input, mae_mask = noisy, None
-    else:
-        rec = reconstruct_mae(mae, x, mask_ratio=float(mask_ratio), noise=patch_noise)
-        mae_input = rec.masked_input
-        mae_mask = rec.pixel_mask if rec.mask.sum() > 0 else None
-    if corruption == "mask":
-        dae_input, _, dae_mask = mask_patches(x, mae.config.patch_size, float(mask_ratio), noise=patch_noise)
-        dae_mask = dae_mask if dae_mask.sum() > 0 else None
-    else:
-        dae_input, dae_mask = noisy, None
-    dae_out = dae(x, corrupted_pixel_values=dae_input)
-    # In "noise" mode every patch is visible, so the pasted image is the noisy input itself; show the output.
-    pasted = rec.reconstruction if corruption == "noise" else rec.pasted
-
+    kinds = {"own": ("mask", "noise"), "mask": ("mask", "mask"), "noise": ("noise", "noise")}[corruption]
+    results = {}
+    for name, model, kind in (("mae", mae, kinds[0]), ("dae", dae, kinds[1])):
+        c = mask if kind == "mask" else noise
+        rec = reconstruct(model, x, c, draw_noise(model, kind, [0], seed=int(seed)))
+        if rec.pixel_mask is not None and float(rec.pixel_mask.sum()) == 0:
+            rec.pixel_mask = None  # mask ratio 0: nothing hidden
+        results[name] = (rec, score(rec, x))
+    (mae_rec, mae_scores), (dae_rec, dae_scores) = results["mae"], results["dae"]
+    # The MAE's raw output, scored on its own, beside the pasted one (under noise the two are the same image).
+    raw = score(type(mae_rec)(mae_rec.corrupted, mae_rec.reconstruction, mae_rec.reconstruction, mae_rec.pixel_mask), x)
     metrics = [
-        _row("MAE reconstruction", x, mae_input, rec.reconstruction, mae_mask),
-        _row("MAE, visible patches pasted", x, mae_input, pasted, mae_mask),
-        _row("DAE reconstruction", x, dae_input, dae_out.reconstruction, dae_mask),
+        _row("MAE reconstruction", raw),
+        _row("MAE, visible patches pasted", mae_scores),
+        _row("DAE reconstruction", dae_scores),
     ]
     return Comparison(
         clean=x,
-        mae_input=mae_input,
-        dae_input=dae_input,
-        mae_pixel_mask=mae_mask,
-        dae_pixel_mask=dae_mask,
-        mae_reconstruction=rec.reconstruction,
-        mae_pasted=pasted,
-        dae_reconstruction=dae_out.reconstruction,
+        mae_input=mae_rec.corrupted,
+        dae_input=dae_rec.corrupted,
+        mae_pixel_mask=mae_rec.pixel_mask,
+        dae_pixel_mask=dae_rec.pixel_mask,
+        mae_reconstruction=mae_rec.reconstruction,
+        mae_pasted=mae_rec.shown,
+        dae_reconstruction=dae_rec.reconstruction,
         corruption=corruption,
-        mask_ratio=0.0 if corruption == "noise" else float(mask_ratio),
+        mask_ratio=0.0 if kinds[0] == "noise" else float(mask_ratio),
         noise_factor=0.0 if corruption == "mask" else float(noise_factor),
         metrics=metrics,
     )
@@ -173,27 +155,19 @@ def to_display(image, scale: int = 10, pixel_mask=None, mask_color: tuple[int, i
     return rgb.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def _format(value: float | None, digits: int) -> str:
-    if value is None:
-        return "—"
-    if math.isinf(value):
-        return "∞"
-    return f"{value:.{digits}f}"
-
-
 def metrics_table(metrics: list[dict]) -> list[list[str]]:
     """
     `Comparison.metrics` as display rows: name, corrupted-input PSNR, output PSNR, output SSIM, masked-region PSNR.
 
-    PSNR in dB with 2 decimals, SSIM with 3; "∞" for identical images, "—" where nothing was masked.
+    PSNR in dB with 2 decimals (capped at `mae_hf.evaluation.PSNR_MAX`), SSIM with 3; "—" where nothing was masked.
     """
     return [
         [
             row["name"],
-            _format(row["input_psnr"], 2),
-            _format(row["psnr"], 2),
-            _format(row["ssim"], 3),
-            _format(row["masked_psnr"], 2),
+            fmt(row["input_psnr"], 2),
+            fmt(row["psnr"], 2),
+            fmt(row["ssim"], 3),
+            fmt(row["masked_psnr"], 2),
         ]
         for row in metrics
     ]

@@ -23,8 +23,6 @@ __all__ = [
 ]
 
 
-
-
 def random_patch_noise(
     batch_size: int, num_patches: int, generator: torch.Generator | None = None, device=None
 ) -> torch.Tensor:

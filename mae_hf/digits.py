@@ -31,6 +31,7 @@ __all__ = [
     "DIGIT_BOX",
     "MAX_PIXELS",
     "DigitImageError",
+    "unreadable",
     "open_image",
     "image_to_ink",
     "sketch_to_image",
@@ -62,6 +63,12 @@ def _check_size(width: int, height: int) -> None:
         )
 
 
+def unreadable(name: str = "The uploaded file") -> str:
+    """The message for a file that cannot be read as an image (corrupt, truncated, missing or not allowed): one
+    wording for all of them, so a message never tells whether some file exists."""
+    return f"{name} could not be decoded: the file is corrupt or truncated. Save it again as PNG or JPEG and upload it."
+
+
 def open_image(source) -> Image.Image:
     """
     Open an image from a path, bytes, a binary file object, a PIL image or an array, refusing bad input early.
@@ -83,7 +90,7 @@ def open_image(source) -> Image.Image:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise DigitImageError(f"No image file at {str(path)!r}.")
+            raise DigitImageError(unreadable(f"{path.name!r}"))
         fp, name = path, f"{path.name!r}"
     elif hasattr(source, "read"):
         fp, name = source, "the uploaded file"
@@ -107,9 +114,8 @@ def open_image(source) -> Image.Image:
     except Image.DecompressionBombError as err:
         raise DigitImageError(f"{name} is too large to decode safely ({err}). Downscale it and try again.") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise DigitImageError(
-            f"{name} could not be decoded: the file is corrupt or truncated ({err}). Save it again and re-upload."
-        ) from err
+        logger.debug("Could not decode %s: %s", name, err)
+        raise DigitImageError(unreadable(name)) from err
     return image
 
 
@@ -123,9 +129,14 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     elif np.issubdtype(arr.dtype, np.floating):
-        finite = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        scale = 255.0 if finite.max(initial=0.0) <= 1.0 else 1.0
-        arr = np.clip(finite * scale, 0, 255).astype(np.uint8)
+        if not np.isfinite(arr).all():
+            raise DigitImageError(
+                f"The image holds {int((~np.isfinite(arr)).sum())} pixels that are not numbers (NaN or infinity). "
+                "Send pixel values in [0, 1] or [0, 255]."
+            )
+        arr = arr.astype(np.float64)
+        scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
+        arr = np.clip(arr * scale, 0, 255).astype(np.uint8)
     elif arr.dtype == np.uint16 and arr.ndim == 2:
         return Image.fromarray(arr)  # 'I;16'
     elif arr.dtype != np.uint8:

@@ -15,9 +15,23 @@ from huggingface_hub import HfApi, get_token
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IGNORE_PATTERNS", "LOCAL_ONLY", "REDACTED", "check_push_access", "publish", "files_to_upload",
-           "known_tokens", "redact", "redact_values", "files_containing", "push_model", "space_files", "space_readme",
-           "push_space", "SPACE_SOURCES"]
+__all__ = [
+    "IGNORE_PATTERNS",
+    "LOCAL_ONLY",
+    "REDACTED",
+    "check_push_access",
+    "publish",
+    "files_to_upload",
+    "known_tokens",
+    "redact",
+    "redact_values",
+    "files_containing",
+    "push_model",
+    "space_files",
+    "space_readme",
+    "push_space",
+    "SPACE_SOURCES",
+]
 
 # Checkpoints, TensorBoard logs and staging folders stay local (also written as the folder's .gitignore).
 IGNORE_PATTERNS = ("step_*", "epoch_*", ".tmp-*", "runs/*")
@@ -74,8 +88,9 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
-def check_push_access(repo_id: str, token: str | None = None, api: HfApi | None = None,
-                      action: str = "--push_to_hub") -> str:
+def check_push_access(
+    repo_id: str, token: str | None = None, api: HfApi | None = None, action: str = "--push_to_hub"
+) -> str:
     """
     Make sure a later `publish` can work: a token, a network, and a user to own a bare repo name.
 
@@ -91,8 +106,12 @@ def check_push_access(repo_id: str, token: str | None = None, api: HfApi | None 
     Raises:
         ValueError: offline, no token, or the token is rejected, with a message naming the fix.
     """
-    later = ("Train without --push_to_hub and upload the finished folder later with "
-             "`mae-hf push OUTPUT_DIR --repo-id REPO_ID`" if action == "--push_to_hub" else "Try again when online")
+    later = (
+        "Train without --push_to_hub and upload the finished folder later with "
+        "`mae-hf push OUTPUT_DIR --repo-id REPO_ID`"
+        if action == "--push_to_hub"
+        else "Try again when online"
+    )
     if _offline():
         raise ValueError(f"{action} needs the network, but HF_HUB_OFFLINE is set. {later}, or unset HF_HUB_OFFLINE.")
     token = token or get_token()
@@ -145,8 +164,10 @@ def publish(
         raise ValueError(f"{str(folder)!r} is not a finished output folder (config.json and README.md missing).")
     leaking = files_containing(folder, known_tokens(token), files_to_upload(folder))
     if leaking:
-        raise ValueError(f"Refusing to upload {str(folder)!r}: {', '.join(leaking)} contain(s) a Hub token. Remove it "
-                         "from those files (or retrain with this version, which never writes one) and try again.")
+        raise ValueError(
+            f"Refusing to upload {str(folder)!r}: {', '.join(leaking)} contain(s) a Hub token. Remove it "
+            "from those files (or retrain with this version, which never writes one) and try again."
+        )
     api = api or HfApi(token=token)
     url = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
     api.upload_folder(
@@ -188,12 +209,21 @@ def push_model(
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(folder / name, staging / name)
         card.save(staging / "README.md")
-        return publish(staging, repo_id, token=token, private=private, api=api,
-                       commit_message=f"Upload {folder.name} (mae_hf)")
+        return publish(
+            staging, repo_id, token=token, private=private, api=api, commit_message=f"Upload {folder.name} (mae_hf)"
+        )
 
 
 # The Space: what `app.py` needs at run time, nothing else. Binary files go through LFS, as the Hub requires.
-SPACE_SOURCES = ("app.py", "requirements.txt", "mae_hf", "examples", "pretrained", "model_cards", "docs/study/study.json")
+SPACE_SOURCES = (
+    "app.py",
+    "requirements.txt",
+    "mae_hf",
+    "examples",
+    "pretrained",
+    "model_cards",
+    "docs/study/study.json",
+)
 SPACE_LFS = ("*.png", "*.jpg", "*.safetensors", "*.bin", "*.gz", "*.npz", "*.pt")
 SPACE_SKIP = ("__pycache__", ".pyc", ".DS_Store")
 
@@ -207,8 +237,10 @@ def space_files(root: str | os.PathLike) -> dict[str, Path]:
     root = Path(root)
     missing = [s for s in SPACE_SOURCES if not (root / s).exists()]
     if missing:
-        raise ValueError(f"{str(root)!r} is not an mae_hf checkout with trained models: {', '.join(missing)} "
-                         "missing (`make models` trains the bundled models).")
+        raise ValueError(
+            f"{str(root)!r} is not an mae_hf checkout with trained models: {', '.join(missing)} "
+            "missing (`make models` trains the bundled models)."
+        )
     out: dict[str, Path] = {}
     for source in SPACE_SOURCES:
         path = root / source
@@ -234,8 +266,10 @@ def space_readme(readme: str | os.PathLike, model_ids: list[str]):
     card = SpaceCard.load(readme)
     card.data.models = list(model_ids)
     if len(card.data.get("short_description") or "") > 60:
-        raise ValueError(f"The Space's short_description must be at most 60 characters (the Hub's limit), got "
-                         f"{len(card.data.short_description)}: shorten it in {str(readme)!r}.")
+        raise ValueError(
+            f"The Space's short_description must be at most 60 characters (the Hub's limit), got "
+            f"{len(card.data.short_description)}: shorten it in {str(readme)!r}."
+        )
     return card
 
 
@@ -265,15 +299,23 @@ def push_space(
             (staging / dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, staging / dest)
         card.save(staging / "README.md")
-        (staging / ".gitattributes").write_text("".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in SPACE_LFS))
+        (staging / ".gitattributes").write_text(
+            "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in SPACE_LFS)
+        )
         names = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         leaking = files_containing(staging, known_tokens(token), names)
         if leaking:
             raise ValueError(f"Refusing to upload the Space: {', '.join(leaking)} contain(s) a Hub token.")
         api = api or HfApi(token=token)
-        url = api.create_repo(repo_id, token=token, private=private, repo_type="space", space_sdk="gradio",
-                              exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=str(staging), repo_type="space", token=token,
-                          commit_message="Upload the mae_hf demo")
+        url = api.create_repo(
+            repo_id, token=token, private=private, repo_type="space", space_sdk="gradio", exist_ok=True
+        )
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(staging),
+            repo_type="space",
+            token=token,
+            commit_message="Upload the mae_hf demo",
+        )
         logger.info("Uploaded the Space to %s", url)
         return str(url)

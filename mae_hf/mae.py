@@ -36,16 +36,36 @@ __all__ = [
 # gradients on MNIST's blank patches.
 MAE_PRESETS: dict[str, dict] = {
     "mnist": dict(
-        image_size=28, patch_size=4, num_channels=1,
-        hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
-        decoder_hidden_size=64, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
-        decoder_intermediate_size=256, mask_ratio=0.75, norm_pix_loss=False, layer_norm_eps=1e-6,
+        image_size=28,
+        patch_size=4,
+        num_channels=1,
+        hidden_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=512,
+        decoder_hidden_size=64,
+        decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=256,
+        mask_ratio=0.75,
+        norm_pix_loss=False,
+        layer_norm_eps=1e-6,
     ),
     "cifar10": dict(
-        image_size=32, patch_size=4, num_channels=3,
-        hidden_size=192, num_hidden_layers=6, num_attention_heads=6, intermediate_size=768,
-        decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
-        decoder_intermediate_size=512, mask_ratio=0.75, norm_pix_loss=False, layer_norm_eps=1e-6,
+        image_size=32,
+        patch_size=4,
+        num_channels=3,
+        hidden_size=192,
+        num_hidden_layers=6,
+        num_attention_heads=6,
+        intermediate_size=768,
+        decoder_hidden_size=128,
+        decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=512,
+        mask_ratio=0.75,
+        norm_pix_loss=False,
+        layer_norm_eps=1e-6,
     ),
 }
 
@@ -56,9 +76,7 @@ def mae_config(preset: str = "mnist", **overrides) -> ViTMAEConfig:
         raise ValueError(f"Unknown MAE preset {preset!r}; choose one of {sorted(MAE_PRESETS)}.")
     kwargs = {**MAE_PRESETS[preset], **overrides}
     if kwargs["image_size"] % kwargs["patch_size"]:
-        raise ValueError(
-            f"`patch_size`={kwargs['patch_size']} must divide `image_size`={kwargs['image_size']}."
-        )
+        raise ValueError(f"`patch_size`={kwargs['patch_size']} must divide `image_size`={kwargs['image_size']}.")
     if not 0.0 <= kwargs["mask_ratio"] < 1.0:
         raise ValueError(f"`mask_ratio` must be in [0, 1), got {kwargs['mask_ratio']}.")
     for dim, heads in (("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")):
@@ -182,7 +200,11 @@ def _attn_implementation(model: ViTMAEForPreTraining, implementation: str):
 
 def _check_pixels(model: ViTMAEForPreTraining, pixel_values: torch.Tensor) -> None:
     c, s = model.config.num_channels, model.config.image_size
-    if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (c, s, s):
+    if (
+        not isinstance(pixel_values, torch.Tensor)
+        or pixel_values.ndim != 4
+        or tuple(pixel_values.shape[1:]) != (c, s, s)
+    ):
         shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
         raise ValueError(f"`pixel_values` must be a tensor of shape (B, {c}, {s}, {s}) for this MAE, got {shape}.")
 

@@ -1,16 +1,19 @@
 """Figures from arrays: every function takes arrays (never a model), accepts an optional `ax` where it draws one
 panel, and returns `(Figure, Axes)` (an array of Axes for multi-panel figures). Nothing here computes an analysis
 or saves a file; the report writer and the app do that.
+
+Figures are `matplotlib.figure.Figure` objects, not pyplot's: no global state, no backend to choose, safe in a
+server's threads. `figure_to_rgb` renders one into an array (the app shows those).
 """
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 __all__ = [
+    "figure_to_rgb",
     "plot_image_rows",
     "plot_metric_histograms",
     "plot_tsne",
@@ -19,6 +22,11 @@ __all__ = [
     "plot_overlay_row",
     "plot_weight_histograms",
     "plot_radius_bars",
+    "plot_tsne_maps",
+    "plot_radius_panels",
+    "plot_overlays",
+    "plot_grid_measures",
+    "plot_grid_tsne",
 ]
 
 
@@ -32,9 +40,18 @@ def _img(x) -> np.ndarray:
 
 def _fig_ax(ax, figsize):
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots()
     return ax.figure, ax
+
+
+def figure_to_rgb(fig: Figure, dpi: float | None = None) -> np.ndarray:
+    """A Figure rendered to an (H, W, 3) uint8 array."""
+    if dpi is not None:
+        fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _mosaic(images: list[np.ndarray], gap: int = 1, fill: float = 1.0) -> np.ndarray:
@@ -63,7 +80,8 @@ def plot_image_rows(rows: dict, n_show: int = 8, titles: list[str] | None = None
     if not rows:
         raise ValueError("`rows` is empty.")
     n_show = min(n_show, min(len(v) for v in rows.values()))
-    fig, axes = plt.subplots(len(rows), 1, figsize=(scale * n_show + 1.4, scale * len(rows)), squeeze=False)
+    fig = Figure(figsize=(scale * n_show + 1.4, scale * len(rows)))
+    axes = fig.subplots(len(rows), 1, squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], rows.items()):
         strip = _mosaic([_img(images[c]) for c in range(n_show)])
         ax.imshow(strip, cmap="gray", vmin=0, vmax=1)
@@ -105,7 +123,9 @@ def plot_metric_histograms(values: dict, metric: str, bins: int = 30, ax=None):
     return fig, ax
 
 
-def plot_tsne(coordinates: np.ndarray, labels: np.ndarray, title: str = "", ax=None, highlight: np.ndarray | None = None):
+def plot_tsne(
+    coordinates: np.ndarray, labels: np.ndarray, title: str = "", ax=None, highlight: np.ndarray | None = None
+):
     """
     A 2-D t-SNE scatter coloured by class.
 
@@ -119,7 +139,7 @@ def plot_tsne(coordinates: np.ndarray, labels: np.ndarray, title: str = "", ax=N
     fig, ax = _fig_ax(ax, (4.2, 4.2))
     xy, y = np.asarray(coordinates), np.asarray(labels)
     classes = np.unique(y)
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps["tab10"]
     for i, c in enumerate(classes):
         pts = xy[y == c]
         ax.scatter(pts[:, 0], pts[:, 1], s=4, color=cmap(i % 10), label=str(c), alpha=0.8)
@@ -147,9 +167,9 @@ def plot_cls_attention(maps: np.ndarray, image=None, rollout: np.ndarray | None 
         (Figure, array of Axes): a column of layer strips, then the image and the rollout.
     """
     layers, heads = maps.shape[:2]
-    fig = plt.figure(figsize=(scale * (heads + 2.2), scale * layers + 0.4))
+    fig = Figure(figsize=(scale * (heads + 2.2), scale * layers + 0.4))
     grid = fig.add_gridspec(layers, 2, width_ratios=[heads, 2])
-    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
     axes = []
     for l in range(layers):
         m = maps[l]
@@ -168,15 +188,19 @@ def plot_cls_attention(maps: np.ndarray, image=None, rollout: np.ndarray | None 
     for i, (panel, title) in enumerate(((image, "image"), (rollout, "rollout"))):
         ax = fig.add_subplot(side[i])
         if panel is not None:
-            ax.imshow(_img(panel) if title == "image" else np.ma.masked_invalid(panel),
-                      cmap="gray" if title == "image" else cmap)
+            ax.imshow(
+                _img(panel) if title == "image" else np.ma.masked_invalid(panel),
+                cmap="gray" if title == "image" else cmap,
+            )
             ax.set_title(title, fontsize=8)
         ax.axis("off")
         axes.append(ax)
     return fig, np.array(axes, dtype=object)
 
 
-def plot_overlay(image, heat: np.ndarray, title: str = "", mask: np.ndarray | None = None, ax=None, alpha: float = 0.55):
+def plot_overlay(
+    image, heat: np.ndarray, title: str = "", mask: np.ndarray | None = None, ax=None, alpha: float = 0.55
+):
     """
     A heat map over a grayscale image; masked pixels (mask = 1) are veiled in grey.
 
@@ -202,7 +226,9 @@ def plot_overlay(image, heat: np.ndarray, title: str = "", mask: np.ndarray | No
     return fig, ax
 
 
-def plot_overlay_row(images, heats: dict, masks: dict | None = None, n_show: int = 6, scale: float = 1.3, alpha: float = 0.55):
+def plot_overlay_row(
+    images, heats: dict, masks: dict | None = None, n_show: int = 6, scale: float = 1.3, alpha: float = 0.55
+):
     """
     Rows of overlays: one row per heat-map kind, one column per image (each row drawn as one strip).
 
@@ -214,7 +240,8 @@ def plot_overlay_row(images, heats: dict, masks: dict | None = None, n_show: int
         (Figure, (rows,) array of Axes).
     """
     n_show = min(n_show, len(images))
-    fig, axes = plt.subplots(len(heats), 1, figsize=(scale * n_show + 1.8, scale * len(heats)), squeeze=False)
+    fig = Figure(figsize=(scale * n_show + 1.8, scale * len(heats)))
+    axes = fig.subplots(len(heats), 1, squeeze=False)
     base = _mosaic([_img(images[c]) for c in range(n_show)])
     for ax, (label, heat) in zip(axes[:, 0], heats.items()):
         h = np.asarray(heat[:n_show], dtype=np.float64)
@@ -248,7 +275,8 @@ def plot_weight_histograms(trained: dict, init: dict | None = None, ncols: int =
     """
     layers = list(trained)
     nrows = max(1, -(-len(layers) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.2 * nrows), squeeze=False)
+    fig = Figure(figsize=(3 * ncols, 2.2 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, layer in zip(axes.flat, layers):
         h = trained[layer]
         ax.stairs(h["counts"], h["edges"], fill=True, alpha=0.6, label="trained")
@@ -256,7 +284,7 @@ def plot_weight_histograms(trained: dict, init: dict | None = None, ncols: int =
             ax.stairs(init[layer]["counts"], init[layer]["edges"], color="black", label="init")
         ax.set_title(layer, fontsize=7)
         ax.tick_params(labelsize=6)
-    for ax in axes.flat[len(layers):]:
+    for ax in axes.flat[len(layers) :]:
         ax.axis("off")
     if layers:
         axes.flat[0].legend(fontsize=6)
@@ -288,8 +316,18 @@ def plot_radius_bars(radii: dict, classes, ylabel: str = "radius", ax=None):
     return fig, ax
 
 
-GRID_MEASURES = ("psnr", "psnr_masked", "psnr_noisy", "ssim", "tsne_radius", "scale_free_radius", "silhouette",
-                 "knn_accuracy", "probe_accuracy", "near_zero_relative_vs_init")
+GRID_MEASURES = (
+    "psnr",
+    "psnr_masked",
+    "psnr_noisy",
+    "ssim",
+    "tsne_radius",
+    "scale_free_radius",
+    "silhouette",
+    "knn_accuracy",
+    "probe_accuracy",
+    "near_zero_relative_vs_init",
+)
 
 
 def plot_grid_measures(summary: dict, labels: dict, measures=GRID_MEASURES, ncols: int = 5):
@@ -305,7 +343,8 @@ def plot_grid_measures(summary: dict, labels: dict, measures=GRID_MEASURES, ncol
     """
     measures = [m for m in measures if all(m in summary[c] for c in labels)]
     nrows = -(-len(measures) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.4 * nrows), squeeze=False)
+    fig = Figure(figsize=(2.6 * ncols, 2.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     colors = {"vit_mask": "#d62728", "vit_noise": "#ff9896", "cnn_mask": "#1f77b4", "cnn_noise": "#aec7e8"}
     cells = list(labels)
     for ax, m in zip(axes.flat, measures):
@@ -323,7 +362,7 @@ def plot_grid_measures(summary: dict, labels: dict, measures=GRID_MEASURES, ncol
         low = min(summary[c][m]["ci_low"] for c in cells)
         if low > 0 and m.startswith("psnr"):
             ax.set_ylim(bottom=0.8 * low)
-    for ax in list(axes.flat)[len(measures):]:
+    for ax in list(axes.flat)[len(measures) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig, axes
@@ -331,8 +370,55 @@ def plot_grid_measures(summary: dict, labels: dict, measures=GRID_MEASURES, ncol
 
 def plot_grid_tsne(coordinates: dict, labels: np.ndarray, titles: dict):
     """Four t-SNE maps side by side: `coordinates` `{cell: (N, 2)}`, `titles` `{cell: title}`."""
-    fig, axes = plt.subplots(1, len(coordinates), figsize=(3.4 * len(coordinates), 3.4), squeeze=False)
+    fig = Figure(figsize=(3.4 * len(coordinates), 3.4))
+    axes = fig.subplots(1, len(coordinates), squeeze=False)
     for ax, (cell, xy) in zip(axes[0], coordinates.items()):
         plot_tsne(xy, labels, title=titles.get(cell, cell), ax=ax)
     fig.tight_layout()
     return fig, axes[0]
+
+
+def plot_tsne_maps(panels: dict, labels: np.ndarray, size: float = 3.4, highlights: dict | None = None):
+    """
+    t-SNE maps side by side, each titled inside its own panel.
+
+    Args:
+        panels: `{title: (N, 2) coordinates}`. labels: (N,) classes. highlights: optional `{title: (M, 2)}` points
+            drawn as stars.
+
+    Returns:
+        (Figure, (panels,) array of Axes).
+    """
+    fig = Figure(figsize=(size * len(panels), size + 0.3))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, xy) in zip(axes, panels.items()):
+        plot_tsne(xy, labels, title=title, ax=ax, highlight=(highlights or {}).get(title))
+        ax.title.set_fontsize(8)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_radius_panels(panels: dict, classes, size: tuple[float, float] = (6.0, 3.2)):
+    """
+    Grouped per-class radius bars, one panel per measure: `panels` is `{ylabel: {series label: (K,) radii}}`.
+
+    Returns:
+        (Figure, (panels,) array of Axes).
+    """
+    fig = Figure(figsize=(size[0] * len(panels), size[1]))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (ylabel, radii) in zip(axes, panels.items()):
+        plot_radius_bars(radii, classes, ylabel, ax=ax)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_overlays(image, heats: dict, masks: dict | None = None, size: float = 2.3):
+    """One digit under several heat maps side by side (`plot_overlay` each, its title inside the figure)."""
+    fig = Figure(figsize=(size * len(heats), size + 0.3))
+    axes = fig.subplots(1, len(heats), squeeze=False)[0]
+    for ax, (label, heat) in zip(axes, heats.items()):
+        mask = (masks or {}).get(label)
+        plot_overlay(image, heat, title=label, mask=mask, ax=ax)
+    fig.tight_layout()
+    return fig, axes

@@ -29,20 +29,9 @@ from .analysis import factorial as fac
 from .analysis import weights as wts
 from .analysis.latents import extract_dae_latents, extract_mae_features
 from .data import load_image_dataset
-from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
-from .report import _jsonable, load_report_data, model_fingerprint
-from .training import (
-    PSNR_MAX,
-    ConfigurationError,
-    RunArgs,
-    TrainingConfig,
-    batch_noise,
-    build_model,
-    find_checkpoints,
-    model_kind,
-    reconstruct_under,
-    training_function,
-)
+from .evaluation import Corruption, evaluate_images, model_kind, own_corruption
+from .report import load_report_data, model_fingerprint, to_jsonable
+from .training import ConfigurationError, RunArgs, TrainingConfig, build_model, find_checkpoints, training_function
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +47,16 @@ STUDY_FILES = ("study.md", "study.json", "grid_measures.png", "grid_tsne.png", "
 ANALYSIS_FILE = "study_analysis.npz"
 ANALYSIS_VERSION = 1
 # A tiny ViT for --quick (the pipeline, not the numbers, is what a quick run checks).
-TINY_VIT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                decoder_intermediate_size=64)
+TINY_VIT = dict(
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    decoder_hidden_size=32,
+    decoder_num_hidden_layers=1,
+    decoder_num_attention_heads=2,
+    decoder_intermediate_size=64,
+)
 
 
 @dataclass
@@ -105,47 +101,56 @@ class StudySettings:
         spec = CELL_SPECS[cell]
         arch = cell.split("_")[0]
         return TrainingConfig(
-            model=spec["model"], dataset=self.dataset, corruption=spec["corruption"],
+            model=spec["model"],
+            dataset=self.dataset,
+            corruption=spec["corruption"],
             mask_ratio=self.mask_ratio if spec["corruption"] == "mask" else None,
             noise_factor=self.noise_factor if spec["corruption"] == "noise" else None,
             config_overrides=dict(self.vit_overrides) if spec["model"] == "mae" else {},
-            num_train_epochs=self.num_train_epochs, per_device_train_batch_size=self.per_device_train_batch_size,
-            learning_rate=self.learning_rate[arch], num_warmup_steps=self.num_warmup_steps[arch], seed=seed,
-            max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
+            num_train_epochs=self.num_train_epochs,
+            per_device_train_batch_size=self.per_device_train_batch_size,
+            learning_rate=self.learning_rate[arch],
+            num_warmup_steps=self.num_warmup_steps[arch],
+            seed=seed,
+            max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples,
         )
 
 
 # The whole pipeline on tiny budgets (a test runs it end to end in about a minute).
-QUICK = dict(num_train_epochs=1, max_train_samples=256, max_eval_samples=128, n=120, n_train=300, n_boot=200,
-             vit_overrides=TINY_VIT)
+QUICK = dict(
+    num_train_epochs=1,
+    max_train_samples=256,
+    max_eval_samples=128,
+    n=120,
+    n_train=300,
+    n_boot=200,
+    vit_overrides=TINY_VIT,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # One model's analysis (pure: a model and tensors in, arrays out)
 
 
-@torch.no_grad()
-def _reconstruction_measures(model, x: torch.Tensor, settings: StudySettings, batch_size: int = 250) -> dict:
-    """PSNR/SSIM under the model's own corruption, and under each fixed test corruption (the same for every model)."""
-    out = {k: [] for k in ("psnr", "ssim", "psnr_masked", "psnr_noisy")}
-    examples = {}
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        idx = torch.arange(start, start + len(xb))
-        own = reconstruct_under(model, xb, batch_noise(model, idx, settings.analysis_seed, 0),
-                                mask_ratio=settings.mask_ratio, noise_factor=settings.noise_factor)
-        out["psnr"].append(np.minimum(compute_psnr(own["shown"], xb), PSNR_MAX))
-        out["ssim"].append(compute_ssim(own["shown"], xb))
-        masked = reconstruct_under(model, xb, batch_noise(model, idx, settings.analysis_seed, 0, "mask"), "mask",
-                                   mask_ratio=settings.mask_ratio)
-        out["psnr_masked"].append(np.minimum(compute_masked_psnr(masked["reconstruction"], xb, masked["pixel_mask"]),
-                                             PSNR_MAX))
-        noisy = reconstruct_under(model, xb, batch_noise(model, idx, settings.analysis_seed, 0, "noise"), "noise",
-                                  noise_factor=settings.noise_factor)
-        out["psnr_noisy"].append(np.minimum(compute_psnr(noisy["shown"], xb), PSNR_MAX))
-        if start == 0:
-            examples = {"corrupted": own["corrupted"][:8].numpy(), "shown": own["shown"][:8].numpy()}
-    return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()} | {"examples": examples}
+def _reconstruction_measures(model, x: torch.Tensor, settings: StudySettings) -> dict:
+    """PSNR/SSIM under the model's own corruption, and PSNR on the same masked and the same noisy test images (the
+    test corruptions every model of the grid gets), from `mae_hf.evaluation`."""
+    masked, masked_rec = evaluate_images(
+        model, x, Corruption("mask", mask_ratio=settings.mask_ratio), seed=settings.analysis_seed
+    )
+    noisy, noisy_rec = evaluate_images(
+        model, x, Corruption("noise", noise_factor=settings.noise_factor), seed=settings.analysis_seed
+    )
+    own, own_rec = (masked, masked_rec) if own_corruption(model).kind == "mask" else (noisy, noisy_rec)
+    examples = {"corrupted": own_rec.corrupted[:8].numpy(), "shown": own_rec.shown[:8].numpy()}
+    return {
+        "psnr": own["psnr"],
+        "ssim": own["ssim"],
+        "psnr_masked": masked["psnr_masked"],
+        "psnr_noisy": noisy["psnr"],
+        "examples": examples,
+    }
 
 
 def _features(model, x: torch.Tensor) -> np.ndarray:
@@ -171,16 +176,23 @@ def analyse_model(model, init_model, data: dict, settings: StudySettings) -> dic
     examples = rec.pop("examples")
     feats, train_feats = _features(model, data["x"]), _features(model, data["train_x"])
     coords = np.asarray(cl.fit_tsne(feats, seed=settings.analysis_seed))
-    clusters = cl.per_image_measures(feats, coords, data["y"].numpy(), train_feats, data["train_y"].numpy(),
-                                     k=settings.knn_k)
+    clusters = cl.per_image_measures(
+        feats, coords, data["y"].numpy(), train_feats, data["train_y"].numpy(), k=settings.knn_k
+    )
     per_image = rec | {
-        "tsne_radius": clusters["tsne_radius"], "original_radius": clusters["original_radius"],
-        "scale_free_radius": clusters["scale_free_radius"], "silhouette": clusters["silhouette"],
-        "knn_accuracy": clusters["knn_correct"], "probe_accuracy": clusters["probe_correct"],
+        "tsne_radius": clusters["tsne_radius"],
+        "original_radius": clusters["original_radius"],
+        "scale_free_radius": clusters["scale_free_radius"],
+        "silhouette": clusters["silhouette"],
+        "knn_accuracy": clusters["knn_correct"],
+        "probe_accuracy": clusters["probe_correct"],
     }
     trained, init = wts.near_zero_table(model)["overall"], wts.near_zero_table(init_model)["overall"]
-    scalars = {"near_zero_relative": trained["relative"], "near_zero_absolute": trained["absolute"],
-               "near_zero_relative_vs_init": trained["relative"] - init["relative"]}
+    scalars = {
+        "near_zero_relative": trained["relative"],
+        "near_zero_absolute": trained["absolute"],
+        "near_zero_relative_vs_init": trained["relative"] - init["relative"],
+    }
     return {"per_image": per_image, "scalars": scalars, "coordinates": coords, "examples": examples}
 
 
@@ -189,10 +201,15 @@ def _raw_pixel_baseline(data: dict, settings: StudySettings) -> dict[str, float]
     coords = np.asarray(cl.fit_tsne(x, seed=settings.analysis_seed))
     m = cl.per_image_measures(x, coords, data["y"].numpy(), train_x, data["train_y"].numpy(), k=settings.knn_k)
     y = data["y"].numpy()
-    by_class = {k: float(np.mean([m[k][y == c].mean() for c in np.unique(y)]))
-                for k in ("tsne_radius", "original_radius", "scale_free_radius")}
-    return by_class | {"silhouette": float(m["silhouette"].mean()), "knn_accuracy": float(m["knn_correct"].mean()),
-                       "probe_accuracy": float(m["probe_correct"].mean())}
+    by_class = {
+        k: float(np.mean([m[k][y == c].mean() for c in np.unique(y)]))
+        for k in ("tsne_radius", "original_radius", "scale_free_radius")
+    }
+    return by_class | {
+        "silhouette": float(m["silhouette"].mean()),
+        "knn_accuracy": float(m["knn_correct"].mean()),
+        "probe_accuracy": float(m["probe_correct"].mean()),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -211,8 +228,12 @@ def _finished(run_dir: Path) -> bool:
 def _check_same_settings(run_dir: Path, config: TrainingConfig) -> None:
     saved = json.loads((run_dir / "training_args.json").read_text())
     wanted = asdict(config)
-    diff = sorted(k for k in wanted if k in saved and json.dumps(saved[k], sort_keys=True, default=str)
-                  != json.dumps(wanted[k], sort_keys=True, default=str))
+    diff = sorted(
+        k
+        for k in wanted
+        if k in saved
+        and json.dumps(saved[k], sort_keys=True, default=str) != json.dumps(wanted[k], sort_keys=True, default=str)
+    )
     if diff:
         raise ConfigurationError(
             f"{run_dir} was trained with other settings ({', '.join(diff)} differ); use a new --out folder for new "
@@ -222,8 +243,13 @@ def _check_same_settings(run_dir: Path, config: TrainingConfig) -> None:
 
 def _train(config: TrainingConfig, run_dir: Path, data, command: str) -> None:
     resume = "latest" if run_dir.is_dir() and find_checkpoints(run_dir) else None
-    args = RunArgs(output_dir=str(run_dir), overwrite_output_dir=run_dir.is_dir() and resume is None,
-                   checkpoints_total_limit=1, resume_from_checkpoint=resume, command=command)
+    args = RunArgs(
+        output_dir=str(run_dir),
+        overwrite_output_dir=run_dir.is_dir() and resume is None,
+        checkpoints_total_limit=1,
+        resume_from_checkpoint=resume,
+        command=command,
+    )
     if resume:
         logger.info("resuming %s from its last checkpoint", run_dir)
     training_function(config, args, data=data)
@@ -237,8 +263,17 @@ def _load_trained(run_dir: Path):
 
 
 def _analysis_key(model, settings: StudySettings) -> str:
-    parts = [ANALYSIS_VERSION, model_fingerprint(model), settings.dataset, settings.n, settings.n_train,
-             settings.analysis_seed, settings.mask_ratio, settings.noise_factor, settings.knn_k]
+    parts = [
+        ANALYSIS_VERSION,
+        model_fingerprint(model),
+        settings.dataset,
+        settings.n,
+        settings.n_train,
+        settings.analysis_seed,
+        settings.mask_ratio,
+        settings.noise_factor,
+        settings.knn_k,
+    ]
     return json.dumps(parts)
 
 
@@ -270,7 +305,13 @@ def _analyse_run(run_dir: Path, config: TrainingConfig, data: dict, settings: St
 
 
 def _unpack(f) -> dict:
-    out = {"per_image": {}, "scalars": {}, "examples": {}, "coordinates": f["coordinates"], "seconds": float(f["seconds"])}
+    out = {
+        "per_image": {},
+        "scalars": {},
+        "examples": {},
+        "coordinates": f["coordinates"],
+        "seconds": float(f["seconds"]),
+    }
     for name in f.files:
         group, _, key = name.partition("/")
         if group == "per_image":
@@ -310,10 +351,21 @@ def run_study(settings: StudySettings, out_dir: str | os.PathLike, data=None) ->
         if _finished(run_dir):
             logger.info("[%d/%d] %s seed %d: trained already, skipped", i, len(plan), cell, seed)
             continue
-        logger.info("[%d/%d] %s seed %d: training (%d epochs) into %s", i, len(plan), cell, seed,
-                    settings.num_train_epochs, run_dir)
-        _train(configs[seed, cell], run_dir, data,
-               command=f"mae-hf study --dataset {settings.dataset} --seeds {settings.seeds} --out {out_dir}")
+        logger.info(
+            "[%d/%d] %s seed %d: training (%d epochs) into %s",
+            i,
+            len(plan),
+            cell,
+            seed,
+            settings.num_train_epochs,
+            run_dir,
+        )
+        _train(
+            configs[seed, cell],
+            run_dir,
+            data,
+            command=f"mae-hf study --dataset {settings.dataset} --seeds {settings.seeds} --out {out_dir}",
+        )
     analysis_data = load_report_data(settings.dataset, "test", settings.n, settings.n_train)
     analyses = {}
     for i, (seed, cell) in enumerate(plan, 1):
@@ -321,9 +373,11 @@ def run_study(settings: StudySettings, out_dir: str | os.PathLike, data=None) ->
         analyses[seed, cell] = _analyse_run(_run_dir(out, cell, seed), configs[seed, cell], analysis_data, settings)
     study = aggregate(analyses, configs, analysis_data, settings, out)
     study["baseline_raw_pixels"] = _raw_pixel_baseline(analysis_data, settings)
-    study["wall_time_s"] = {"this_invocation": round(time.perf_counter() - t0, 1),
-                            "training_total": round(sum(r["train_runtime_s"] for r in study["runs"]), 1),
-                            "analysis_total": round(sum(a["seconds"] for a in analyses.values()), 1)}
+    study["wall_time_s"] = {
+        "this_invocation": round(time.perf_counter() - t0, 1),
+        "training_total": round(sum(r["train_runtime_s"] for r in study["runs"]), 1),
+        "analysis_total": round(sum(a["seconds"] for a in analyses.values()), 1),
+    }
     write_study(study, analyses, analysis_data, out)
     return study
 
@@ -342,20 +396,32 @@ def aggregate(analyses: dict, configs: dict, data: dict, settings: StudySettings
     summary = fac.summarize_cells(runs, labels, replicates)
     table = fac.effects(summary, replicates)
     run_rows = []
-    for (seed, cell) in sorted(configs, key=lambda k: (k[1], k[0])):
+    for seed, cell in sorted(configs, key=lambda k: (k[1], k[0])):
         run_dir = _run_dir(out, cell, seed)
         ev = json.loads((run_dir / "eval_results.json").read_text())
         tr = json.loads((run_dir / "train_results.json").read_text())
-        run_rows.append({"cell": cell, "seed": seed, "folder": str(run_dir.relative_to(out)),
-                         "eval": {k: v for k, v in ev.items() if k != "split"},
-                         "train_runtime_s": tr["train_runtime"], "final_train_loss": tr.get("final_train_loss"),
-                         "num_parameters": tr.get("num_parameters"), "hardware": tr.get("hardware"),
-                         "analysis_s": round(analyses[seed, cell]["seconds"], 1)})
+        run_rows.append(
+            {
+                "cell": cell,
+                "seed": seed,
+                "folder": str(run_dir.relative_to(out)),
+                "eval": {k: v for k, v in ev.items() if k != "split"},
+                "train_runtime_s": tr["train_runtime"],
+                "final_train_loss": tr.get("final_train_loss"),
+                "num_parameters": tr.get("num_parameters"),
+                "hardware": tr.get("hardware"),
+                "analysis_s": round(analyses[seed, cell]["seconds"], 1),
+            }
+        )
     return {
         "settings": asdict(settings),
-        "cells": {c: {"label": s["label"], "model": s["model"], "corruption": s["corruption"]} for c, s in CELL_SPECS.items()},
-        "measures": {k: {"description": v[2], "higher_is": "better" if v[1] > 0 else "tighter/lower better"}
-                     for k, v in fac.MEASURES.items()},
+        "cells": {
+            c: {"label": s["label"], "model": s["model"], "corruption": s["corruption"]} for c, s in CELL_SPECS.items()
+        },
+        "measures": {
+            k: {"description": v[2], "higher_is": "better" if v[1] > 0 else "tighter/lower better"}
+            for k, v in fac.MEASURES.items()
+        },
         "summary": summary,
         "effects": table,
         "verdicts": fac.claim_verdicts(table),
@@ -373,9 +439,21 @@ def _ci(entry: dict, digits: int) -> str:
     return f"{entry['estimate']:.{digits}f} [{entry['ci_low']:.{digits}f}, {entry['ci_high']:.{digits}f}]"
 
 
-DIGITS = {"psnr": 2, "psnr_masked": 2, "psnr_noisy": 2, "ssim": 3, "tsne_radius": 2, "original_radius": 2,
-          "scale_free_radius": 3, "silhouette": 3, "knn_accuracy": 3, "probe_accuracy": 3, "near_zero_relative": 4,
-          "near_zero_relative_vs_init": 4, "near_zero_absolute": 4}
+DIGITS = {
+    "psnr": 2,
+    "psnr_masked": 2,
+    "psnr_noisy": 2,
+    "ssim": 3,
+    "tsne_radius": 2,
+    "original_radius": 2,
+    "scale_free_radius": 3,
+    "silhouette": 3,
+    "knn_accuracy": 3,
+    "probe_accuracy": 3,
+    "near_zero_relative": 4,
+    "near_zero_relative_vs_init": 4,
+    "near_zero_absolute": 4,
+}
 
 
 def study_markdown(study: dict) -> str:
@@ -404,53 +482,88 @@ def study_markdown(study: dict) -> str:
     base = study.get("baseline_raw_pixels")
     if base:
         lines += ["", "Raw pixels, for reference: " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()) + "."]
-    lines += ["", "![grid](grid_measures.png)", "",
-              "## Two-way effects", "",
-              "Architecture = (ViT − CNN) averaged over corruptions; corruption = (masking − noise) averaged over "
-              "architectures; interaction = (ViT_mask − ViT_noise) − (CNN_mask − CNN_noise); the study's contrast "
-              "MAE − DAE = ViT_mask − CNN_noise = architecture + corruption. **Bold**: the interval excludes 0.", "",
-              "| measure | architecture | corruption | interaction | study's contrast (MAE − DAE) |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "![grid](grid_measures.png)",
+        "",
+        "## Two-way effects",
+        "",
+        "Architecture = (ViT − CNN) averaged over corruptions; corruption = (masking − noise) averaged over "
+        "architectures; interaction = (ViT_mask − ViT_noise) − (CNN_mask − CNN_noise); the study's contrast "
+        "MAE − DAE = ViT_mask − CNN_noise = architecture + corruption. **Bold**: the interval excludes 0.",
+        "",
+        "| measure | architecture | corruption | interaction | study's contrast (MAE − DAE) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for m, row in study["effects"].items():
         d = DIGITS.get(m, 3)
-        cells_txt = [(f"**{_ci(row[e], d)}**" if row[e]["significant"] else _ci(row[e], d))
-                     for e in ("architecture", "corruption", "interaction", "study_contrast")]
+        cells_txt = [
+            (f"**{_ci(row[e], d)}**" if row[e]["significant"] else _ci(row[e], d))
+            for e in ("architecture", "corruption", "interaction", "study_contrast")
+        ]
         lines.append(f"| {m} | " + " | ".join(cells_txt) + " |")
-    lines += ["", "## The study's claims", "",
-              "Per measure: **holds** (the MAE − DAE contrast is significant in the claimed direction), **reversed** "
-              "(significant the other way) or **not shown**; where it holds, which main effect carries it.", ""]
+    lines += [
+        "",
+        "## The study's claims",
+        "",
+        "Per measure: **holds** (the MAE − DAE contrast is significant in the claimed direction), **reversed** "
+        "(significant the other way) or **not shown**; where it holds, which main effect carries it.",
+        "",
+    ]
     for cid, v in study["verdicts"].items():
-        lines += [f"### {cid}: {v['claim']} — {v['verdict']}", "", "| measure | verdict | due to | contrast | "
-                  "architecture | corruption |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"### {cid}: {v['claim']} — {v['verdict']}",
+            "",
+            "| measure | verdict | due to | contrast | architecture | corruption |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for m, r in v["measures"].items():
             d = DIGITS.get(m, 3)
-            lines.append(f"| {m} | {r['verdict']} | {r['due_to'] or '—'} | {_ci(r['contrast'], d)} | "
-                         f"{_ci(r['architecture'], d)} | {_ci(r['corruption'], d)} |")
+            lines.append(
+                f"| {m} | {r['verdict']} | {r['due_to'] or '—'} | {_ci(r['contrast'], d)} | "
+                f"{_ci(r['architecture'], d)} | {_ci(r['corruption'], d)} |"
+            )
         lines.append("")
-    lines += ["Contrasts and effects in the claim tables are oriented so that positive = as claimed.", "",
-              "![t-SNE maps, seed 0](grid_tsne.png)", "", "![reconstructions, seed 0](grid_reconstructions.png)", "",
-              "## Runs", "", "| cell | seed | train s | analysis s | test loss | PSNR | folder |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "Contrasts and effects in the claim tables are oriented so that positive = as claimed.",
+        "",
+        "![t-SNE maps, seed 0](grid_tsne.png)",
+        "",
+        "![reconstructions, seed 0](grid_reconstructions.png)",
+        "",
+        "## Runs",
+        "",
+        "| cell | seed | train s | analysis s | test loss | PSNR | folder |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in study["runs"]:
-        lines.append(f"| {r['cell']} | {r['seed']} | {r['train_runtime_s']:.0f} | {r['analysis_s']:.0f} | "
-                     f"{r['eval']['loss']:.4f} | {r['eval']['psnr']:.2f} | `{r['folder']}` |")
+        lines.append(
+            f"| {r['cell']} | {r['seed']} | {r['train_runtime_s']:.0f} | {r['analysis_s']:.0f} | "
+            f"{r['eval']['loss']:.4f} | {r['eval']['psnr']:.2f} | `{r['folder']}` |"
+        )
     w = study.get("wall_time_s", {})
     if w:
-        lines += ["", f"Compute summed over the runs: training {w['training_total']:.0f} s, analysis "
-                  f"{w['analysis_total']:.0f} s. The last `mae-hf study` invocation took {w['this_invocation']:.0f} s "
-                  "(finished runs and analyses are skipped, so a rerun is short)."]
+        lines += [
+            "",
+            f"Compute summed over the runs: training {w['training_total']:.0f} s, analysis "
+            f"{w['analysis_total']:.0f} s. The last `mae-hf study` invocation took {w['this_invocation']:.0f} s "
+            "(finished runs and analyses are skipped, so a rerun is short).",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def write_study(study: dict, analyses: dict, data: dict, out: Path) -> None:
     """`study.json`, `study.md` and the three figures (each written to a temporary name, then moved in)."""
-    import matplotlib.pyplot as plt
-
     first = min(seed for seed, _ in analyses)
     figures = {
-        "grid_measures.png": plotting.plot_grid_measures(study["summary"], {c: v["label"] for c, v in study["cells"].items()})[0],
-        "grid_tsne.png": plotting.plot_grid_tsne({c: analyses[first, c]["coordinates"] for c in CELL_SPECS},
-                                                 data["y"].numpy(), {c: v["label"] for c, v in study["cells"].items()})[0],
+        "grid_measures.png": plotting.plot_grid_measures(
+            study["summary"], {c: v["label"] for c, v in study["cells"].items()}
+        )[0],
+        "grid_tsne.png": plotting.plot_grid_tsne(
+            {c: analyses[first, c]["coordinates"] for c in CELL_SPECS},
+            data["y"].numpy(),
+            {c: v["label"] for c, v in study["cells"].items()},
+        )[0],
     }
     rows = {"clean": data["x"][:8].numpy()}
     for c in CELL_SPECS:
@@ -460,9 +573,8 @@ def write_study(study: dict, analyses: dict, data: dict, out: Path) -> None:
     for name, fig in figures.items():
         tmp = out / f".tmp-{name}"
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        plt.close(fig)
         os.replace(tmp, out / name)
-    for name, text in (("study.json", json.dumps(_jsonable(study), indent=2)), ("study.md", study_markdown(study))):
+    for name, text in (("study.json", json.dumps(to_jsonable(study), indent=2)), ("study.md", study_markdown(study))):
         tmp = out / f".tmp-{name}"
         tmp.write_text(text)
         os.replace(tmp, out / name)

@@ -1,5 +1,11 @@
+import atexit
 import os
+import shutil
+import tempfile
 
+# Tests never write into the user's real cache (~/.cache/mae_hf): one temporary cache for the whole run.
+os.environ["MAE_HF_CACHE"] = tempfile.mkdtemp(prefix="mae_hf-test-cache-")
+atexit.register(shutil.rmtree, os.environ["MAE_HF_CACHE"], ignore_errors=True)
 # Tests never touch the network: set before huggingface_hub / datasets are imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -14,8 +20,14 @@ import torch  # noqa: E402
 
 # Tiny configs in the style of transformers' tests: small, fast, still the real code paths.
 TINY_MAE = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-    decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=32,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    decoder_hidden_size=16,
+    decoder_num_hidden_layers=1,
+    decoder_num_attention_heads=4,
+    decoder_intermediate_size=32,
 )
 
 
@@ -54,8 +66,9 @@ def _write_idx(folder: Path, split: str, images: np.ndarray, labels: np.ndarray)
     n, h, w = images.shape
     header = bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + h.to_bytes(4, "big") + w.to_bytes(4, "big")
     (folder / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.astype(np.uint8).tobytes())
-    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big")
-                                                          + labels.astype(np.uint8).tobytes())
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + labels.astype(np.uint8).tobytes()
+    )
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,12 @@ def trained(tmp_path_factory, mnist):
     folders = {}
     for model, overrides in (("dae", {"hidden_channels": [8, 8, 4]}), ("mae", TINY_MAE)):
         out = tmp_path_factory.mktemp("cards") / f"{model}-mnist"
-        config = TrainingConfig(model=model, config_overrides=overrides, num_train_epochs=2,
-                                per_device_train_batch_size=8, seed=11)
-        training_function(config, RunArgs(output_dir=str(out), command=f"python train_accelerate.py --model {model}"),
-                          data=data)
+        config = TrainingConfig(
+            model=model, config_overrides=overrides, num_train_epochs=2, per_device_train_batch_size=8, seed=11
+        )
+        training_function(
+            config, RunArgs(output_dir=str(out), command=f"python train_accelerate.py --model {model}"), data=data
+        )
         folders[model] = out
     return folders
 
@@ -48,8 +50,8 @@ def test_card_metadata_parses_with_huggingface_hub(trained, model):
     assert set(found) == expected
     for key in expected:
         assert found[key] == pytest.approx(metrics[key], abs=1e-6)
-    # the embedded MNIST's test digits come from MNIST's training split: the model-index says so
-    assert all(r.dataset_split == "train" and r.dataset_type == "ylecun/mnist" for r in data.eval_results)
+    # the embedded MNIST's test split is MNIST's official test set: the model-index says so
+    assert all(r.dataset_split == "test" and r.dataset_type == "ylecun/mnist" for r in data.eval_results)
     # the model-index is what the Hub reads
     assert "model-index" in card.content and f"- name: {model}-mnist" in card.content
 
@@ -88,18 +90,22 @@ def test_card_code_runs_without_mae_hf(trained, model, tmp_path):
     assert blocks and str(trained[model]) in blocks[0]
     script = 'import sys\nsys.modules["mae_hf"] = None  # any import of mae_hf now fails\n' + blocks[0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = {"dae": "torch.Size([1, 1, 28, 28]) torch.Size([1, 1, 28, 28]) torch.Size([1, 4, 3, 3])",
-                "mae": "torch.Size([1, 1, 28, 28]) torch.Size([1, 1, 28, 28]) torch.Size([1, 32])"}[model]
+    expected = {
+        "dae": "torch.Size([1, 1, 28, 28]) torch.Size([1, 1, 28, 28]) torch.Size([1, 4, 3, 3])",
+        "mae": "torch.Size([1, 1, 28, 28]) torch.Size([1, 1, 28, 28]) torch.Size([1, 32])",
+    }[model]
     assert expected in result.stdout
 
 
 def test_dataset_metadata_for_each_kind_of_source(tmp_path):
     embedded = dataset_metadata("mnist", 4000, 1000)
-    assert embedded["hub_id"] == "ylecun/mnist" and (embedded["train_split"], embedded["test_split"]) == ("train", "train")
-    assert "not MNIST's official test set" in embedded["eval_split"]
+    assert embedded["hub_id"] == "ylecun/mnist"
+    assert (embedded["train_split"], embedded["test_split"]) == ("train", "test")
+    assert "MNIST's official test set" in embedded["eval_split"] and "4,000" in embedded["description"]
     hub = dataset_metadata("uoft-cs/cifar10", 50000, 10000)
     assert hub["hub_id"] == "uoft-cs/cifar10" and hub["test_split"] == "test"
     local = dataset_metadata(str(tmp_path), 10, 5)

@@ -25,9 +25,17 @@ def test_exact_masked_fraction(ratio):
 def test_mask_matches_vitmae_random_masking():
     from mae_hf import build_mae
 
-    model = build_mae(seed=0, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-                      decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=4,
-                      decoder_intermediate_size=32)
+    model = build_mae(
+        seed=0,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        decoder_hidden_size=16,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=32,
+    )
     noise = random_patch_noise(5, 49, torch.Generator().manual_seed(1))
     out = model(pixel_values=torch.rand(5, 1, 28, 28), noise=noise)
     assert torch.equal(patch_mask_from_noise(noise, 0.75), out.mask)

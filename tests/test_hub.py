@@ -31,8 +31,9 @@ def test_publish_creates_the_repo_and_uploads_the_folder_without_checkpoints(tmp
     api = _api()
     url = hub.publish(tmp_path, "alice/dae-mnist", token="hf_x", private=True, api=api)
     assert url == "https://huggingface.co/alice/dae-mnist"
-    api.create_repo.assert_called_once_with("alice/dae-mnist", token="hf_x", private=True, repo_type="model",
-                                            exist_ok=True)
+    api.create_repo.assert_called_once_with(
+        "alice/dae-mnist", token="hf_x", private=True, repo_type="model", exist_ok=True
+    )
     kwargs = api.upload_folder.call_args.kwargs
     assert kwargs["repo_id"] == "alice/dae-mnist" and kwargs["folder_path"] == str(tmp_path)
     assert set(kwargs["ignore_patterns"]) == {*hub.IGNORE_PATTERNS, *hub.LOCAL_ONLY}
@@ -68,10 +69,12 @@ def test_push_to_hub_uploads_every_file_of_the_finished_folder(tmp_path, mnist, 
     monkeypatch.setattr(hub, "HfApi", lambda token=None: api)
     data = DatasetDict(train=mnist["train"].select(range(16)), test=mnist["test"].select(range(8)))
     out = tmp_path / "dae-mnist"
-    config = TrainingConfig(model="dae", config_overrides={"hidden_channels": [8, 8, 4]}, max_train_steps=2,
-                            per_device_train_batch_size=8)
-    args = RunArgs(output_dir=str(out), push_to_hub=True, hub_token="hf_x", hub_private_repo=True,
-                   checkpointing_steps=1)
+    config = TrainingConfig(
+        model="dae", config_overrides={"hidden_channels": [8, 8, 4]}, max_train_steps=2, per_device_train_batch_size=8
+    )
+    args = RunArgs(
+        output_dir=str(out), push_to_hub=True, hub_token="hf_x", hub_private_repo=True, checkpointing_steps=1
+    )
     training_function(config, args, data=data)
     api.create_repo.assert_called_once()
     assert api.create_repo.call_args.args == ("alice/dae-mnist",)
@@ -79,9 +82,19 @@ def test_push_to_hub_uploads_every_file_of_the_finished_folder(tmp_path, mnist, 
     kwargs = api.upload_folder.call_args.kwargs
     assert kwargs["repo_id"] == "alice/dae-mnist" and kwargs["folder_path"] == str(out)
     uploaded = hub.files_to_upload(kwargs["folder_path"])
-    assert uploaded == sorted(["config.json", "model.safetensors", "configuration_dae.py", "modeling_dae.py",
-                               "README.md", "training_args.json", "eval_results.json", "train_results.json",
-                               "preprocessor_config.json"])
+    assert uploaded == sorted(
+        [
+            "config.json",
+            "model.safetensors",
+            "configuration_dae.py",
+            "modeling_dae.py",
+            "README.md",
+            "training_args.json",
+            "eval_results.json",
+            "train_results.json",
+            "preprocessor_config.json",
+        ]
+    )
     assert any(p.name.startswith("step_") for p in out.iterdir())  # checkpoints exist locally, are not uploaded
     # the card's code loads the pushed repo
     assert 'from_pretrained("alice/dae-mnist"' in (out / "README.md").read_text()
@@ -100,8 +113,9 @@ def test_publish_refuses_a_folder_that_holds_a_token(tmp_path):
 
 def test_redact_every_spelling():
     text = "python t.py --hub_token hf_abc --x 1 --hub_token=hf_def --hub_token 'hf q' and hf_env"
-    assert hub.redact(text, ["hf_env"]) == ("python t.py --hub_token <HUB_TOKEN> --x 1 --hub_token=<HUB_TOKEN> "
-                                            "--hub_token <HUB_TOKEN> and <HUB_TOKEN>")
+    assert hub.redact(text, ["hf_env"]) == (
+        "python t.py --hub_token <HUB_TOKEN> --x 1 --hub_token=<HUB_TOKEN> --hub_token <HUB_TOKEN> and <HUB_TOKEN>"
+    )
 
 
 def test_push_to_hub_offline_fails_before_training(tmp_path, monkeypatch):
@@ -131,17 +145,26 @@ def _listing(api):
 def test_push_model_renders_the_card_for_the_repo_id_and_uploads_the_exact_files(tmp_path, mnist):
     data = DatasetDict(train=mnist["train"].select(range(16)), test=mnist["test"].select(range(8)))
     out = tmp_path / "local-name"
-    config = TrainingConfig(model="dae", config_overrides={"hidden_channels": [8, 8, 4]}, max_train_steps=2,
-                            per_device_train_batch_size=8)
+    config = TrainingConfig(
+        model="dae", config_overrides={"hidden_channels": [8, 8, 4]}, max_train_steps=2, per_device_train_batch_size=8
+    )
     training_function(config, RunArgs(output_dir=str(out), checkpointing_steps=1, with_tracking=False), data=data)
     assert 'from_pretrained("' + str(out) in (out / "README.md").read_text()
     api = _api("alice")
     seen = _listing(api)
     url = hub.push_model(out, "alice/dae-mnist", token="hf_pushtoken123", api=api)
     assert url == "https://huggingface.co/alice/dae-mnist"
-    assert seen["files"] == ["README.md", "config.json", "configuration_dae.py", "eval_results.json",
-                             "model.safetensors", "modeling_dae.py", "preprocessor_config.json",
-                             "train_results.json", "training_args.json"]
+    assert seen["files"] == [
+        "README.md",
+        "config.json",
+        "configuration_dae.py",
+        "eval_results.json",
+        "model.safetensors",
+        "modeling_dae.py",
+        "preprocessor_config.json",
+        "train_results.json",
+        "training_args.json",
+    ]
     assert 'from_pretrained("alice/dae-mnist"' in seen["readme"] and str(out) not in seen["readme"]
     assert seen["kwargs"]["repo_type"] == "model"
     assert 'from_pretrained("' + str(out) in (out / "README.md").read_text()  # the local card is left alone
@@ -160,15 +183,21 @@ def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
     api = _api("alice")
     seen = _listing(api)
     hub.push_space(root, "alice/mae-hf-demo", ["alice/dae-mnist", "alice/mae-mnist"], token="hf_x", api=api)
-    api.create_repo.assert_called_once_with("alice/mae-hf-demo", token="hf_x", private=False, repo_type="space",
-                                            space_sdk="gradio", exist_ok=True)
+    api.create_repo.assert_called_once_with(
+        "alice/mae-hf-demo", token="hf_x", private=False, repo_type="space", space_sdk="gradio", exist_ok=True
+    )
     assert seen["kwargs"]["repo_type"] == "space"
-    tracked = subprocess.run(["git", "ls-files", "mae_hf", "examples", "model_cards"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.split()
-    models = [f"pretrained/{m}/{name}" for m in ("dae-mnist", "mae-mnist")
-              for name in hub.files_to_upload(root / "pretrained" / m)]
-    expected = sorted({".gitattributes", "README.md", "app.py", "requirements.txt", "docs/study/study.json",
-                       *tracked, *models})
+    tracked = subprocess.run(
+        ["git", "ls-files", "mae_hf", "examples", "model_cards"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    models = [
+        f"pretrained/{m}/{name}"
+        for m in ("dae-mnist", "mae-mnist")
+        for name in hub.files_to_upload(root / "pretrained" / m)
+    ]
+    expected = sorted(
+        {".gitattributes", "README.md", "app.py", "requirements.txt", "docs/study/study.json", *tracked, *models}
+    )
     assert seen["files"] == expected
     assert not any("step_" in f or "epoch_" in f or f.endswith(".gitignore") for f in seen["files"])
     from huggingface_hub import SpaceCard

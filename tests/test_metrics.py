@@ -72,7 +72,9 @@ def test_batched_ssim_equals_scikit_image_per_image():
             x, y = 2 * x - 1, 2 * y - 1
         ours = compute_ssim(x, y, data_range=data_range)
         ref = [
-            structural_similarity(a.double().numpy(), b.double().numpy(), data_range=data_range, channel_axis=0, **SSIM_SETTINGS)
+            structural_similarity(
+                a.double().numpy(), b.double().numpy(), data_range=data_range, channel_axis=0, **SSIM_SETTINGS
+            )
             for a, b in zip(x, y)
         ]
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)

@@ -10,9 +10,7 @@ from transformers import AutoConfig, AutoModel
 from mae_hf import DAEConfig, DAEModel
 
 
-@pytest.mark.parametrize(
-    "size,channels,latent", [(28, 1, (8, 3, 3)), (32, 3, (8, 4, 4))]
-)
+@pytest.mark.parametrize("size,channels,latent", [(28, 1, (8, 3, 3)), (32, 3, (8, 4, 4))])
 def test_shapes(size, channels, latent):
     model = DAEModel(DAEConfig(image_size=size, num_channels=channels)).eval()
     x = torch.rand(5, channels, size, size)

@@ -19,8 +19,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _run(cmd, cwd, timeout=600, **env):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": "", **env}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": "",
+        **env,
+    }
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{cmd}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return result
@@ -53,8 +59,11 @@ def test_the_installed_wheel_trains_writes_a_card_and_reports_outside_the_reposi
     _run([sys.executable, "-m", "venv", str(env_dir)], cwd=tmp_path)
     python = env_dir / "bin" / "python"
     _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], cwd=tmp_path)
-    site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                     cwd=tmp_path).stdout.strip())
+    site = Path(
+        _run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path
+        ).stdout.strip()
+    )
     (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     work = tmp_path / "work"
     work.mkdir()
@@ -66,13 +75,34 @@ def test_the_installed_wheel_trains_writes_a_card_and_reports_outside_the_reposi
     assert "mae_hf 0.1.0" in info
     common = ["--dataset", idx_dataset, "--max_train_steps", "3", "--per_device_train_batch_size", "8"]
     _run([mae_hf, "train", "--model", "dae", *common, "--output_dir", "dae"], cwd=work)
-    _run([mae_hf, "train", "--model", "mae", *common, "--config_overrides", json.dumps(TINY_MAE), "--output_dir",
-          "mae"], cwd=work)
+    _run(
+        [mae_hf, "train", "--model", "mae", *common, "--config_overrides", json.dumps(TINY_MAE), "--output_dir", "mae"],
+        cwd=work,
+    )
     for name in ("dae", "mae"):
         card = (work / name / "README.md").read_text()
         assert "## How to use" in card and "{{" not in card
         assert (work / name / "preprocessor_config.json").is_file()
-    _run([mae_hf, "report", "--dae", "dae", "--mae", "mae", "--dataset", idx_dataset, "--n", "30", "--n_train", "40",
-          "--out", "report", "--no_cache", "--no_progress"], cwd=work)
+    _run(
+        [
+            mae_hf,
+            "report",
+            "--dae",
+            "dae",
+            "--mae",
+            "mae",
+            "--dataset",
+            idx_dataset,
+            "--n",
+            "30",
+            "--n_train",
+            "40",
+            "--out",
+            "report",
+            "--no_cache",
+            "--no_progress",
+        ],
+        cwd=work,
+    )
     metrics = json.loads((work / "report" / "metrics.json").read_text())
     assert metrics["settings"]["n"] == 30 and (work / "report" / "report.html").is_file()

@@ -32,8 +32,11 @@ def test_shipped_folders_are_complete_and_small():
         assert {"config.json", "model.safetensors", "README.md", "eval_results.json", "training_args.json"} <= names
         if kind == "dae":
             assert {"configuration_dae.py", "modeling_dae.py"} <= names
-        total += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts
-                     and not p.name.startswith(("step_", "epoch_")))
+        total += sum(
+            p.stat().st_size
+            for p in folder.rglob("*")
+            if p.is_file() and ".git" not in p.parts and not p.name.startswith(("step_", "epoch_"))
+        )
         tracked = subprocess.run(["git", "ls-files", str(folder)], cwd=REPO, capture_output=True, text=True).stdout
         assert "step_" not in tracked and "epoch_" not in tracked and "runs/" not in tracked
     assert total <= 20 * 2**20, f"bundled models take {total / 2**20:.1f} MB (limit 20 MB)"
@@ -52,7 +55,9 @@ def test_card_metrics_match_the_shipped_weights(kind, mnist):
     folder = FOLDERS[kind]
     stated = _card_metrics(folder)
     assert {"loss", "psnr", "ssim"} <= set(stated)
-    model = (AutoModel.from_pretrained(folder) if kind == "dae" else ViTMAEForPreTraining.from_pretrained(folder)).eval()
+    model = (
+        AutoModel.from_pretrained(folder) if kind == "dae" else ViTMAEForPreTraining.from_pretrained(folder)
+    ).eval()
     eval_seed = json.loads((folder / "training_args.json").read_text()).get("eval_seed", 0)
     measured = evaluate(model, evaluation_dataloader(mnist["test"], model), seed=eval_seed)
     assert measured["num_samples"] == len(mnist["test"]) == 1000
@@ -66,8 +71,9 @@ def test_card_snippet_runs_without_mae_hf(kind, tmp_path):
     blocks = card_code_blocks(ModelCard.load(FOLDERS[kind] / "README.md"))
     script = 'import sys\nsys.modules["mae_hf"] = None  # any import of mae_hf now fails\n' + blocks[0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -79,12 +85,13 @@ def test_mae_features_beat_raw_pixels_and_inpainting_beats_the_mean(mnist):
     test_x, test_y = dataset_to_tensors(mnist["test"])
 
     def features(x):
-        tokens = torch.cat([extract_mae_latents(model, x[i:i + 500]) for i in range(0, len(x), 500)])
+        tokens = torch.cat([extract_mae_latents(model, x[i : i + 500]) for i in range(0, len(x), 500)])
         return tokens[:, 1:].mean(1).numpy()  # mean-pooled patch tokens, masking off
 
     probe = linear_probe_accuracy(features(train_x), train_y.numpy(), features(test_x), test_y.numpy(), max_iter=1000)
-    pixels = linear_probe_accuracy(train_x.flatten(1).numpy(), train_y.numpy(), test_x.flatten(1).numpy(),
-                                   test_y.numpy(), max_iter=1000)
+    pixels = linear_probe_accuracy(
+        train_x.flatten(1).numpy(), train_y.numpy(), test_x.flatten(1).numpy(), test_y.numpy(), max_iter=1000
+    )
     assert probe > pixels, (probe, pixels)
     assert 0.0 < knn_accuracy(features(train_x), train_y.numpy(), features(test_x), test_y.numpy()) <= 1.0
 

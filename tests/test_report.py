@@ -1,18 +1,40 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from mae_hf import DAEConfig, DAEModel, build_mae
 from mae_hf.cli import main
 from mae_hf.loading import load_dae, load_mae
-from mae_hf.report import REPORT_FILES, ReportSettings, make_report
+from mae_hf.report import REPORT_FILES, AnalysisResult, ReportSettings, make_report, to_jsonable
 
 from .conftest import TINY_MAE
 
-KEYS = ("psnr", "ssim", "psnr_masked", "psnr_input", "tsne_radius", "original_radius", "scale_free_radius",
-        "silhouette", "trustworthiness", "knn_accuracy", "linear_probe_accuracy", "raw_pixels", "near_zero_fraction",
-        "rollout", "mae_masked_flat", "mae_cls", "mae_mean", "verdicts", "H1", "H2", "H3", "timings_s")
+KEYS = (
+    "psnr",
+    "ssim",
+    "psnr_masked",
+    "psnr_input",
+    "tsne_radius",
+    "original_radius",
+    "scale_free_radius",
+    "silhouette",
+    "trustworthiness",
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "raw_pixels",
+    "near_zero_fraction",
+    "rollout",
+    "mae_masked_flat",
+    "mae_cls",
+    "mae_mean",
+    "verdicts",
+    "H1",
+    "H2",
+    "H3",
+    "timings_s",
+)
 
 
 def keys_of(obj):
@@ -49,7 +71,9 @@ def test_missing_or_wrong_model_folders(models, tmp_path):
 
 
 def test_cli_report_missing_folder_exits_2(models, tmp_path, caplog):
-    code = main(["report", "--dae", str(tmp_path / "missing"), "--mae", str(models / "mae"), "--out", str(tmp_path / "r")])
+    code = main(
+        ["report", "--dae", str(tmp_path / "missing"), "--mae", str(models / "mae"), "--out", str(tmp_path / "r")]
+    )
     assert code == 2 and "not a local folder" in caplog.text
 
 
@@ -57,8 +81,9 @@ def test_cli_report_missing_folder_exits_2(models, tmp_path, caplog):
 def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
     settings = ReportSettings(n=60, n_train=120, n_attention=8, n_show=4)
     out, cache = tmp_path / "report", tmp_path / "cache"
-    res = make_report(str(models / "dae"), str(models / "mae"), "mnist", "test", out, settings, cache_dir=cache,
-                      progress=False)
+    res = make_report(
+        str(models / "dae"), str(models / "mae"), "mnist", "test", out, settings, cache_dir=cache, progress=False
+    )
     for name in REPORT_FILES:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
@@ -68,15 +93,33 @@ def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
     assert set(metrics["latents"]) == {"raw_pixels", "dae", "mae_cls", "mae_mean", "mae_masked_flat"}
     assert metrics["attention"]["saliency"]["mae"]["max_in_masked_patches"] == 0.0
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == sum(n.endswith(".png") for n in REPORT_FILES) and 'src="http' not in html
+    assert (
+        html.count("data:image/png;base64,") == sum(n.endswith(".png") for n in REPORT_FILES)
+        and 'src="http' not in html
+    )
     md = (out / "report.md").read_text()
     assert "## Verdicts" in md and "tsne.png" in md
     assert len((out / "per_image.csv").read_text().splitlines()) == 1 + 4 * 60
 
-    again = make_report(str(models / "dae"), str(models / "mae"), "mnist", "test", tmp_path / "r2", settings,
-                        cache_dir=cache, progress=False)
-    assert again["metrics"]["cache"]["hits"] >= 3 and again["metrics"]["cache"]["misses"] == 0
-    assert again["metrics"]["latents"] == res["metrics"]["latents"]
+    again = make_report(
+        str(models / "dae"),
+        str(models / "mae"),
+        "mnist",
+        "test",
+        tmp_path / "r2",
+        settings,
+        cache_dir=cache,
+        progress=False,
+    )
+    assert again.metrics["cache"]["hits"] >= 3 and again.metrics["cache"]["misses"] == 0
+    assert again.metrics["latents"] == res.metrics["latents"]
+
+    # the typed result survives the one serialisation the cache (and the app) uses
+    back = AnalysisResult.from_arrays(res.to_arrays())
+    assert back.metrics["latents"] == json.loads(json.dumps(to_jsonable(res.metrics["latents"])))
+    np.testing.assert_array_equal(back.per_image["mae_mask"]["psnr"], res.per_image["mae_mask"]["psnr"])
+    np.testing.assert_array_equal(back.latent_maps["dae"]["coordinates"], res.latent_maps["dae"]["coordinates"])
+    assert back.class_names == res.class_names and back.examples["original"].shape == (4, 1, 28, 28)
 
 
 @pytest.fixture
@@ -106,7 +149,14 @@ def test_bad_data_rejected(models, tmp_path, small_folder):
     DAEModel(DAEConfig(image_size=32)).save_pretrained(tmp_path / "dae32")
     build_mae("mnist", seed=0, image_size=32, **TINY_MAE).save_pretrained(tmp_path / "mae32")
     with pytest.raises(ValueError, match="images are 1x28x28 .* but the models take 1x32x32"):
-        make_report(str(tmp_path / "dae32"), str(tmp_path / "mae32"), small_folder, "test", tmp_path,
-                    ReportSettings(n=10), **kwargs)
+        make_report(
+            str(tmp_path / "dae32"),
+            str(tmp_path / "mae32"),
+            small_folder,
+            "test",
+            tmp_path,
+            ReportSettings(n=10),
+            **kwargs,
+        )
     with pytest.raises(ValueError, match="same image size"):
         make_report(dae, str(tmp_path / "mae32"), small_folder, "test", tmp_path, ReportSettings(n=10), **kwargs)

@@ -30,7 +30,8 @@ def test_quick_study_writes_the_grid_effects_and_verdicts(quick_study):
     for row in study["effects"].values():
         assert set(row) == {"architecture", "corruption", "interaction", "study_contrast"}
         assert row["study_contrast"]["estimate"] == pytest.approx(
-            row["architecture"]["estimate"] + row["corruption"]["estimate"], abs=1e-9)
+            row["architecture"]["estimate"] + row["corruption"]["estimate"], abs=1e-9
+        )
     assert set(study["verdicts"]) == set(CLAIMS)
     for v in study["verdicts"].values():
         assert v["verdict"] in ("holds", "does not hold", "mixed")

@@ -26,14 +26,35 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = str(REPO / "train_accelerate.py")
 TINY_MAE_FLAG = json.dumps(TINY_MAE)
 # 96 train digits, batch 4: 24 steps per epoch.
-DAE_ARGS = ["--model", "dae", "--num_train_epochs", "3", "--per_device_train_batch_size", "4",
-            "--per_device_eval_batch_size", "16", "--seed", "7", "--checkpointing_steps", "5",
-            "--checkpoints_total_limit", "3", "--learning_rate", "3e-3"]
+DAE_ARGS = [
+    "--model",
+    "dae",
+    "--num_train_epochs",
+    "3",
+    "--per_device_train_batch_size",
+    "4",
+    "--per_device_eval_batch_size",
+    "16",
+    "--seed",
+    "7",
+    "--checkpointing_steps",
+    "5",
+    "--checkpoints_total_limit",
+    "3",
+    "--learning_rate",
+    "3e-3",
+]
 
 
 def _env(**extra) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "TQDM_DISABLE": "1",
+    }
     env.pop("HF_TOKEN", None)
     return {**env, **extra}
 
@@ -46,8 +67,9 @@ def _run(cmd: list[str], timeout: int = 300, **env) -> subprocess.CompletedProce
 def dae_run(tmp_path_factory, idx_dataset) -> Path:
     """One uninterrupted DAE run of the script: the smoke test's output and the resume test's reference."""
     out = tmp_path_factory.mktemp("dae") / "dae-run"
-    result = _run([sys.executable, SCRIPT, *DAE_ARGS, "--dataset", idx_dataset, "--output_dir", str(out),
-                   "--with_tracking"])
+    result = _run(
+        [sys.executable, SCRIPT, *DAE_ARGS, "--dataset", idx_dataset, "--output_dir", str(out), "--with_tracking"]
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return out
 
@@ -56,9 +78,30 @@ def dae_run(tmp_path_factory, idx_dataset) -> Path:
 def mae_run(tmp_path_factory, idx_dataset) -> Path:
     """A tiny MAE run through the console entry point `mae-hf train`."""
     out = tmp_path_factory.mktemp("mae") / "mae-run"
-    result = _run([sys.executable, "-m", "mae_hf.cli", "train", "--model", "mae", "--dataset", idx_dataset,
-                   "--output_dir", str(out), "--max_train_steps", "6", "--per_device_train_batch_size", "8",
-                   "--config_overrides", TINY_MAE_FLAG, "--mask_ratio", "0.5", "--learning_rate", "2e-3"])
+    result = _run(
+        [
+            sys.executable,
+            "-m",
+            "mae_hf.cli",
+            "train",
+            "--model",
+            "mae",
+            "--dataset",
+            idx_dataset,
+            "--output_dir",
+            str(out),
+            "--max_train_steps",
+            "6",
+            "--per_device_train_batch_size",
+            "8",
+            "--config_overrides",
+            TINY_MAE_FLAG,
+            "--mask_ratio",
+            "0.5",
+            "--learning_rate",
+            "2e-3",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return out
 
@@ -66,8 +109,18 @@ def mae_run(tmp_path_factory, idx_dataset) -> Path:
 @pytest.mark.slow
 def test_dae_smoke_run_writes_a_hub_ready_folder(dae_run):
     names = {p.name for p in dae_run.iterdir()}
-    assert {"config.json", "model.safetensors", "configuration_dae.py", "modeling_dae.py", "README.md",
-            "training_args.json", "eval_results.json", "train_results.json", ".gitignore", "runs"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "configuration_dae.py",
+        "modeling_dae.py",
+        "README.md",
+        "training_args.json",
+        "eval_results.json",
+        "train_results.json",
+        ".gitignore",
+        "runs",
+    } <= names
     train = json.loads((dae_run / "train_results.json").read_text())
     assert train["completed_steps"] == 72 and train["epochs"] == 3 and train["num_processes"] == 1
     assert "--seed 7" in train["command"] and train["command"].startswith("python ")
@@ -86,10 +139,29 @@ def test_the_hub_token_reaches_no_file_and_no_log(tmp_path, idx_dataset, spellin
     flag_token, env_token = "hf_FAKEflagToken1234567890", "hf_FAKEenvToken0987654321"
     flag = ["--hub_token", flag_token] if spelling == "separate" else [f"--hub_token={flag_token}"]
     out = tmp_path / "run"
-    result = _run([sys.executable, SCRIPT, "--model", "dae", "--dataset", idx_dataset, "--max_train_steps", "3",
-                   "--per_device_train_batch_size", "8", "--output_dir", str(out), "--with_tracking",
-                   "--checkpointing_steps", "2", *flag, "--hub_model_id", f"me/{env_token}-is-not-a-name"],
-                  HF_TOKEN=env_token)
+    result = _run(
+        [
+            sys.executable,
+            SCRIPT,
+            "--model",
+            "dae",
+            "--dataset",
+            idx_dataset,
+            "--max_train_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "8",
+            "--output_dir",
+            str(out),
+            "--with_tracking",
+            "--checkpointing_steps",
+            "2",
+            *flag,
+            "--hub_model_id",
+            f"me/{env_token}-is-not-a-name",
+        ],
+        HF_TOKEN=env_token,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     files = [p for p in out.rglob("*") if p.is_file()]
     assert any("tfevents" in p.name for p in files) and (out / "README.md").is_file()
@@ -142,7 +214,8 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path, i
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=1e-7)
     assert json.loads((out / "eval_results.json").read_text())["loss"] == pytest.approx(
-        json.loads((dae_run / "eval_results.json").read_text())["loss"], rel=1e-6)
+        json.loads((dae_run / "eval_results.json").read_text())["loss"], rel=1e-6
+    )
 
 
 def _free_port() -> int:
@@ -154,15 +227,45 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, idx_dataset):
     """2 gloo processes x batch 4 vs 1 process x batch 8; evaluation counts each of 37 test digits once."""
-    common = ["--model", "mae", "--dataset", idx_dataset, "--max_train_steps", "8", "--learning_rate", "2e-3",
-              "--config_overrides", TINY_MAE_FLAG, "--max_eval_samples", "37", "--per_device_eval_batch_size", "8",
-              "--seed", "3"]
+    common = [
+        "--model",
+        "mae",
+        "--dataset",
+        idx_dataset,
+        "--max_train_steps",
+        "8",
+        "--learning_rate",
+        "2e-3",
+        "--config_overrides",
+        TINY_MAE_FLAG,
+        "--max_eval_samples",
+        "37",
+        "--per_device_eval_batch_size",
+        "8",
+        "--seed",
+        "3",
+    ]
     two = tmp_path / "two"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port())]
-    result = _run([*launch, SCRIPT, *common, "--per_device_train_batch_size", "4", "--output_dir", str(two)],
-                  ACCELERATE_USE_CPU="1")
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+    ]
+    result = _run(
+        [*launch, SCRIPT, *common, "--per_device_train_batch_size", "4", "--output_dir", str(two)],
+        ACCELERATE_USE_CPU="1",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     train = json.loads((two / "train_results.json").read_text())
     assert train["num_processes"] == 2 and train["total_train_batch_size"] == 8
@@ -172,9 +275,17 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, id
 
     # The 1-process reference, in this process, on the same data.
     one = tmp_path / "one"
-    config = TrainingConfig(model="mae", dataset=idx_dataset, max_train_steps=8, learning_rate=2e-3,
-                            config_overrides=TINY_MAE, max_eval_samples=37, per_device_eval_batch_size=8, seed=3,
-                            per_device_train_batch_size=8)
+    config = TrainingConfig(
+        model="mae",
+        dataset=idx_dataset,
+        max_train_steps=8,
+        learning_rate=2e-3,
+        config_overrides=TINY_MAE,
+        max_eval_samples=37,
+        per_device_eval_batch_size=8,
+        seed=3,
+        per_device_train_batch_size=8,
+    )
     one_metrics = training_function(config, RunArgs(output_dir=str(one)), data=load_image_dataset(idx_dataset))["eval"]
     assert one_metrics["num_samples"] == 37
     # Same samples, same per-sample masks, gradients averaged over the same global batch: only float summation
@@ -199,8 +310,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, id
 @pytest.mark.slow
 def test_bad_argument_exits_2_with_a_message_from_the_script(tmp_path):
     out = tmp_path / "never"
-    result = _run([sys.executable, SCRIPT, "--model", "dae", "--learning_rate", "-1", "--output_dir", str(out)],
-                  timeout=120)
+    result = _run(
+        [sys.executable, SCRIPT, "--model", "dae", "--learning_rate", "-1", "--output_dir", str(out)], timeout=120
+    )
     assert result.returncode == 2 and "--learning_rate must be a positive number" in result.stderr
     assert not out.exists()
 
@@ -219,7 +331,7 @@ def test_bad_argument_exits_2_with_a_message_from_the_script(tmp_path):
     ],
 )
 def test_bad_arguments_exit_2_before_any_work(tmp_path, capsys, flags, message):
-    from mae_hf.training_args import parse_args
+    from mae_hf.training.arguments import parse_args
 
     with pytest.raises(SystemExit) as exc:
         parse_args([*flags, "--output_dir", str(tmp_path / "never")])
@@ -243,11 +355,32 @@ def test_help_documents_every_flag(capsys):
         main(["train", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    flags = ["--output_dir", "--num_train_epochs", "--max_train_steps", "--per_device_train_batch_size",
-             "--per_device_eval_batch_size", "--learning_rate", "--weight_decay", "--num_warmup_steps",
-             "--lr_scheduler_type", "--seed", "--gradient_accumulation_steps", "--checkpointing_steps",
-             "--resume_from_checkpoint", "--with_tracking", "--report_to", "--push_to_hub", "--hub_model_id",
-             "--hub_token", "--model", "--dataset", "--preset", "--mask_ratio", "--noise_factor", "--mixed_precision"]
+    flags = [
+        "--output_dir",
+        "--num_train_epochs",
+        "--max_train_steps",
+        "--per_device_train_batch_size",
+        "--per_device_eval_batch_size",
+        "--learning_rate",
+        "--weight_decay",
+        "--num_warmup_steps",
+        "--lr_scheduler_type",
+        "--seed",
+        "--gradient_accumulation_steps",
+        "--checkpointing_steps",
+        "--resume_from_checkpoint",
+        "--with_tracking",
+        "--report_to",
+        "--push_to_hub",
+        "--hub_model_id",
+        "--hub_token",
+        "--model",
+        "--dataset",
+        "--preset",
+        "--mask_ratio",
+        "--noise_factor",
+        "--mixed_precision",
+    ]
     for flag in flags:
         entry = re.search(rf"^  {flag}\b.*\n(?: {{10,}}.*\n)*", text, flags=re.MULTILINE)
         assert entry and len(entry.group(0).split()) > 4, f"{flag} is not documented"

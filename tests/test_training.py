@@ -1,30 +1,21 @@
-"""The training loop and evaluation, in process, on tiny models and tiny data (mae_hf/training.py)."""
+"""The training loop, in process, on tiny models and tiny data (mae_hf/training/)."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from datasets import DatasetDict
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader
 
-from mae_hf import DAEConfig, DAEModel, build_mae, compute_psnr, compute_ssim, reconstruct_mae
+from mae_hf import DAEConfig, DAEModel
 from mae_hf.training import (
     ConfigurationError,
-    ImageTensorDataset,
     NonFiniteLossError,
     RunArgs,
     TrainingConfig,
-    batch_noise,
-    collate_batch,
-    evaluate,
+    evaluate_per_sample,
     evaluation_dataloader,
     find_checkpoints,
-    evaluate_per_sample,
-    per_sample_loss,
-    reconstruct_under,
-    sample_noise,
     training_function,
 )
 
@@ -40,105 +31,16 @@ def tiny_data(mnist):
 
 
 def run(tmp_path, data, name="run", args=None, **config):
-    config = {"model": "dae", "config_overrides": TINY_DAE, "num_train_epochs": 2, "per_device_train_batch_size": 8,
-              "per_device_eval_batch_size": 16, **config}
+    config = {
+        "model": "dae",
+        "config_overrides": TINY_DAE,
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 16,
+        **config,
+    }
     args = {"output_dir": str(tmp_path / name), **(args or {})}
     return training_function(TrainingConfig(**config), RunArgs(**args), data=data)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Per-sample corruption
-
-
-def test_sample_noise_depends_only_on_the_sample_not_the_batch():
-    a = sample_noise(torch.tensor([3, 7, 11]), (1, 4, 4), seed=5, stream=1, distribution="normal")
-    b = sample_noise(torch.tensor([11, 3]), (1, 4, 4), seed=5, stream=1, distribution="normal")
-    assert torch.equal(a[0], b[1]) and torch.equal(a[2], b[0])
-    assert not torch.equal(a[0], a[1])
-    other_epoch = sample_noise(torch.tensor([3]), (1, 4, 4), seed=5, stream=2, distribution="normal")
-    other_seed = sample_noise(torch.tensor([3]), (1, 4, 4), seed=6, stream=1, distribution="normal")
-    assert not torch.equal(a[0], other_epoch[0]) and not torch.equal(a[0], other_seed[0])
-
-
-def test_sample_noise_distributions():
-    normal = sample_noise(torch.arange(200), (49,), seed=0, stream=0, distribution="normal")
-    uniform = sample_noise(torch.arange(200), (49,), seed=0, stream=0, distribution="uniform")
-    assert abs(normal.mean()) < 0.03 and abs(normal.std() - 1) < 0.03
-    assert uniform.min() >= 0 and uniform.max() < 1 and abs(uniform.mean() - 0.5) < 0.02
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Loss
-
-
-def test_per_sample_loss_matches_the_models_own_loss(tiny_mae, tiny_dae, mnist_batch):
-    x = mnist_batch[0][:6]
-    idx = torch.arange(6)
-    tiny_mae.eval()
-    losses, out = per_sample_loss(tiny_mae, x, batch_noise(tiny_mae, idx, seed=0, stream=0))
-    assert losses.shape == (6,)
-    torch.testing.assert_close(losses.mean(), out.loss)
-    tiny_dae.eval()
-    losses, out = per_sample_loss(tiny_dae, x, batch_noise(tiny_dae, idx, seed=0, stream=0))
-    torch.testing.assert_close(losses.mean(), out.loss)
-    assert not torch.equal(out.corrupted, x)  # the noise was applied
-
-
-def test_mae_loss_is_finite_at_mask_ratio_zero(mnist_batch):
-    """ViTMAE's own loss divides by mask.sum() = 0; ours falls back to all patches."""
-    model = build_mae("mnist", seed=0, mask_ratio=0.0, **TINY_MAE).eval()
-    x = mnist_batch[0][:4]
-    losses, out = per_sample_loss(model, x, batch_noise(model, torch.arange(4), 0, 0))
-    assert torch.isnan(out.loss)
-    expected = ((out.logits - model.patchify(x)) ** 2).mean(dim=(1, 2))
-    torch.testing.assert_close(losses, expected)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Evaluation
-
-
-def test_evaluate_does_not_depend_on_batch_size_or_order(tiny_mae, mnist):
-    split = mnist["test"].select(range(20))
-    by_5 = evaluate(tiny_mae, evaluation_dataloader(split, tiny_mae, batch_size=5))
-    by_16 = evaluate(tiny_mae, evaluation_dataloader(split, tiny_mae, batch_size=16))
-    data = ImageTensorDataset.from_dataset(split, 1, 28)
-    shuffled = DataLoader(data, batch_size=7, shuffle=True, collate_fn=collate_batch,
-                          generator=torch.Generator().manual_seed(3))
-    by_7_shuffled = evaluate(tiny_mae, shuffled)
-    assert by_5["num_samples"] == by_16["num_samples"] == by_7_shuffled["num_samples"] == 20
-    for key in ("loss", "psnr", "ssim", "psnr_input", "psnr_masked"):
-        assert by_5[key] == pytest.approx(by_16[key], rel=1e-6)
-        assert by_5[key] == pytest.approx(by_7_shuffled[key], rel=1e-6)
-
-
-def test_evaluate_mae_metrics_are_those_of_the_pasted_reconstruction(tiny_mae, mnist):
-    split = mnist["test"].select(range(8))
-    metrics = evaluate(tiny_mae, evaluation_dataloader(split, tiny_mae, batch_size=8), seed=4)
-    x = ImageTensorDataset.from_dataset(split, 1, 28).images.float() / 255
-    rec = reconstruct_mae(tiny_mae, x, noise=batch_noise(tiny_mae, torch.arange(8), seed=4, stream=0))
-    assert metrics["psnr"] == pytest.approx(compute_psnr(rec.pasted, x).mean())
-    assert metrics["ssim"] == pytest.approx(compute_ssim(rec.pasted, x).mean())
-    assert metrics["psnr_input"] == pytest.approx(np.minimum(compute_psnr(rec.masked_input, x), 100).mean())
-    assert metrics["psnr_masked"] < metrics["psnr"]  # the visible patches pasted back are exact
-    other_seed = evaluate(tiny_mae, evaluation_dataloader(split, tiny_mae, batch_size=8), seed=5)
-    assert other_seed["loss"] != metrics["loss"]
-
-
-def test_evaluate_dae_keys_and_input_psnr(tiny_dae, mnist):
-    split = mnist["test"].select(range(8))
-    metrics = evaluate(tiny_dae, evaluation_dataloader(split, tiny_dae, batch_size=3))
-    assert set(metrics) == {"loss", "psnr", "ssim", "psnr_input", "num_samples"}
-    # noise std 0.5, clamped to [0, 1]: the noisy input's PSNR is far below a clean copy's
-    assert 5 < metrics["psnr_input"] < 12
-    assert tiny_dae.training  # evaluate restores the mode
-
-
-def test_evaluate_mae_without_mask_has_no_masked_psnr(mnist):
-    model = build_mae("mnist", seed=0, mask_ratio=0.0, **TINY_MAE)
-    metrics = evaluate(model, evaluation_dataloader(mnist["test"].select(range(4)), model, batch_size=4))
-    assert "psnr_masked" not in metrics and np.isfinite(metrics["loss"])
-    assert metrics["psnr_input"] == 100.0  # nothing masked: the input is the clean image (PSNR capped)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,14 +48,20 @@ def test_evaluate_mae_without_mask_has_no_masked_psnr(mnist):
 
 
 def test_training_reduces_the_loss_and_writes_the_folder(tmp_path, tiny_data):
-    result = run(tmp_path, tiny_data, model="mae", config_overrides=TINY_MAE, num_train_epochs=3,
-                 learning_rate=3e-3)
+    result = run(tmp_path, tiny_data, model="mae", config_overrides=TINY_MAE, num_train_epochs=3, learning_rate=3e-3)
     history = result["train"]["log_history"]
     assert [h["epoch"] for h in history] == [0, 1, 2]
     assert history[-1]["test_loss"] < history[0]["test_loss"]
     out = tmp_path / "run"
-    for name in ("config.json", "model.safetensors", "README.md", "training_args.json", "eval_results.json",
-                 "train_results.json", ".gitignore"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "training_args.json",
+        "eval_results.json",
+        "train_results.json",
+        ".gitignore",
+    ):
         assert (out / name).is_file(), name
     assert json.loads((out / "eval_results.json").read_text())["loss"] == pytest.approx(result["eval"]["loss"])
     assert result["train"]["completed_steps"] == 3 * 64 // 8
@@ -182,8 +90,7 @@ def test_checkpoints_every_n_steps_and_epoch_with_retention(tmp_path, tiny_data)
 def test_resume_in_process_from_a_mid_epoch_checkpoint_gives_the_same_weights(tmp_path, tiny_data):
     run(tmp_path, tiny_data, "full", args={"checkpointing_steps": 3, "checkpoints_total_limit": 10})
     # A second run resumes from full/step_6 (epoch 0, batch 6 of 8) in a fresh folder.
-    result = run(tmp_path, tiny_data, "resumed",
-                 args={"resume_from_checkpoint": str(tmp_path / "full" / "step_6")})
+    result = run(tmp_path, tiny_data, "resumed", args={"resume_from_checkpoint": str(tmp_path / "full" / "step_6")})
     assert result["train"]["completed_steps"] == 16
     full, again = (load_file(tmp_path / n / "model.safetensors") for n in ("full", "resumed"))
     assert all(torch.equal(full[k], again[k]) for k in full)
@@ -191,8 +98,15 @@ def test_resume_in_process_from_a_mid_epoch_checkpoint_gives_the_same_weights(tm
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path, tiny_data):
     with pytest.raises(NonFiniteLossError, match=r"at step 2 \(epoch 0\)"):
-        run(tmp_path, tiny_data, model="mae", config_overrides=TINY_MAE, learning_rate=1e6,
-            lr_scheduler_type="constant", args={"checkpointing_steps": 1})
+        run(
+            tmp_path,
+            tiny_data,
+            model="mae",
+            config_overrides=TINY_MAE,
+            learning_rate=1e6,
+            lr_scheduler_type="constant",
+            args={"checkpointing_steps": 1},
+        )
     out = tmp_path / "run"
     assert [p.name for _, p in find_checkpoints(out)] == ["step_1"]
     assert not (out / "model.safetensors").exists() and not (out / "README.md").exists()
@@ -242,71 +156,25 @@ def test_dae_follows_the_dataset_image_shape(tmp_path, tiny_data):
 )
 def test_bad_hyperparameters_name_the_flag(config, message):
     with pytest.raises(ConfigurationError, match=message):
-        TrainingConfig(**config)
+        TrainingConfig(**{"model": "dae", **config})
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # The control cells of the architecture x corruption grid: ViT + noise, CNN + masking
 
 
-def test_cnn_masking_takes_the_loss_on_the_masked_pixels_only(mnist_batch):
-    model = DAEModel(DAEConfig(hidden_channels=[8, 8, 4], corruption="mask", mask_ratio=0.75)).eval()
-    x = mnist_batch[0][:4]
-    noise = batch_noise(model, torch.arange(4), seed=0, stream=0)
-    assert noise.shape == (4, 49)  # ViTMAE-style mask noise, not pixel noise
-    losses, out = per_sample_loss(model, x, noise)
-    assert out.pixel_mask.shape == (4, 1, 28, 28)
-    assert out.pixel_mask.flatten(1).mean(1).tolist() == pytest.approx([37 * 16 / 784] * 4)  # 49 - int(49*0.25)
-    assert torch.equal(out.corrupted, x * (1 - out.pixel_mask))
-    bce = torch.nn.functional.binary_cross_entropy(out.reconstruction, x, reduction="none")
-    expected = (bce * out.pixel_mask).flatten(1).sum(1) / out.pixel_mask.flatten(1).sum(1)
-    torch.testing.assert_close(losses, expected)
-    torch.testing.assert_close(losses.mean(), out.loss)
-
-
-def test_vit_noise_sees_every_patch_of_the_noisy_image(mnist_batch):
-    model = build_mae("mnist", seed=0, mask_ratio=0.0, corruption="noise", noise_factor=0.5, **TINY_MAE).eval()
-    x = mnist_batch[0][:4]
-    noise = batch_noise(model, torch.arange(4), seed=0, stream=0)
-    assert noise.shape == (4, 1, 28, 28)
-    losses, out = per_sample_loss(model, x, noise)
-    assert out.mask.sum() == 0  # masking off
-    # the loss is against the clean image, on every patch
-    expected = ((out.logits - model.patchify(x)) ** 2).mean(dim=(1, 2))
-    torch.testing.assert_close(losses, expected)
-    r = reconstruct_under(model, x, noise)
-    torch.testing.assert_close(r["corrupted"], (x + 0.5 * noise).clamp(0, 1))
-    torch.testing.assert_close(r["reconstruction"], model.unpatchify(out.logits).clamp(0, 1))
-
-
-def test_both_architectures_get_the_same_corrupted_images(tiny_mae, mnist_batch):
-    cnn_mask = DAEModel(DAEConfig(hidden_channels=[8, 8, 4], corruption="mask"))
-    vit_noise = build_mae("mnist", seed=0, mask_ratio=0.0, corruption="noise", noise_factor=0.5, **TINY_MAE)
-    x, idx = mnist_batch[0][:5], torch.arange(5)
-    mask_noise = batch_noise(tiny_mae, idx, 3, 0)
-    assert torch.equal(mask_noise, batch_noise(cnn_mask, idx, 3, 0))
-    vit, cnn = reconstruct_under(tiny_mae, x, mask_noise), reconstruct_under(cnn_mask, x, mask_noise)
-    assert torch.equal(vit["pixel_mask"], cnn["pixel_mask"]) and torch.equal(vit["corrupted"], cnn["corrupted"])
-    # every model under the other corruption too: the mask-trained ViT on noisy images, the CNN on masked ones
-    gauss = batch_noise(tiny_mae, idx, 3, 0, corruption="noise")
-    assert gauss.shape == (5, 1, 28, 28)
-    a = reconstruct_under(tiny_mae, x, gauss, "noise")
-    b = reconstruct_under(vit_noise, x, gauss, "noise")
-    assert torch.equal(a["corrupted"], b["corrupted"]) and a["pixel_mask"] is None
-    m = reconstruct_under(vit_noise, x, mask_noise, "mask")
-    assert torch.equal(m["pixel_mask"], vit["pixel_mask"])
-    # visible pixels are pasted back under masking
-    visible = m["pixel_mask"] == 0
-    assert torch.equal(m["shown"][visible.expand_as(x)], x[visible.expand_as(x)])
-    with pytest.raises(ValueError, match="Unknown corruption"):
-        reconstruct_under(tiny_mae, x, mask_noise, "blur")
-
-
 @pytest.mark.parametrize("model,corruption", [("mae", "noise"), ("dae", "mask")])
 def test_control_cells_train_and_evaluate_through_the_same_loop(tmp_path, tiny_data, model, corruption):
     overrides = TINY_MAE if model == "mae" else TINY_DAE
-    result = run(tmp_path, tiny_data, model=model, corruption=corruption, config_overrides=overrides,
-                 num_train_epochs=2, learning_rate=3e-3)
+    result = run(
+        tmp_path,
+        tiny_data,
+        model=model,
+        corruption=corruption,
+        config_overrides=overrides,
+        num_train_epochs=2,
+        learning_rate=3e-3,
+    )
     metrics = result["eval"]
     assert ("psnr_masked" in metrics) == (corruption == "mask")
     history = result["train"]["log_history"]

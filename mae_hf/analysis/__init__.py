@@ -32,7 +32,7 @@ from .latents import (
     extract_mae_features,
     extract_mae_masked_flat,
 )
-from .reconstruction import corrupt_both_ways, cross_table, evaluate_reconstructions, summarize_metrics
+from .reconstruction import PAIRS, cross_table, evaluate_reconstructions, summarize_metrics
 from .saliency import dae_saliency, latent_saliency, mae_saliency
 from .verdicts import compute_verdicts
 from .weights import layer_parameters, near_zero_fraction, near_zero_table, weight_histograms
@@ -44,7 +44,7 @@ __all__ = [
     "class_radii",
     "cls_attention_maps",
     "compute_verdicts",
-    "corrupt_both_ways",
+    "PAIRS",
     "cross_table",
     "dae_saliency",
     "evaluate_reconstructions",

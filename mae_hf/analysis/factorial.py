@@ -60,14 +60,23 @@ MEASURES: dict[str, tuple[str, int, str]] = {
 # The study's claims, each judged on the measures listed; `sign` orients the MAE-minus-DAE contrast so that
 # positive means "as claimed" (H2 says the DAE has more near-zero weights, so it is DAE minus MAE there).
 CLAIMS: dict[str, dict] = {
-    "H1": {"claim": "The MAE's latent classes form tighter clusters than the DAE's",
-           "measures": ["tsne_radius", "original_radius", "scale_free_radius", "silhouette"]},
-    "H1b": {"claim": "The MAE's latents carry the class better (ours: the question H1 stands in for)",
-            "measures": ["knn_accuracy", "probe_accuracy"]},
-    "H2": {"claim": "The DAE has more near-zero weights than the MAE",
-           "measures": ["near_zero_relative", "near_zero_relative_vs_init", "near_zero_absolute"], "sign": -1},
-    "H3": {"claim": "The MAE reconstructs better than the DAE",
-           "measures": ["psnr", "ssim", "psnr_masked", "psnr_noisy"]},
+    "H1": {
+        "claim": "The MAE's latent classes form tighter clusters than the DAE's",
+        "measures": ["tsne_radius", "original_radius", "scale_free_radius", "silhouette"],
+    },
+    "H1b": {
+        "claim": "The MAE's latents carry the class better (ours: the question H1 stands in for)",
+        "measures": ["knn_accuracy", "probe_accuracy"],
+    },
+    "H2": {
+        "claim": "The DAE has more near-zero weights than the MAE",
+        "measures": ["near_zero_relative", "near_zero_relative_vs_init", "near_zero_absolute"],
+        "sign": -1,
+    },
+    "H3": {
+        "claim": "The MAE reconstructs better than the DAE",
+        "measures": ["psnr", "ssim", "psnr_masked", "psnr_noisy"],
+    },
 }
 
 
@@ -199,8 +208,11 @@ def effects(summary: dict[str, dict[str, dict]], replicates: dict[str, dict[str,
 
 
 def _attribution(sign: int, table: dict) -> str:
-    parts = [label for key, label in (("architecture", "architecture"), ("corruption", "corruption"))
-             if table[key]["significant"] and sign * table[key]["estimate"] > 0]
+    parts = [
+        label
+        for key, label in (("architecture", "architecture"), ("corruption", "corruption"))
+        if table[key]["significant"] and sign * table[key]["estimate"] > 0
+    ]
     if not parts:
         return "neither main effect alone (interaction)" if table["interaction"]["significant"] else "not attributable"
     return " and ".join(parts)
@@ -228,16 +240,26 @@ def claim_verdicts(effect_table: dict[str, dict]) -> dict[str, dict]:
                 continue
             sign = spec.get("sign", 1) * MEASURES[name][1]
             t = effect_table[name]
-            oriented = {k: {"estimate": sign * v["estimate"],
-                            "ci_low": sign * (v["ci_low"] if sign > 0 else v["ci_high"]),
-                            "ci_high": sign * (v["ci_high"] if sign > 0 else v["ci_low"]),
-                            "significant": v["significant"]} for k, v in t.items()}
+            oriented = {
+                k: {
+                    "estimate": sign * v["estimate"],
+                    "ci_low": sign * (v["ci_low"] if sign > 0 else v["ci_high"]),
+                    "ci_high": sign * (v["ci_high"] if sign > 0 else v["ci_low"]),
+                    "significant": v["significant"],
+                }
+                for k, v in t.items()
+            }
             d = oriented["study_contrast"]
             verdict = "holds" if d["ci_low"] > 0 else "reversed" if d["ci_high"] < 0 else "not shown"
             due_to = _attribution(1, oriented) if verdict == "holds" else None
-            rows[name] = {"verdict": verdict, "due_to": due_to, "contrast": d,
-                          "architecture": oriented["architecture"], "corruption": oriented["corruption"],
-                          "interaction": oriented["interaction"]}
+            rows[name] = {
+                "verdict": verdict,
+                "due_to": due_to,
+                "contrast": d,
+                "architecture": oriented["architecture"],
+                "corruption": oriented["corruption"],
+                "interaction": oriented["interaction"],
+            }
         if not rows:
             continue
         held = [r["verdict"] == "holds" for r in rows.values()]

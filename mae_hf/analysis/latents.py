@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..corruption import random_patch_noise
+from ..labels import FEATURE_LABELS, FEATURE_SETS, PLACEABLE_FEATURES
 from ..mae import evaluating, extract_mae_latents, num_patches
 
 __all__ = [
@@ -23,16 +24,8 @@ __all__ = [
     "extract_mae_features",
     "extract_mae_masked_flat",
     "extract_features",
+    "extract_feature_set",
 ]
-
-FEATURE_SETS = ("raw_pixels", "dae", "mae_cls", "mae_mean", "mae_masked_flat")
-FEATURE_LABELS = {
-    "raw_pixels": "raw pixels (baseline)",
-    "dae": "DAE bottleneck, flattened",
-    "mae_cls": "MAE CLS token, masking off",
-    "mae_mean": "MAE mean-pooled patch tokens, masking off",
-    "mae_masked_flat": "MAE, 75% masked, shuffled tokens flattened (the study's variant)",
-}
 
 
 @torch.no_grad()
@@ -48,7 +41,9 @@ def extract_dae_latents(model, pixel_values: torch.Tensor, batch_size: int = 512
         (N, C_latent * H_latent * W_latent) float32, e.g. (N, 72) for 28×28.
     """
     with evaluating(model):
-        parts = [model.encode(pixel_values[i : i + batch_size]).flatten(1) for i in range(0, len(pixel_values), batch_size)]
+        parts = [
+            model.encode(pixel_values[i : i + batch_size]).flatten(1) for i in range(0, len(pixel_values), batch_size)
+        ]
     return torch.cat(parts).numpy().astype(np.float32)
 
 
@@ -64,7 +59,10 @@ def extract_mae_features(model, pixel_values: torch.Tensor, batch_size: int = 25
         tokens = extract_mae_latents(model, pixel_values[i : i + batch_size])  # (B, 1+L, D)
         cls.append(tokens[:, 0])
         mean.append(tokens[:, 1:].mean(1))
-    return {"mae_cls": torch.cat(cls).numpy().astype(np.float32), "mae_mean": torch.cat(mean).numpy().astype(np.float32)}
+    return {
+        "mae_cls": torch.cat(cls).numpy().astype(np.float32),
+        "mae_mean": torch.cat(mean).numpy().astype(np.float32),
+    }
 
 
 @torch.no_grad()
@@ -104,7 +102,29 @@ def extract_features(
     Returns:
         `{key: (N, D_key) float32}` in `FEATURE_SETS` order.
     """
-    feats = {"raw_pixels": pixel_values.flatten(1).numpy().astype(np.float32), "dae": extract_dae_latents(dae, pixel_values)}
+    feats = {
+        "raw_pixels": pixel_values.flatten(1).numpy().astype(np.float32),
+        "dae": extract_dae_latents(dae, pixel_values),
+    }
     feats.update(extract_mae_features(mae, pixel_values))
     feats["mae_masked_flat"] = extract_mae_masked_flat(mae, pixel_values, masked_ratio, seed)[0]
     return {k: feats[k] for k in FEATURE_SETS}
+
+
+def extract_feature_set(dae, mae, pixel_values: torch.Tensor, feature_set: str) -> np.ndarray:
+    """
+    One feature set of `mae_hf.analysis.latents` for new images (the same extraction the maps were fit on).
+
+    Args:
+        pixel_values: (B, C, H, W) in [0, 1]. feature_set: one of `PLACEABLE_FEATURES`.
+
+    Returns:
+        (B, D) float32.
+    """
+    if feature_set == "raw_pixels":
+        return pixel_values.flatten(1).numpy().astype(np.float32)
+    if feature_set == "dae":
+        return extract_dae_latents(dae, pixel_values)
+    if feature_set in ("mae_cls", "mae_mean"):
+        return extract_mae_features(mae, pixel_values)[feature_set]
+    raise ValueError(f"A digit can be placed into {list(PLACEABLE_FEATURES)}, not {feature_set!r}.")

@@ -49,7 +49,11 @@ def dae_saliency(model, pixel_values: torch.Tensor) -> torch.Tensor:
 
 
 def mae_saliency(
-    model, pixel_values: torch.Tensor, mask_ratio: float = 0.0, noise: torch.Tensor | None = None, seed: int | None = None
+    model,
+    pixel_values: torch.Tensor,
+    mask_ratio: float = 0.0,
+    noise: torch.Tensor | None = None,
+    seed: int | None = None,
 ) -> torch.Tensor:
     """
     Saliency of the MAE encoder's output (all tokens, CLS included) under a mask.

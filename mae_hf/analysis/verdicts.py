@@ -35,16 +35,27 @@ def _row(measure: str, description: str, dae: float, mae: float, claim: str, **e
     it holds only when the comparison is strictly true.
     """
     holds = {"mae < dae": mae < dae, "mae > dae": mae > dae, "dae > mae": dae > mae}[claim]
-    return {"measure": measure, "description": description, "dae": dae, "mae": mae, "claim": claim,
-            "holds": bool(holds), **extra}
+    return {
+        "measure": measure,
+        "description": description,
+        "dae": dae,
+        "mae": mae,
+        "claim": claim,
+        "holds": bool(holds),
+        **extra,
+    }
 
 
 def _summary(claim: str, rows: list[dict]) -> dict:
     return {
         "claim": CLAIMS[claim],
         "measures": rows,
-        "holds_under": [f"{r['measure']}" + (f" ({r['features']})" if "features" in r else "") for r in rows if r["holds"]],
-        "fails_under": [f"{r['measure']}" + (f" ({r['features']})" if "features" in r else "") for r in rows if not r["holds"]],
+        "holds_under": [
+            f"{r['measure']}" + (f" ({r['features']})" if "features" in r else "") for r in rows if r["holds"]
+        ],
+        "fails_under": [
+            f"{r['measure']}" + (f" ({r['features']})" if "features" in r else "") for r in rows if not r["holds"]
+        ],
     }
 
 
@@ -83,25 +94,42 @@ def h2_verdict(weights: dict) -> dict:
     for kind in ("absolute", "relative"):
         d = weights["dae"]["trained"]["near_zero_fraction"][kind]
         m = weights["mae"]["trained"]["near_zero_fraction"][kind]
-        rows.append(_row(f"near_zero_fraction_{kind}", f"fraction of trained weights near zero ({kind} threshold)",
-                         d, m, "dae > mae"))
+        rows.append(
+            _row(
+                f"near_zero_fraction_{kind}",
+                f"fraction of trained weights near zero ({kind} threshold)",
+                d,
+                m,
+                "dae > mae",
+            )
+        )
     for kind in ("absolute", "relative"):
         d = weights["dae"]["trained"]["near_zero_fraction"][kind] - weights["dae"]["init"]["near_zero_fraction"][kind]
         m = weights["mae"]["trained"]["near_zero_fraction"][kind] - weights["mae"]["init"]["near_zero_fraction"][kind]
-        rows.append(_row(f"near_zero_fraction_{kind}_change_from_init",
-                         f"trained minus init fraction near zero ({kind} threshold)", d, m, "dae > mae"))
+        rows.append(
+            _row(
+                f"near_zero_fraction_{kind}_change_from_init",
+                f"trained minus init fraction near zero ({kind} threshold)",
+                d,
+                m,
+                "dae > mae",
+            )
+        )
     return _summary("H2", rows)
 
 
 H3_MEASURES = (
-    ("psnr", ("mae", "masking"), ("dae", "noise"), "PSNR, each model under its own corruption (the study's comparison)"),
-    ("ssim", ("mae", "masking"), ("dae", "noise"), "SSIM, each model under its own corruption (the study's comparison)"),
-    ("psnr", ("mae", "masking"), ("dae", "masking"), "PSNR, both on the same masked input"),
-    ("ssim", ("mae", "masking"), ("dae", "masking"), "SSIM, both on the same masked input"),
-    ("psnr_masked", ("mae", "masking"), ("dae", "masking"), "PSNR on the masked patches only, same masked input"),
+    ("psnr", ("mae", "mask"), ("dae", "noise"), "PSNR, each model under its own corruption (the study's comparison)"),
+    ("ssim", ("mae", "mask"), ("dae", "noise"), "SSIM, each model under its own corruption (the study's comparison)"),
+    ("psnr", ("mae", "mask"), ("dae", "mask"), "PSNR, both on the same masked input"),
+    ("ssim", ("mae", "mask"), ("dae", "mask"), "SSIM, both on the same masked input"),
+    ("psnr_masked", ("mae", "mask"), ("dae", "mask"), "PSNR on the masked patches only, same masked input"),
     ("psnr", ("mae", "noise"), ("dae", "noise"), "PSNR, both on the same noisy input"),
     ("ssim", ("mae", "noise"), ("dae", "noise"), "SSIM, both on the same noisy input"),
 )
+
+
+_INPUT = {"mask": "masked", "noise": "noisy"}
 
 
 def h3_verdict(reconstruction: dict) -> dict:
@@ -117,8 +145,11 @@ def h3_verdict(reconstruction: dict) -> dict:
     for metric, (mm, mc), (dm, dc), description in H3_MEASURES:
         m = reconstruction[mm][mc][metric]["mean"]
         d = reconstruction[dm][dc][metric]["mean"]
-        rows.append(_row(metric, description, float(d), float(m), "mae > dae",
-                         corruption=f"MAE: {mc}, DAE: {dc}"))
+        rows.append(
+            _row(
+                metric, description, float(d), float(m), "mae > dae", corruption=f"MAE: {_INPUT[mc]}, DAE: {_INPUT[dc]}"
+            )
+        )
     return _summary("H3", rows)
 
 

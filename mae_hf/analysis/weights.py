@@ -91,7 +91,9 @@ def weight_histograms(
     return out
 
 
-def near_zero_fraction(values: np.ndarray, eps_abs: float = DEFAULT_EPS_ABS, eps_rel: float = DEFAULT_EPS_REL) -> dict[str, float]:
+def near_zero_fraction(
+    values: np.ndarray, eps_abs: float = DEFAULT_EPS_ABS, eps_rel: float = DEFAULT_EPS_REL
+) -> dict[str, float]:
     """
     Fraction of values with |w| < `eps_abs`, and with |w| < `eps_rel` × std(values).
 

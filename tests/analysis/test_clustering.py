@@ -43,7 +43,9 @@ def test_radii_of_known_rings():
 def test_scale_free_radius_is_scale_free_but_radius_is_not():
     x, y = rings()
     assert class_radii(7 * x, y)["radius"] == pytest.approx(7 * class_radii(x, y)["radius"])
-    np.testing.assert_allclose(scale_free_radii(7 * x, y)["scale_free_radius"], scale_free_radii(x, y)["scale_free_radius"])
+    np.testing.assert_allclose(
+        scale_free_radii(7 * x, y)["scale_free_radius"], scale_free_radii(x, y)["scale_free_radius"]
+    )
 
 
 def test_silhouette_known_value_and_spread():

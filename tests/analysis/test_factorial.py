@@ -69,8 +69,10 @@ def test_lower_is_tighter_measures_and_the_dae_claim_are_oriented():
     assert h1["verdict"] == "holds" and h1["contrast"]["estimate"] == pytest.approx(1.0, abs=0.05)
     assert h1["contrast"]["ci_low"] <= h1["contrast"]["estimate"] <= h1["contrast"]["ci_high"]
     # H2 claims the DAE (cnn_noise) has MORE near-zero weights: a larger CNN value holds it
-    runs = {c: {"near_zero_relative": np.array([v, v + 0.001, v - 0.001])}
-            for c, v in {"vit_mask": 0.01, "vit_noise": 0.01, "cnn_mask": 0.03, "cnn_noise": 0.03}.items()}
+    runs = {
+        c: {"near_zero_relative": np.array([v, v + 0.001, v - 0.001])}
+        for c, v in {"vit_mask": 0.01, "vit_noise": 0.01, "cnn_mask": 0.03, "cnn_noise": 0.03}.items()
+    }
     h2 = fac.claim_verdicts(analyse(runs)[1])["H2"]
     assert h2["measures"]["near_zero_relative"]["verdict"] == "holds"
     assert h2["measures"]["near_zero_relative"]["due_to"] == "architecture"
@@ -82,8 +84,12 @@ def test_class_mean_reduction_is_the_mean_class_radius():
     m = cl.per_image_measures(feats, feats[:, :2], LABELS, feats, LABELS)
     runs = {c: {"original_radius": np.stack([m["original_radius"]] * S)} for c in fac.CELLS}
     summary, _ = analyse(runs, n_boot=50)
-    assert summary["vit_mask"]["original_radius"]["estimate"] == pytest.approx(cl.class_radii(feats, LABELS)["radius"].mean())
-    assert summary["vit_mask"]["original_radius"]["per_seed"] == pytest.approx([cl.class_radii(feats, LABELS)["radius"].mean()] * S)
+    assert summary["vit_mask"]["original_radius"]["estimate"] == pytest.approx(
+        cl.class_radii(feats, LABELS)["radius"].mean()
+    )
+    assert summary["vit_mask"]["original_radius"]["per_seed"] == pytest.approx(
+        [cl.class_radii(feats, LABELS)["radius"].mean()] * S
+    )
 
 
 def test_effects_need_the_whole_grid():

@@ -3,8 +3,15 @@ from mae_hf.analysis.verdicts import compute_verdicts, h1_verdict, h2_verdict, h
 
 def latents(dae_radius, mae_radius, dae_acc, mae_acc):
     def entry(r, acc):
-        return {"tsne_radius": {"mean": r}, "original_radius": {"mean": r * 10}, "scale_free_radius": {"mean": r / 10},
-                "silhouette": acc - 0.5, "knn_accuracy": acc, "linear_probe_accuracy": acc}
+        return {
+            "tsne_radius": {"mean": r},
+            "original_radius": {"mean": r * 10},
+            "scale_free_radius": {"mean": r / 10},
+            "silhouette": acc - 0.5,
+            "knn_accuracy": acc,
+            "linear_probe_accuracy": acc,
+        }
+
     return {"dae": entry(dae_radius, dae_acc), "mae_cls": entry(mae_radius, mae_acc)}
 
 
@@ -19,8 +26,11 @@ def test_h1_follows_the_numbers():
 
 def weights(dae_t, dae_i, mae_t, mae_i):
     def e(t, i):
-        return {"trained": {"near_zero_fraction": {"absolute": t, "relative": t}},
-                "init": {"near_zero_fraction": {"absolute": i, "relative": i}}}
+        return {
+            "trained": {"near_zero_fraction": {"absolute": t, "relative": t}},
+            "init": {"near_zero_fraction": {"absolute": i, "relative": i}},
+        }
+
     return {"dae": e(dae_t, dae_i), "mae": e(mae_t, mae_i)}
 
 
@@ -34,18 +44,21 @@ def test_h2_judged_against_init():
 def table(mae_psnr, dae_psnr):
     def cell(p):
         return {"psnr": {"mean": p}, "ssim": {"mean": p / 100}, "psnr_masked": {"mean": p - 5}}
-    return {"mae": {"masking": cell(mae_psnr), "noise": cell(mae_psnr - 10)},
-            "dae": {"masking": cell(dae_psnr - 10), "noise": cell(dae_psnr)}}
+
+    return {
+        "mae": {"mask": cell(mae_psnr), "noise": cell(mae_psnr - 10)},
+        "dae": {"mask": cell(dae_psnr - 10), "noise": cell(dae_psnr)},
+    }
 
 
 def test_h3_own_vs_same_corruption():
     v = h3_verdict(table(mae_psnr=20.0, dae_psnr=18.0))
     rows = {(r["measure"], r["corruption"]): r["holds"] for r in v["measures"]}
-    assert rows["psnr", "MAE: masking, DAE: noise"]  # 20 > 18
-    assert rows["psnr", "MAE: masking, DAE: masking"]  # 20 > 8
-    assert not rows["psnr", "MAE: noise, DAE: noise"]  # 10 < 18
+    assert rows["psnr", "MAE: masked, DAE: noisy"]  # 20 > 18
+    assert rows["psnr", "MAE: masked, DAE: masked"]  # 20 > 8
+    assert not rows["psnr", "MAE: noisy, DAE: noisy"]  # 10 < 18
     v2 = h3_verdict(table(mae_psnr=15.0, dae_psnr=18.0))
-    assert not {(r["measure"], r["corruption"]): r["holds"] for r in v2["measures"]}["psnr", "MAE: masking, DAE: noise"]
+    assert not {(r["measure"], r["corruption"]): r["holds"] for r in v2["measures"]}["psnr", "MAE: masked, DAE: noisy"]
 
 
 def test_compute_verdicts_all_three():

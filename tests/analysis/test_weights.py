@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from mae_hf.analysis.weights import _layer_name, layer_parameters, near_zero_fraction, near_zero_table, weight_histograms
+from mae_hf.analysis.weights import (
+    _layer_name,
+    layer_parameters,
+    near_zero_fraction,
+    near_zero_table,
+    weight_histograms,
+)
 
 
 @pytest.mark.parametrize("fixture", ["tiny_dae", "tiny_mae"])
@@ -10,8 +16,11 @@ def test_histogram_counts_sum_to_parameter_count(fixture, request):
     hist = weight_histograms(model, bins=25, kind="all")
     assert sum(h["counts"].sum() for h in hist.values()) == sum(p.numel() for p in model.parameters())
     weights = weight_histograms(model, kind="weights")
-    expected = sum(p.numel() for n, p in model.named_parameters()
-                   if p.ndim >= 2 and p.requires_grad and "token" not in n and "position" not in n and "pos_embed" not in n)
+    expected = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if p.ndim >= 2 and p.requires_grad and "token" not in n and "position" not in n and "pos_embed" not in n
+    )
     assert sum(h["counts"].sum() for h in weights.values()) == expected
     assert all(len(h["edges"]) == 26 for h in hist.values())
 

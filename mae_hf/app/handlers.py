@@ -1,0 +1,165 @@
+"""The page's handlers: plain functions over a `ModelService`, each turning its answer into gradio's terms — an
+`AppError` into a `gr.Error` (its title, one log line, no traceback), a request made while the models load into a
+toast and then the answer, outputs that should stay as they are into `gr.skip()`."""
+
+import logging
+import time
+
+import gradio as gr
+
+from .service import AppError, ModelService
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Handlers"]
+
+
+class Handlers:
+    """The handlers of every tab; the public ones are the app's API (`api_name`), documented on each."""
+
+    def __init__(self, service: ModelService):
+        self.service = service
+
+    def _run(self, method, *args):
+        try:
+            return method(*args)
+        except AppError as err:
+            logger.info("Request refused (%s): %s", err.title, err)
+            raise gr.Error(str(err), title=err.title, print_exception=False) from None
+
+    def _wait_for_models(self) -> None:
+        status = self.service.status()
+        if not status["ready"] and not status["failed"]:
+            gr.Info(
+                "The models are still loading (the app has just started): the answer comes as soon as they are "
+                "ready, in a few seconds.",
+                duration=6,
+                title="Loading the models",
+            )
+
+    # -- the current digit -----------------------------------------------------------------------------------------
+
+    def digit_from_sketch(self, sketch):
+        """The drawing on the canvas → the 28×28 MNIST-style model input (uint8)."""
+        if sketch is None:
+            return gr.skip()
+        return self._run(self.service.digit, sketch)
+
+    def digit_from_upload(self, image):
+        """An uploaded picture (any size or mode) → the 28×28 MNIST-style model input (uint8)."""
+        if image is None:
+            return gr.skip()
+        return self._run(self.service.digit, image)
+
+    def reconstruct(
+        self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
+    ):
+        """
+        Corrupt the digit and reconstruct it with both models.
+
+        `image`: a picture of a digit (a 28×28 one is taken as MNIST-formatted); `corruption`: "own" (MAE masked,
+        DAE noised), "mask" or "noise" (the same corruption for both). Returns the MAE's input, reconstruction and
+        pasted output, the DAE's input and reconstruction (112×112 PNGs, hidden patches in blue) and the PSNR/SSIM
+        table. Called while the models are still loading, it waits for them.
+        """
+        if image is None:
+            raise gr.Error("There is no digit yet: draw, upload or pick one.", title="No digit", print_exception=False)
+        self._wait_for_models()
+        return self._run(self.service.reconstruct, image, mask_ratio, noise_factor, seed, corruption)
+
+    def reconstruct_if_digit(self, image, mask_ratio, noise_factor, seed, corruption):
+        """The page's reconstruction after the digit or a setting changed: nothing while there is no digit."""
+        if image is None:
+            return [gr.skip()] * 6
+        return self.reconstruct(image, mask_ratio, noise_factor, seed, corruption)
+
+    def attention(
+        self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
+    ):
+        """
+        The digit's MAE CLS attention per layer and head and its rollout (masking off, and under the Reconstruct
+        tab's mask for this seed), and DAE / MAE saliency overlays: two attention figures, the overlay row (PNGs)
+        and a Markdown summary. `noise_factor` keeps the inputs those of `/reconstruct` (saliency is taken on the
+        clean digit).
+        """
+        if image is None:
+            raise gr.Error(
+                "There is no digit yet: draw, upload or pick one on the Reconstruct tab.",
+                title="No digit",
+                print_exception=False,
+            )
+        self._wait_for_models()
+        return self._run(self.service.attention, image, mask_ratio, seed, corruption)
+
+    def attention_if_digit(self, image, mask_ratio, noise_factor, seed, corruption):
+        """`attention` when a digit is in place (opening the tab), else leave the outputs as they are."""
+        if image is None:
+            return (gr.skip(),) * 4
+        return self.attention(image, mask_ratio, noise_factor, seed, corruption)
+
+    def latent_space(self, image=None, mae_features: str = "mae_cls"):
+        """
+        The t-SNE maps of the test digits (DAE bottleneck and `mae_features`: "mae_cls", "mae_mean" or
+        "raw_pixels"), the digit placed into both as a star when given, its nearest training digits, and the
+        radius and measure tables. Before the dataset analysis is done: its status and empty outputs.
+        """
+        return self._run(self.service.latent_space, image, mae_features)
+
+    def latent_space_if_ready(self, image, mae_features):
+        """The Latent tab after the digit changed: nothing while the analysis is running."""
+        if not self.service.analysis_status()["ready"]:
+            return [gr.skip()] * 6
+        return self.latent_space(image, mae_features)
+
+    # -- the test set and the models -------------------------------------------------------------------------------
+
+    def analysis_status(self) -> dict:
+        """The background analysis: `{"ready", "failed", "progress" (0–1), "stage", "message"}`."""
+        return self.service.analysis_status()
+
+    def metrics(self):
+        """Test-set PSNR and SSIM histograms of both models under both corruptions, and the summary table (status
+        Markdown, two PNGs, rows; None until the analysis is ready)."""
+        return self._run(self.service.metrics)
+
+    def weights(self):
+        """Per-layer weight histograms (trained vs init) of both models and the near-zero table (status Markdown,
+        two PNGs, rows; None until the analysis is ready)."""
+        return self._run(self.service.weights)
+
+    def verdicts(self) -> str:
+        """The study's claims H1–H3 with the verdict under each measure, as Markdown (the status until ready)."""
+        return self._run(self.service.verdicts)
+
+    def refresh(self, image, mae_features):
+        """Timer tick: the dataset tabs, filled in (and the timer stopped) once the analysis is over."""
+        status = self.service.analysis_status()
+        if not (status["ready"] or status["failed"]):
+            message = status["message"]
+            return (
+                message,
+                *[gr.skip()] * 3,
+                message,
+                *[gr.skip()] * 5,
+                message,
+                *[gr.skip()] * 3,
+                message,
+                gr.Timer(active=True),
+            )
+        return (
+            *self.metrics(),
+            *self.latent_space(image, mae_features),
+            *self.weights(),
+            self.verdicts(),
+            gr.Timer(active=False),
+        )
+
+    def watch_models(self):
+        """Page load: the model-loading banner until the models are loaded (then hidden, or why they could not be),
+        and the About tab's model summary once they are there."""
+        status = self.service.status()
+        while not status["ready"] and not status["failed"]:
+            yield gr.Markdown(status["message"], visible=True), gr.skip()
+            time.sleep(0.5)
+            status = self.service.status()
+        yield gr.Markdown(status["message"], visible=status["failed"]), self.service.model_summary()

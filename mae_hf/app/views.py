@@ -1,0 +1,225 @@
+"""What the app's tabs show, from arrays and metrics: images (uint8 arrays), table rows and Markdown. Figures come
+from `mae_hf.plotting` (titles inside the figures, so the page's label badges never cover them); tables from
+`mae_hf.report.tables`, the report's own."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..labels import FEATURE_LABELS, MEASURE_HELP, PAIR_LABELS
+
+__all__ = [
+    "DISPLAY_SCALE",
+    "to_uint8",
+    "attention_figures",
+    "attention_summary",
+    "latent_maps_image",
+    "dataset_views",
+    "verdicts_markdown",
+    "model_summary",
+    "study_grid_markdown",
+]
+
+DISPLAY_SCALE = 4  # 28×28 → 112×112 by nearest neighbour; the browser enlarges further with crisp pixels
+
+
+def to_uint8(digit: np.ndarray) -> np.ndarray:
+    """[0, 1] floats → uint8, the form the current digit is stored in (a lossless PNG)."""
+    return np.round(np.clip(digit, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def attention_figures(image, maps: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CLS-attention figures (masking off / under the mask) and the overlay row, as images."""
+    from .. import plotting
+    from ..analysis.attention import upsample_grid
+
+    p = image.shape[-1] // maps["rollout"].shape[-1]
+    plain, _ = plotting.plot_cls_attention(maps["cls_maps"], image=image, rollout=maps["rollout"])
+    masked, _ = plotting.plot_cls_attention(
+        maps["cls_maps_masked"], image=maps["masked_input"], rollout=maps["rollout_masked"]
+    )
+    heats = {
+        "rollout": upsample_grid(maps["rollout"], p),
+        "rollout, masked": upsample_grid(maps["rollout_masked"], p),
+        "DAE saliency": maps["dae_saliency"],
+        "MAE saliency": maps["mae_saliency"],
+        "MAE saliency, masked": maps["mae_saliency_masked"],
+    }
+    mask = maps["pixel_mask"]
+    row, _ = plotting.plot_overlays(image, heats, {"rollout, masked": mask, "MAE saliency, masked": mask})
+    return tuple(plotting.figure_to_rgb(f, dpi=100) for f in (plain, masked, row))
+
+
+def attention_summary(maps: dict, mask_ratio: float) -> str:
+    """Markdown: where the rollout and the saliencies put their weight, in numbers."""
+    g = maps["rollout"].shape[-1]
+    top = np.unravel_index(np.nanargmax(maps["rollout"]), maps["rollout"].shape)
+    masked_patches = int(maps["pixel_mask"].sum() / (maps["pixel_mask"].shape[0] // g) ** 2)
+    leak = float((maps["mae_saliency_masked"] * maps["pixel_mask"]).max())
+    return (
+        f"Rollout puts the most weight on patch (row {top[0]}, column {top[1]}) of the {g}×{g} grid "
+        f"({np.nanmax(maps['rollout']):.1%} of the total). Under the mask ({mask_ratio:.0%}: {masked_patches} of "
+        f"{g * g} patches hidden, grey) the MAE's saliency inside hidden patches is {leak:.3g}: the encoder never "
+        "sees them. Each panel is scaled to its own maximum."
+    )
+
+
+def latent_maps_image(result, keys: tuple[str, ...], placements: dict) -> np.ndarray:
+    """The t-SNE maps of `keys` side by side, each titled inside its panel, the placed digit as a star."""
+    from .. import plotting
+    from ..report.tables import fmt
+
+    lm = result.metrics["latents"]
+    panels, stars = {}, {}
+    for k in keys:
+        title = f"{FEATURE_LABELS[k]}\nsilhouette {fmt(lm[k]['silhouette'], 2)}, 5-NN {fmt(lm[k]['knn_accuracy'], 2)}"
+        panels[title] = result.latent_maps[k]["coordinates"]
+        if k in placements:
+            stars[title] = placements[k]["coordinates"][None]
+    fig, _ = plotting.plot_tsne_maps(panels, result.y, size=4.6, highlights=stars)
+    return plotting.figure_to_rgb(fig, dpi=90)
+
+
+def dataset_views(result) -> dict:
+    """Every dataset-level image and table of the Metrics, Latent and Weights tabs (rendered once, then shared)."""
+    from .. import plotting
+    from ..analysis.reconstruction import PAIRS
+    from ..report import tables
+
+    views = {}
+    for metric, label in (("psnr", "PSNR (dB) on [0, 1]"), ("ssim", "SSIM")):
+        values = {PAIR_LABELS[p]: result.per_image[f"{p[0]}_{p[1]}"][metric] for p in PAIRS}
+        if metric == "psnr":
+            values |= {
+                "masked input": result.per_image["mae_mask"]["psnr_input"],
+                "noisy input": result.per_image["dae_noise"]["psnr_input"],
+            }
+        fig, ax = plotting.plot_metric_histograms(values, label)
+        fig.set_size_inches(7.2, 4.0)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.tight_layout()
+        views[metric] = plotting.figure_to_rgb(fig, dpi=90)
+    m = result.metrics
+    views["metrics_table"] = tables.reconstruction_table(m["reconstruction"])
+    views["radius_table"] = tables.radius_table(m["latents"])
+    views["measures_table"] = tables.latent_table(m["latents"])
+    views["weights_table"] = tables.weights_table(m["weights"])
+    for name in ("dae", "mae"):
+        h = result.weights[name]
+        fig, _ = plotting.plot_weight_histograms(
+            h["trained"], h["init"], title=f"{name.upper()} weights per layer: trained (filled) vs init (outline)"
+        )
+        views[f"weights_{name}"] = plotting.figure_to_rgb(fig, dpi=80)
+    return views
+
+
+def verdicts_markdown(result) -> str:
+    """The claims H1–H3, each with the measures, both models' numbers and whether the claim holds under each."""
+    from ..report.tables import verdict_table
+
+    out = []
+    for key, v in result.metrics["verdicts"].items():
+        headers, rows = verdict_table(v)
+        out += [
+            f"#### {key}: {v['claim']}",
+            f"**Holds under {len(v['holds_under'])} of {len(v['measures'])} measures.**",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + " --- |" * len(headers),
+        ]
+        out += ["| " + " | ".join(row) + " |" for row in rows]
+        out.append("")
+    s = result.metrics["settings"]
+    out.append(
+        f"*Computed by the analysis engine on {s['n']} test and {s['n_train']} training digits; `mae-hf report` "
+        "writes the full report.*"
+    )
+    return "\n".join(out)
+
+
+def _where(source: str) -> str:
+    path = Path(source)
+    return f"the folder `{path.name}`" if path.exists() else f"`{source}` (Hugging Face Hub)"
+
+
+def model_summary(models) -> str:
+    """Markdown: where each model came from (a folder's name, never a server path), its size and shape, its card."""
+    from ..loading import count_parameters
+
+    dae, mae = models.dae.config, models.mae.config
+    lines = [
+        "| | loaded from | parameters | architecture |",
+        "| --- | --- | --- | --- |",
+        f"| DAE | {_where(models.dae_source)} | {count_parameters(models.dae):,} | conv "
+        f"{' → '.join(map(str, [dae.num_channels, *dae.hidden_channels]))}, {dae.kernel_size}×{dae.kernel_size} "
+        f"kernels, 2×2 max-pool; trained with noise factor {dae.noise_factor} |",
+        f"| MAE | {_where(models.mae_source)} | {count_parameters(models.mae):,} | ViT, {mae.patch_size}×{mae.patch_size} "
+        f"patches, width {mae.hidden_size}, {mae.num_hidden_layers} encoder / {mae.decoder_num_hidden_layers} "
+        f"decoder layers |",
+    ]
+    for name, source in (("DAE", models.dae_source), ("MAE", models.mae_source)):
+        card = Path(source) / "README.md"
+        if card.is_file():
+            text = card.read_text()
+            body = text.split("---", 2)[2] if text.startswith("---") else text  # without the YAML front matter
+            lines += ["", f"<details><summary>{name} model card</summary>\n\n{body}\n\n</details>"]
+    return "\n".join(lines)
+
+
+GRID_ROWS = (
+    ("psnr", "PSNR, own corruption (dB)", 2),
+    ("psnr_masked", "PSNR on masked images, masked pixels (dB)", 2),
+    ("psnr_noisy", "PSNR on noisy images (dB)", 2),
+    ("scale_free_radius", "scale-free class radius (lower = tighter)", 3),
+    ("silhouette", "silhouette", 3),
+    ("knn_accuracy", "5-NN accuracy", 3),
+    ("probe_accuracy", "linear-probe accuracy", 3),
+)
+
+
+def study_grid_markdown(path: Path) -> str:
+    """The architecture × corruption grid of `mae-hf study` (docs/study/study.json) as Markdown for the About tab."""
+    head = "### Beyond the study: architecture × corruption\n\n"
+    try:
+        study = json.loads(Path(path).read_text())
+        cells, summary, effects = study["cells"], study["summary"], study["effects"]
+    except (OSError, ValueError, KeyError) as err:
+        return head + f"*No study results yet ({type(err).__name__}); `make study` writes them.*"
+
+    def ci(e, d):
+        return f"{e['estimate']:.{d}f} [{e['ci_low']:.{d}f}, {e['ci_high']:.{d}f}]"
+
+    s = study["settings"]
+    lines = [
+        head + "The study compared a ViT trained with masking against a CNN trained with noise, so its differences "
+        "could come from either factor. `mae-hf study` trains all four pairings on the same data and budget "
+        f"({s['num_train_epochs']} epochs, seeds {', '.join(map(str, study['seeds']))}) and splits each difference "
+        "into an architecture and a corruption effect. Mean over seeds [95% bootstrap interval]; "
+        "full results in `docs/STUDY.md`.",
+        "",
+        "| measure | " + " | ".join(cells[c]["label"] for c in cells) + " | architecture effect | corruption effect |",
+        "| --- |" + " --- |" * (len(cells) + 2),
+    ]
+    for key, label, d in GRID_ROWS:
+        if key not in effects:
+            continue
+        eff = [
+            ("**" + ci(effects[key][e], d) + "**") if effects[key][e]["significant"] else ci(effects[key][e], d)
+            for e in ("architecture", "corruption")
+        ]
+        lines.append(
+            f"| {label} | " + " | ".join(ci(summary[c][key], d) for c in cells) + " | " + " | ".join(eff) + " |"
+        )
+    lines += [
+        "",
+        "Effects: architecture = ViT − CNN, corruption = masking − noise (bold: the interval excludes 0).",
+        "",
+    ]
+    for cid, v in study.get("verdicts", {}).items():
+        held = [f"{m} ({r['due_to']})" for m, r in v["measures"].items() if r["verdict"] == "holds"]
+        lines.append(
+            f"- **{cid}** {v['claim']}: **{v['verdict']}**" + (f"; holds on {', '.join(held)}" if held else "")
+        )
+    lines += ["", MEASURE_HELP["scale_free_radius"], MEASURE_HELP["knn_accuracy"]]
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""The images a report analyses and the images its classifiers are fit on, decoded once and cached."""
+
+import numpy as np
+import torch
+
+from ..data import dataset_to_tensors, load_image_dataset
+from .cache import AnalysisCache, source_fingerprint
+
+__all__ = ["load_report_data"]
+
+
+def load_report_data(
+    dataset: str,
+    split: str,
+    n: int,
+    n_train: int,
+    dae=None,
+    mae=None,
+    cache: "AnalysisCache | None" = None,
+) -> dict:
+    """
+    The analysed images (first `n` of `split`) and the images the classifiers are fit on (first `n_train` of
+    `train`; when `split` is `train`, the `n_train` rows after the analysed ones).
+
+    Args:
+        dae, mae: when given, the images must be of the size and channels they take (and theirs must agree).
+        cache: caches the decoded tensors, keyed by the source (and local files' sizes and mtimes), split and sizes.
+
+    Returns:
+        `{"x": (n, C, H, W), "y": (n,), "train_x", "train_y", "class_names": list[str]}`.
+
+    Raises:
+        ValueError: unknown split, `n` larger than the split, images of another size than the models take.
+    """
+    models = [m for m in (dae, mae) if m is not None]
+    if len(models) == 2 and (dae.config.image_size, dae.config.num_channels) != (
+        mae.config.image_size,
+        mae.config.num_channels,
+    ):
+        raise ValueError(
+            f"The DAE takes {dae.config.num_channels}x{dae.config.image_size}x{dae.config.image_size} images but the "
+            f"MAE {mae.config.num_channels}x{mae.config.image_size}x{mae.config.image_size}; compare two models "
+            "trained on the same image size."
+        )
+    cache = cache or AnalysisCache(None)
+    key = [source_fingerprint(dataset), split, n, n_train]
+    loaded = cache.arrays("data", key, lambda: _decode_report_data(dataset, split, n, n_train))
+    x, y = torch.from_numpy(loaded["x"]), torch.from_numpy(loaded["y"])
+    c, s = (models[0].config.num_channels, models[0].config.image_size) if models else tuple(x.shape[1:3])
+    if tuple(x.shape[1:]) != (c, s, s):
+        raise ValueError(
+            f"The {dataset!r} images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} (CxHxW) but the models take {c}x{s}x{s}; "
+            "use a dataset of the models' image size, or models trained on this one."
+        )
+    return {
+        "x": x,
+        "y": y,
+        "train_x": torch.from_numpy(loaded["train_x"]),
+        "train_y": torch.from_numpy(loaded["train_y"]),
+        "class_names": [str(c) for c in loaded["class_names"]],
+    }
+
+
+def _decode_report_data(dataset: str, split: str, n: int, n_train: int) -> dict[str, np.ndarray]:
+    data = load_image_dataset(dataset)
+    if split not in data:
+        raise ValueError(f"Dataset {dataset!r} has no split {split!r}; choose one of {list(data)}.")
+    ds, train = data[split], data["train"]
+    if not 1 <= n <= len(ds):
+        raise ValueError(
+            f"--n {n} is larger than the {split!r} split of {dataset!r} ({len(ds)} images); use --n {len(ds)} or less."
+        )
+    offset = n if split == "train" else 0
+    n_train = min(n_train, len(train) - offset)
+    if n_train < 10:
+        raise ValueError(f"Only {n_train} train images are left to fit the classifiers on; lower --n.")
+    x, y = dataset_to_tensors(ds, n=n)
+    train_x, train_y = dataset_to_tensors(train.select(range(offset, offset + n_train)))
+    if train_x.shape[1:] != x.shape[1:]:
+        raise ValueError(
+            f"The {dataset!r} train images are {tuple(train_x.shape[1:])} but the {split!r} ones {tuple(x.shape[1:])}."
+        )
+    names = ds.features["label"].names if hasattr(ds.features["label"], "names") else sorted(map(str, set(y.tolist())))
+    return {
+        "x": x.numpy(),
+        "y": y.numpy(),
+        "train_x": train_x.numpy(),
+        "train_y": train_y.numpy(),
+        "class_names": np.array(names, dtype=str),
+    }

@@ -1,0 +1,270 @@
+"""The report's text: `report_document(metrics, meta)` builds a `Document` of headings, paragraphs, tables and
+figures, rendered to Markdown (`report.md`) and to one self-contained HTML page (`report.html`)."""
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from ..labels import MEASURE_HELP
+from .tables import (
+    class_radius_table,
+    fmt,
+    latent_table,
+    radius_table,
+    reconstruction_table,
+    verdict_table,
+    weights_table,
+)
+
+__all__ = ["Document", "report_document", "STUDY_NUMBERS"]
+
+# The study's own numbers, quoted for context in the report text (not used in any computation).
+STUDY_NUMBERS = {
+    "tsne_radius": {"mae": (3.6, 11.6), "dae": (12.1, 21.1)},
+    "original_radius": {"mae": (36.0, 45.0), "dae": (8.5, 10.7)},
+}
+
+
+class Document:
+    """Blocks (headings, paragraphs, tables, images) rendered to Markdown and to self-contained HTML."""
+
+    def __init__(self):
+        self.blocks: list[tuple] = []
+
+    def h(self, level: int, text: str):
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str):
+        self.blocks.append(("p", text))
+
+    def table(self, header: list[str], rows: list[list]):
+        self.blocks.append(("table", header, [[str(c) for c in r] for r in rows]))
+
+    def img(self, filename: str, caption: str):
+        self.blocks.append(("img", filename, caption))
+
+    def markdown(self) -> str:
+        out = []
+        for b in self.blocks:
+            if b[0] == "h":
+                out.append("#" * b[1] + " " + b[2])
+            elif b[0] == "p":
+                out.append(b[1])
+            elif b[0] == "table":
+                out.append(
+                    "\n".join(
+                        ["| " + " | ".join(b[1]) + " |", "|" + " --- |" * len(b[1])]
+                        + ["| " + " | ".join(r) + " |" for r in b[2]]
+                    )
+                )
+            else:
+                out.append(f"![{b[2]}]({b[1]})\n\n*{b[2]}*")
+        return "\n\n".join(out) + "\n"
+
+    @staticmethod
+    def _inline(text: str) -> str:
+        t = html.escape(text)
+        t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+
+    def html(self, folder: Path) -> str:
+        body = []
+        for b in self.blocks:
+            if b[0] == "h":
+                body.append(f"<h{b[1]}>{self._inline(b[2])}</h{b[1]}>")
+            elif b[0] == "p":
+                body.append(f"<p>{self._inline(b[1])}</p>")
+            elif b[0] == "table":
+                head = "".join(f"<th>{self._inline(c)}</th>" for c in b[1])
+                rows = "".join("<tr>" + "".join(f"<td>{self._inline(c)}</td>" for c in r) + "</tr>" for r in b[2])
+                body.append(
+                    f"<div class='table'><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+                )
+            else:
+                data = base64.b64encode((folder / b[1]).read_bytes()).decode()
+                body.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[2])}">'
+                    f"<figcaption>{self._inline(b[2])}</figcaption></figure>"
+                )
+        style = (
+            "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+            ".table{overflow-x:auto;max-width:100%}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px}"
+            "th{background:#f3f3f3}img{max-width:100%}figcaption{font-size:0.85em;color:#555}"
+            "code{background:#f5f5f5;padding:0 3px}"
+        )
+        return (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>MAE vs DAE report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        )
+
+
+def report_document(metrics: dict, meta: dict) -> Document:
+    """The report's text: the verdicts first, then each analysis with its tables and figures."""
+    d = Document()
+    s, rc, lt, at, wt, vd = (
+        metrics[k] for k in ("settings", "reconstruction", "latents", "attention", "weights", "verdicts")
+    )
+    d.h(1, "MAE vs DAE: reconstruction, latent space, attention and weights")
+    d.p(
+        f"DAE: `{meta['dae']}` (fingerprint `{metrics['models']['dae_fingerprint']}`); MAE: `{meta['mae']}` "
+        f"(`{metrics['models']['mae_fingerprint']}`). Data: `{meta['dataset']}`, split `{meta['split']}`, the first "
+        f"{s['n']} images; classifiers fit on {s['n_train']} train images. Seed {s['seed']}. Every number is in "
+        "`metrics.json`; per-image values in `per_image.csv`."
+    )
+
+    d.h(2, "Verdicts")
+    d.p(
+        "Each claim of the study, checked under every measure that bears on it. A measure holds when the comparison "
+        "the claim predicts is true in the numbers below."
+    )
+    for key, v in vd.items():
+        d.h(3, f"{key}: {v['claim']}")
+        d.table(*verdict_table(v))
+        d.p(
+            f"Holds under {len(v['holds_under'])} of {len(v['measures'])} measures"
+            + (f": {', '.join(v['holds_under'])}." if v["holds_under"] else ".")
+        )
+
+    d.h(2, "1. Reconstruction quality")
+    d.p(
+        f"Both models on the same {s['n']} images, on [0, 1] with data range 1. Masking: {rc['mask_ratio']:.0%} of "
+        f"patches (one mask shared by both models); noise: clamp(x + {rc['noise_factor']} · N(0, 1), 0, 1). Image i "
+        "gets the mask and noise the model cards' evaluation gives test image i (`mae_hf.evaluation`). Under masking, "
+        "whole-image scores are taken with the visible patches pasted back, for both models; the MAE on noisy input "
+        f"runs with masking off. SSIM: {rc['ssim_settings']}."
+    )
+    d.p(" ".join(MEASURE_HELP[k] for k in ("psnr", "ssim", "psnr_masked", "psnr_input")))
+    d.img(
+        "reconstructions.png",
+        "Rows: original, masked input, MAE reconstruction, MAE with visible patches pasted, "
+        "DAE on the masked input, noisy input, DAE reconstruction, MAE on the noisy input. Column titles: PSNR (dB) of "
+        "the MAE (pasted, masking) / the DAE (noise), each under its own corruption.",
+    )
+    d.table(*reconstruction_table(rc))
+    d.img("psnr_hist.png", "Per-image PSNR, with the corrupted inputs' own PSNR.")
+    d.img("ssim_hist.png", "Per-image SSIM.")
+    dr = rc["data_range_check"]
+    d.p(
+        "Data range: the study's MAE images were in [-1, 1] and its DAE's in [0, 1]. The same MAE outputs mapped to "
+        f"[-1, 1] give PSNR {dr['psnr_minus1_1_data_range_2']:.2f} dB with data range 2 (identical to "
+        f"{dr['psnr_0_1_data_range_1']:.2f} dB on [0, 1]) but {dr['psnr_minus1_1_data_range_1']:.2f} dB if scored with "
+        f"data range 1, and SSIM {dr['ssim_minus1_1_data_range_2']:.3f} vs {dr['ssim_0_1_data_range_1']:.3f} "
+        "(SSIM's constants are not shift-invariant). Comparisons across models are only fair on one range."
+    )
+
+    d.h(2, "2. Latent space")
+    d.p(
+        "Features: raw pixels (baseline); the DAE's flattened bottleneck; the MAE's CLS token and mean-pooled patch "
+        "tokens with masking off, in spatial order; and — only to reproduce the study's table — the MAE's output "
+        f"under {s['study_mask_ratio']:.0%} random masking with its shuffled tokens flattened, so feature j is a "
+        "different patch in every image. t-SNE: openTSNE, PCA initialisation, perplexity "
+        f"{s['tsne']['perplexity']}, seed {s['seed']}."
+    )
+    d.img("tsne.png", "t-SNE maps coloured by class.")
+    st = STUDY_NUMBERS
+    d.p(
+        f"The study's table: per-class radius in t-SNE space (it reported MAE {st['tsne_radius']['mae'][0]}–"
+        f"{st['tsne_radius']['mae'][1]} vs DAE {st['tsne_radius']['dae'][0]}–{st['tsne_radius']['dae'][1]}; in its "
+        f"original latent space the order reversed: MAE {st['original_radius']['mae'][0]:g}–"
+        f"{st['original_radius']['mae'][1]:g} vs DAE {st['original_radius']['dae'][0]}–{st['original_radius']['dae'][1]}). "
+        "Ours, same measure:"
+    )
+    keys = ("dae", "mae_masked_flat", "mae_cls", "mae_mean", "raw_pixels")
+    d.table(*class_radius_table(lt, "tsne_radius", keys))
+    d.p(
+        "A radius has the units of its space: t-SNE radii depend on the map's layout, original-space radii on each "
+        "model's activation scale. The scale-free radius divides by the mean distance between class centroids of the "
+        "same space; silhouette, kNN and linear-probe accuracy are scale-free too."
+    )
+    d.p(
+        " ".join(
+            MEASURE_HELP[k]
+            for k in (
+                "tsne_radius",
+                "original_radius",
+                "scale_free_radius",
+                "silhouette",
+                "trustworthiness",
+                "knn_accuracy",
+                "linear_probe_accuracy",
+            )
+        )
+    )
+    d.table(*radius_table(lt))
+    d.table(*latent_table(lt))
+    d.table(*class_radius_table(lt, "scale_free_radius", keys, digits=3))
+    d.img(
+        "radii.png", "Per-class radii: the study's t-SNE measure (left) and the scale-free latent-space radius (right)."
+    )
+
+    d.h(2, "3. Attention and saliency")
+    d.p(
+        "MAE: attention from the CLS token per layer and head, and attention rollout (Abnar & Zuidema 2020: heads "
+        "averaged, identity added for the residual path, rows renormalised, layers multiplied), on the patch grid, "
+        'with masking off and under the shared mask (masked patches grey). The study\'s "attention heatmap" '
+        "multiplied attention by the pixels, so it lights up wherever there is ink. Saliency = |∂‖latent‖/∂pixel| "
+        "normalised to [0, 1] per image, for the DAE's bottleneck and the MAE encoder's tokens."
+    )
+    d.img("attention_layers.png", "CLS attention per layer (rows) and head (columns), masking off; rollout at the end.")
+    d.img("attention_layers_masked.png", "The same under the mask (masked patches grey).")
+    d.img(
+        "attention_saliency.png",
+        "Overlays: rollout, rollout under the mask, the study's attention × pixels, DAE "
+        "saliency, MAE saliency, MAE saliency under the mask.",
+    )
+    d.p(
+        f"Share of each map's mass on patches with ink (mean pixel > {at['ink_threshold']}), over {at['n_images']} "
+        f"images; ink covers {at['ink_area']:.3f} of the patches ({at['ink_area_visible']:.3f} of the visible ones "
+        "under the mask), the share a map blind to content would give."
+    )
+    rows = [
+        ["rollout (masking off)", fmt(at["rollout"]["ink_mass"])],
+        ["rollout (masked; visible patches)", fmt(at["rollout"]["ink_mass_masked"])],
+    ]
+    rows += [[f"CLS attention, layer {i}", fmt(v)] for i, v in enumerate(at["cls_attention"]["ink_mass_per_layer"])]
+    rows += [
+        ["study: attention × pixels", fmt(at["study_heatmap"]["ink_mass"])],
+        ["DAE saliency", fmt(at["saliency"]["dae"]["ink_mass"])],
+        ["MAE saliency (masking off)", fmt(at["saliency"]["mae"]["ink_mass"])],
+        ["MAE saliency (masked)", fmt(at["saliency"]["mae"]["ink_mass_masked"])],
+    ]
+    d.table(["map", "ink mass"], rows)
+    d.p(
+        f"MAE saliency inside masked patches (must be 0: the encoder never sees them): "
+        f"max {at['saliency']['mae']['max_in_masked_patches']:.3g}."
+    )
+
+    d.h(2, "4. Weights")
+    d.p(
+        f"Near-zero: |w| < {wt['eps_abs']} (absolute) and |w| < {wt['eps_rel']} × the layer's std (relative), over "
+        'conv/linear weight tensors (biases, norms, tokens and the fixed position tables excluded). "Init" is the '
+        f"same architecture re-initialised with seed {wt['init_seed']} (the DAE: PyTorch's default conv init; the "
+        "MAE: `build_mae`'s original-MAE init), so a difference is judged against where training started."
+    )
+    d.table(*weights_table(wt))
+    rows = []
+    for name in ("dae", "mae"):
+        for layer, e in wt[name]["trained"]["layers"].items():
+            i = wt[name]["init"]["layers"][layer]
+            rows.append(
+                [
+                    name.upper(),
+                    f"`{layer}`",
+                    f"{e['n']:,}",
+                    f"{fmt(i['near_zero_fraction']['absolute'], 4)} → {fmt(e['near_zero_fraction']['absolute'], 4)}",
+                    f"{fmt(i['near_zero_fraction']['relative'], 4)} → {fmt(e['near_zero_fraction']['relative'], 4)}",
+                    f"{i['std']:.4f} → {e['std']:.4f}",
+                ]
+            )
+    d.table(
+        ["model", "layer", "weights", "absolute (init → trained)", "relative (init → trained)", "std (init → trained)"],
+        rows,
+    )
+    d.img("weights_dae.png", "DAE weight histograms per layer, trained (filled) vs init (outline).")
+    d.img("weights_mae.png", "MAE weight histograms per layer, trained (filled) vs init (outline).")
+
+    d.h(2, "Timings")
+    d.table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in metrics["timings_s"].items()])
+    return d

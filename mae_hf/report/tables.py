@@ -1,0 +1,149 @@
+"""Tables from an analysis's metrics (`AnalysisResult.metrics` or `metrics.json`): `(headers, rows)` of strings,
+built once here and shown by both the report and the app."""
+
+import math
+
+from ..analysis.reconstruction import PAIRS
+from ..labels import FEATURE_LABELS, PAIR_LABELS
+
+__all__ = [
+    "fmt",
+    "mean_std",
+    "reconstruction_table",
+    "latent_table",
+    "radius_table",
+    "class_radius_table",
+    "weights_table",
+    "verdict_table",
+    "verdict_mark",
+]
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number with `digits` decimals; "—" for None, strings ("nan", "inf" from JSON) as they are."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    if math.isnan(value):
+        return "—"
+    return f"{value:.{digits}f}" if math.isfinite(value) else ("∞" if value > 0 else "−∞")
+
+
+def mean_std(summary: dict, digits: int = 2) -> str:
+    """`summarize_metrics`' mean ± std."""
+    return f"{fmt(summary['mean'], digits)} ± {fmt(summary['std'], digits)}"
+
+
+def reconstruction_table(reconstruction: dict) -> tuple[list[str], list[list[str]]]:
+    """Each model under its own corruption and the other's: PSNR, SSIM, masked-region PSNR, input PSNR."""
+    headers = ["Model and input", "PSNR (dB)", "SSIM", "Masked-region PSNR (dB)", "Corrupted input PSNR (dB)"]
+    rows = []
+    for model, corruption in PAIRS:
+        c = reconstruction[model][corruption]
+        rows.append(
+            [
+                PAIR_LABELS[model, corruption],
+                mean_std(c["psnr"]),
+                mean_std(c["ssim"], 3),
+                mean_std(c["psnr_masked"]) if "psnr_masked" in c else "—",
+                mean_std(c["psnr_input"]),
+            ]
+        )
+    return headers, rows
+
+
+def latent_table(latents: dict) -> tuple[list[str], list[list[str]]]:
+    """The measures of each feature set that do not depend on its scale, raw pixels as the baseline row."""
+    headers = [
+        "Features",
+        "Dimensions",
+        "Scale-free radius (lower = tighter)",
+        "Silhouette",
+        "Trustworthiness",
+        "5-NN accuracy",
+        "Linear-probe accuracy",
+    ]
+    rows = [
+        [
+            FEATURE_LABELS.get(k, k),
+            str(v["dim"]),
+            fmt(v["scale_free_radius"]["mean"]),
+            fmt(v["silhouette"]),
+            fmt(v["trustworthiness"]),
+            fmt(v["knn_accuracy"]),
+            fmt(v["linear_probe_accuracy"]),
+        ]
+        for k, v in latents.items()
+    ]
+    return headers, rows
+
+
+def radius_table(latents: dict) -> tuple[list[str], list[list[str]]]:
+    """Mean per-class radius of each feature set in t-SNE space (the study's), in the features, and scale-free."""
+    headers = [
+        "Features",
+        "t-SNE radius (the study's)",
+        "Radius in the features",
+        "Scale-free radius",
+        "Scale-free radius in t-SNE",
+    ]
+    rows = [
+        [
+            FEATURE_LABELS.get(k, k),
+            fmt(v["tsne_radius"]["mean"], 2),
+            fmt(v["original_radius"]["mean"], 2),
+            fmt(v["scale_free_radius"]["mean"]),
+            fmt(v["tsne_scale_free_radius"]["mean"]),
+        ]
+        for k, v in latents.items()
+    ]
+    return headers, rows
+
+
+def class_radius_table(latents: dict, measure: str, keys: tuple[str, ...], digits: int = 2) -> tuple[list, list]:
+    """One row per class: `measure` (`tsne_radius`, `original_radius`, `scale_free_radius`) of each feature set."""
+    names = list(latents[keys[0]][measure]["per_class"])
+    headers = ["Class", *(FEATURE_LABELS.get(k, k) for k in keys)]
+    rows = [[c, *(fmt(latents[k][measure]["per_class"][c], digits) for k in keys)] for c in names]
+    return headers, rows
+
+
+def weights_table(weights: dict) -> tuple[list[str], list[list[str]]]:
+    """The share of near-zero weights of both models, at initialisation and trained."""
+    headers = ["Model", "State", "Weights", f"|w| < {weights['eps_abs']}", f"|w| < {weights['eps_rel']} × layer std"]
+    rows = [
+        [
+            name.upper(),
+            state,
+            f"{weights[name][state]['n_weights']:,}",
+            fmt(weights[name][state]["near_zero_fraction"]["absolute"], 4),
+            fmt(weights[name][state]["near_zero_fraction"]["relative"], 4),
+        ]
+        for name in ("dae", "mae")
+        for state in ("init", "trained")
+    ]
+    return headers, rows
+
+
+def verdict_mark(holds: bool) -> str:
+    """Words every font can show (no emoji)."""
+    return "holds" if holds else "does not hold"
+
+
+def verdict_table(verdict: dict) -> tuple[list[str], list[list[str]]]:
+    """One claim's measures: both models' values, what the claim predicts, and whether it holds."""
+    headers = ["Measure", "Features / input", "DAE", "MAE", "The claim says", "Verdict"]
+    rows = [
+        [
+            r["measure"],
+            r.get("features") or r.get("corruption") or "",
+            fmt(r["dae"], 4),
+            fmt(r["mae"], 4),
+            r["claim"],
+            verdict_mark(r["holds"]),
+        ]
+        for r in verdict["measures"]
+    ]
+    return headers, rows

@@ -1,0 +1,162 @@
+"""Checkpoints: written whole or not at all, found, checked before they are resumed from, and pruned.
+
+A checkpoint is accelerate's `save_state` folder (`model.safetensors`, `optimizer.bin`, `scheduler.bin`,
+`random_states_{process}.pkl`) plus our `trainer_state.json` (steps, position in the epoch, log history), saved
+into `.tmp-NAME` and renamed, so a folder named `step_N` / `epoch_N` is complete. A file damaged later (a full
+disk, a copy cut short) is found by `check_checkpoint` before `load_state` would fail with a bare `OSError` or
+silently skip the RNG state: `resolve_resume` names the file and falls back to the previous complete checkpoint
+for `latest`, or refuses an explicitly named one.
+"""
+
+import json
+import logging
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from .config import TRAINER_STATE, ConfigurationError, RunArgs
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CHECKPOINT_PREFIXES",
+    "find_checkpoints",
+    "check_checkpoint",
+    "save_checkpoint",
+    "resolve_resume",
+    "prepare_output_dir",
+]
+
+CHECKPOINT_PREFIXES = ("step_", "epoch_")
+
+
+def find_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Checkpoints (`step_N`/`epoch_N` with a trainer state) in `output_dir` as (completed steps, path), oldest
+    first."""
+    found = []
+    root = Path(output_dir)
+    if not root.is_dir():
+        return found
+    for path in root.iterdir():
+        state = path / TRAINER_STATE
+        if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIXES) and state.is_file():
+            try:
+                found.append((json.loads(state.read_text())["completed_steps"], path))
+            except (OSError, ValueError, KeyError):
+                found.append((-1, path))  # unreadable state: sorted first, refused by check_checkpoint
+    return sorted(found)
+
+
+def check_checkpoint(path: str | os.PathLike, num_processes: int = 1) -> str | None:
+    """
+    What is wrong with a checkpoint folder, or None when every file of it loads: the trainer state, the model
+    weights, the optimizer and scheduler states and one RNG state per process.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        state = json.loads((path / TRAINER_STATE).read_text())
+        int(state["completed_steps"])
+    except (OSError, ValueError, KeyError) as err:
+        return f"{TRAINER_STATE} is unreadable ({type(err).__name__})"
+    weights = sorted(path.glob("model*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
+    if not weights:
+        return "it holds no model weights (model.safetensors)"
+    needed = [
+        *weights,
+        path / "optimizer.bin",
+        path / "scheduler.bin",
+        *(path / f"random_states_{i}.pkl" for i in range(num_processes)),
+    ]
+    for file in needed:
+        if not file.is_file() or file.stat().st_size == 0:
+            return f"{file.name} is missing or empty"
+        try:
+            if file.suffix == ".safetensors":
+                load_file(file)
+            else:
+                torch.load(file, map_location="cpu", weights_only=False)
+        except (SafetensorError, OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+            return f"{file.name} is damaged or truncated ({type(err).__name__})"
+    return None
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, name: str, state: dict, limit: int | None) -> None:
+    """`save_state` into a temporary folder, then rename: a checkpoint folder exists only once complete. Keeps the
+    newest `limit` checkpoints (all when None)."""
+    final, tmp = output_dir / name, output_dir / f".tmp-{name}"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        checkpoints = find_checkpoints(output_dir)
+        for _, old in checkpoints[: max(0, len(checkpoints) - limit)] if limit else []:
+            shutil.rmtree(old)
+        logger.info("Saved checkpoint %s", final)
+    accelerator.wait_for_everyone()
+
+
+def resolve_resume(args: RunArgs, output_dir: Path, num_processes: int = 1) -> Path | None:
+    """
+    The checkpoint to resume from, checked: for `latest` the newest complete one (a damaged newer one is named in a
+    warning and skipped); an explicitly named damaged one raises `ConfigurationError` naming the file and what to
+    do instead.
+    """
+    if not args.resume_from_checkpoint:
+        return None
+    if args.resume_from_checkpoint != "latest":
+        path = Path(args.resume_from_checkpoint)
+        problem = check_checkpoint(path, num_processes)
+        if problem:
+            good = [p for _, p in find_checkpoints(path.parent) if p != path and not check_checkpoint(p, num_processes)]
+            hint = (
+                f"resume from {good[-1]} (the newest complete one), or pass 'latest'"
+                if good
+                else "start the run again without --resume_from_checkpoint"
+            )
+            raise ConfigurationError(f"Cannot resume from {path}: {problem}. Delete that checkpoint and {hint}.")
+        return path
+    checkpoints = find_checkpoints(output_dir)
+    for _, path in reversed(checkpoints):
+        problem = check_checkpoint(path, num_processes)
+        if problem is None:
+            return path
+        logger.warning(
+            "Checkpoint %s is damaged: %s. Skipping it; resuming from the previous complete checkpoint "
+            "(delete it to silence this warning).",
+            path,
+            problem,
+        )
+    if checkpoints:
+        raise ConfigurationError(
+            f"--resume_from_checkpoint latest: every checkpoint in {output_dir} is damaged (see the warnings); start "
+            "the run again with --overwrite_output_dir."
+        )
+    logger.warning("--resume_from_checkpoint latest: no checkpoint in %s; starting from scratch.", output_dir)
+    return None
+
+
+def prepare_output_dir(args: RunArgs, output_dir: Path, resuming: bool, is_main: bool) -> None:
+    """Refuse to mix a new run into an old folder unless asked; with --overwrite_output_dir drop old checkpoints."""
+    existing = list(output_dir.iterdir()) if output_dir.is_dir() else []
+    if existing and not resuming and not args.overwrite_output_dir:
+        raise ConfigurationError(
+            f"--output_dir {str(output_dir)!r} already exists and is not empty; pass --overwrite_output_dir to start "
+            "a new run there, or --resume_from_checkpoint latest to continue the run it holds."
+        )
+    if is_main and args.overwrite_output_dir and not resuming:
+        for path in existing:
+            if path.is_dir() and (path.name.startswith(CHECKPOINT_PREFIXES) or path.name.startswith(".tmp-")):
+                shutil.rmtree(path)
