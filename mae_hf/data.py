@@ -145,8 +145,9 @@ def _load_embedded_mnist(test_size: float | int, seed: int) -> DatasetDict:
     x, y = mnist_data()  # (5000, 784) float64 in [0, 255], (5000,)
     images = x.reshape(-1, 28, 28).astype(np.uint8)
     train = _stratified_split(_from_arrays(images, y, MNIST_CLASSES), test_size, seed)["train"]
-    test_images, test_labels = read_idx(SHIPPED_MNIST / "t10k-images-idx3-ubyte.gz"), read_idx(
-        SHIPPED_MNIST / "t10k-labels-idx1-ubyte.gz"
+    test_images, test_labels = (
+        read_idx(SHIPPED_MNIST / "t10k-images-idx3-ubyte.gz"),
+        read_idx(SHIPPED_MNIST / "t10k-labels-idx1-ubyte.gz"),
     )
     return DatasetDict(train=train, test=_from_arrays(test_images, test_labels, MNIST_CLASSES))
 

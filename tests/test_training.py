@@ -197,3 +197,92 @@ def test_control_cells_train_and_evaluate_through_the_same_loop(tmp_path, tiny_d
     per_image = evaluate_per_sample(loaded, loader)
     assert per_image["index"].tolist() == list(range(len(tiny_data["test"])))
     assert per_image["psnr"].mean() == pytest.approx(metrics["psnr"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Long runs that fail well: damaged checkpoints, divergence
+
+
+def _unfinished_copy(tmp_path, full, name):
+    """A copy of a finished run as a crash would leave it: every checkpoint, none of the final files."""
+    import shutil
+
+    crashed = tmp_path / name
+    shutil.copytree(full, crashed)
+    for final in ("README.md", "model.safetensors", "config.json", "eval_results.json", "train_results.json"):
+        (crashed / final).unlink()
+    return crashed
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.bin", "random_states_0.pkl"])
+def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_used(tmp_path, tiny_data, caplog, damaged):
+    run(tmp_path, tiny_data, "full", num_train_epochs=3, args={"checkpoints_total_limit": 0})
+    crashed = _unfinished_copy(tmp_path, tmp_path / "full", "crashed")
+    newest = crashed / "epoch_2"
+    (newest / damaged).write_bytes((newest / damaged).read_bytes()[:20])  # truncated, as by a full disk
+    # an explicitly named damaged checkpoint stops the run with the file and the one to use instead
+    with pytest.raises(ConfigurationError, match=rf"epoch_2: {damaged} is damaged.*resume from .*epoch_1"):
+        run(
+            tmp_path,
+            tiny_data,
+            "crashed",
+            num_train_epochs=3,
+            args={"resume_from_checkpoint": str(newest), "checkpoints_total_limit": 0},
+        )
+    # `latest` says so and falls back to epoch_1: the final weights are those of the uninterrupted run
+    result = run(
+        tmp_path,
+        tiny_data,
+        "crashed",
+        num_train_epochs=3,
+        args={"resume_from_checkpoint": "latest", "checkpoints_total_limit": 0},
+    )
+    assert f"epoch_2 is damaged: {damaged}" in caplog.text
+    assert result["train"]["completed_steps"] == 24
+    full, again = (load_file(tmp_path / n / "model.safetensors") for n in ("full", "crashed"))
+    assert all(torch.equal(full[k], again[k]) for k in full)
+
+
+def test_an_empty_weights_file_is_named(tmp_path, tiny_data):
+    from mae_hf.training import check_checkpoint
+
+    run(tmp_path, tiny_data, "full", args={"checkpoints_total_limit": 0})
+    (tmp_path / "full" / "epoch_1" / "model.safetensors").write_bytes(b"")
+    assert check_checkpoint(tmp_path / "full" / "epoch_1") == "model.safetensors is missing or empty"
+    assert check_checkpoint(tmp_path / "full" / "epoch_0") is None
+
+
+@pytest.mark.parametrize("model", ["dae", "mae"])
+def test_a_diverging_run_stops_with_the_step_not_a_traceback(tmp_path, tiny_data, model, capsys):
+    """--learning_rate 1e9: our message (the DAE's BCE no longer raises on NaN), exit status 3, checkpoints kept."""
+    from mae_hf.training.arguments import main
+
+    out = tmp_path / "out"
+    overrides = TINY_MAE if model == "mae" else TINY_DAE
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("mae_hf.training.loop.load_image_dataset", lambda source: tiny_data)
+        code = main(
+            [
+                "--model",
+                model,
+                "--dataset",
+                "mnist",
+                "--learning_rate",
+                "1e9",
+                "--num_warmup_steps",
+                "0",
+                "--lr_scheduler_type",
+                "constant",
+                "--per_device_train_batch_size",
+                "8",
+                "--checkpointing_steps",
+                "1",
+                "--config_overrides",
+                json.dumps(overrides),
+                "--output_dir",
+                str(out),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 3 and "training stopped: Non-finite" in err and "at step" in err and "Traceback" not in err
+    assert not (out / "model.safetensors").exists() and find_checkpoints(out)  # nothing written over, steps kept

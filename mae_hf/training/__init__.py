@@ -11,7 +11,7 @@ Evaluation (`evaluate`) is `mae_hf.evaluation`'s, re-exported here because the l
 """
 
 from ..evaluation import evaluate, evaluate_per_sample
-from .checkpointing import check_checkpoint, find_checkpoints
+from .checkpointing import check_checkpoint, checkpoint_model, find_checkpoints, images_seen
 from .config import MODELS, ConfigOverrides, ConfigurationError, NonFiniteLossError, RunArgs, TrainingConfig
 from .data import ImageTensorDataset, collate_batch, evaluation_dataloader
 from .loop import batch_mask_ratio, training_function
@@ -31,6 +31,8 @@ __all__ = [
     "build_optimizer",
     "batch_mask_ratio",
     "check_checkpoint",
+    "checkpoint_model",
+    "images_seen",
     "find_checkpoints",
     "training_function",
     "evaluate",

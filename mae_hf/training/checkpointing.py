@@ -26,6 +26,8 @@ __all__ = [
     "CHECKPOINT_PREFIXES",
     "find_checkpoints",
     "check_checkpoint",
+    "checkpoint_model",
+    "images_seen",
     "save_checkpoint",
     "resolve_resume",
     "prepare_output_dir",
@@ -160,3 +162,33 @@ def prepare_output_dir(args: RunArgs, output_dir: Path, resuming: bool, is_main:
         for path in existing:
             if path.is_dir() and (path.name.startswith(CHECKPOINT_PREFIXES) or path.name.startswith(".tmp-")):
                 shutil.rmtree(path)
+
+
+def checkpoint_model(run_dir: str | os.PathLike, checkpoint: str | os.PathLike):
+    """
+    The model of a finished run (`run_dir`'s config.json) with the weights of one of its checkpoints, in eval mode:
+    for learning curves and training budgets.
+
+    Raises:
+        ConfigurationError: the run is not finished (no config.json) or the checkpoint is damaged.
+    """
+    from safetensors.torch import load_file
+
+    from ..loading import load_dae, load_mae
+
+    run_dir, checkpoint = Path(run_dir), Path(checkpoint)
+    try:
+        kind = json.loads((run_dir / "config.json").read_text())["model_type"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigurationError(f"{run_dir} holds no finished model (config.json); finish or resume the run.") from err
+    problem = check_checkpoint(checkpoint)
+    if problem:
+        raise ConfigurationError(f"Checkpoint {checkpoint} cannot be used: {problem}.")
+    model = (load_mae if kind == "vit_mae" else load_dae)(str(run_dir))
+    model.load_state_dict(load_file(checkpoint / "model.safetensors"))
+    return model.eval()
+
+
+def images_seen(checkpoint: str | os.PathLike) -> int:
+    """How many training images a checkpoint's weights have seen (its trainer state's `train_samples`)."""
+    return int(json.loads((Path(checkpoint) / TRAINER_STATE).read_text())["train_samples"])

@@ -1,0 +1,94 @@
+"""The numbers people quote for a trained autoencoder, computed one way for every model: how well a k-NN and a linear
+probe read the class from its frozen features, and how well it fills in or cleans up test digits, at every mask
+ratio against the two baselines that need no model at all (black, and the training set's mean image).
+
+Pure: models and tensors in, dicts of floats out; corruption and scoring are `mae_hf.evaluation`'s.
+"""
+
+import numpy as np
+import torch
+
+from .analysis.clustering import knn_accuracy, linear_probe_accuracy
+from .analysis.latents import extract_dae_latents, extract_mae_features
+from .evaluation import Corruption, draw_noise, evaluate_images, model_kind, reconstruct
+
+__all__ = ["features", "classifier_scores", "mask_ratio_sweep", "scorecard"]
+
+
+def features(model, pixel_values: torch.Tensor, which: str = "mean") -> np.ndarray:
+    """Frozen features: the ViT's mean-pooled patch tokens (`"mean"`) or CLS token (`"cls"`), masking off, in
+    spatial order; the CNN's flattened bottleneck."""
+    if model_kind(model) == "dae":
+        return extract_dae_latents(model, pixel_values)
+    return extract_mae_features(model, pixel_values)["mae_mean" if which == "mean" else "mae_cls"]
+
+
+def classifier_scores(model, train: tuple, test: tuple, which: str = "mean", k: int = 5) -> dict[str, float]:
+    """5-NN and linear-probe accuracy on `test`, both fit on `train` (each `(pixel_values, labels)`)."""
+    f_train, f_test = features(model, train[0], which), features(model, test[0], which)
+    y_train, y_test = np.asarray(train[1]), np.asarray(test[1])
+    return {
+        "knn": knn_accuracy(f_train, y_train, f_test, y_test, k=k),
+        "probe": linear_probe_accuracy(f_train, y_train, f_test, y_test, max_iter=1000),
+    }
+
+
+@torch.no_grad()
+def mask_ratio_sweep(
+    model, pixel_values: torch.Tensor, mean_image: torch.Tensor, ratios, seed: int = 0, batch_size: int = 500
+) -> list[dict]:
+    """
+    Masked-region PSNR at each ratio, pooled over every masked pixel of every image (total squared error / count),
+    beside the two baselines on the same pixels: predicting black, and predicting `mean_image` (1, C, H, W), the
+    training set's mean.
+
+    Returns:
+        one `{"mask_ratio", "psnr_masked_pooled", "psnr_masked_mean" (per image, averaged), "black", "mean_image",
+        "margin" (over the better baseline)}` per ratio.
+    """
+    rows = []
+    for ratio in ratios:
+        corruption = Corruption("mask", mask_ratio=float(ratio))
+        sq = {"model": 0.0, "black": 0.0, "mean": 0.0}
+        count = 0.0
+        for start in range(0, len(pixel_values), batch_size):
+            x = pixel_values[start : start + batch_size]
+            noise = draw_noise(model, "mask", torch.arange(start, start + len(x)), seed)
+            rec = reconstruct(model, x, corruption, noise)
+            m = rec.pixel_mask.expand_as(x)
+            sq["model"] += float(((rec.reconstruction - x) ** 2 * m).sum())
+            sq["black"] += float((x**2 * m).sum())
+            sq["mean"] += float(((mean_image - x) ** 2 * m).sum())
+            count += float(m.sum())
+        per_image = evaluate_images(model, pixel_values, corruption, seed=seed)[0]["psnr_masked"]
+        psnr = {k: 10 * np.log10(count / v) for k, v in sq.items()}
+        rows.append(
+            {
+                "mask_ratio": float(ratio),
+                "psnr_masked_pooled": psnr["model"],
+                "psnr_masked_mean": float(np.nanmean(per_image)),
+                "black": psnr["black"],
+                "mean_image": psnr["mean"],
+                "margin": psnr["model"] - max(psnr["black"], psnr["mean"]),
+            }
+        )
+    return rows
+
+
+def scorecard(model, test: tuple, trains: dict, mean_image: torch.Tensor, ratios=(), seed: int = 0) -> dict:
+    """
+    Everything above for one model: classifier scores for each training set of `trains` (`{name: (x, y)}`), its
+    test metrics under its own corruption and the ViT's under masking at 0.75, and a mask-ratio sweep (MAE).
+    """
+    kind = model_kind(model)
+    out = {"classifiers": {name: classifier_scores(model, train, test) for name, train in trains.items()}}
+    if kind == "mae":
+        out["classifiers_cls"] = {name: classifier_scores(model, train, test, "cls") for name, train in trains.items()}
+        values, _ = evaluate_images(model, test[0], Corruption("mask", 0.75), seed=seed)
+        out["psnr_masked_0.75"] = float(np.mean(values["psnr_masked"]))
+        out["sweep"] = mask_ratio_sweep(model, test[0], mean_image, ratios, seed) if len(ratios) else []
+    else:
+        values, _ = evaluate_images(model, test[0], Corruption("noise", noise_factor=0.5), seed=seed)
+        out["psnr_noisy_0.5"] = float(np.mean(values["psnr"]))
+        out["ssim_noisy_0.5"] = float(np.mean(values["ssim"]))
+    return out
