@@ -92,6 +92,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             settings,
             cache_dir=None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR),
             progress=not args.no_progress,
+            full_train=args.full_train,
         )
     except ValueError as err:
         logger.error("%s", err)
@@ -133,6 +134,25 @@ def cmd_study(args: argparse.Namespace) -> int:
     ]
     lines += [f"  {cid}: {v['verdict']} — {v['claim']}" for cid, v in study["verdicts"].items()]
     print("\n".join(lines))
+    return 0
+
+
+def cmd_curve(args: argparse.Namespace) -> int:
+    import json
+
+    from .curves import learning_curve
+    from .report import load_report_data
+    from .training import ConfigurationError
+
+    try:
+        data = load_report_data(args.dataset, "test", args.n, args.n_train)
+        rows = learning_curve(args.run_dir, (data["x"], data["y"]), (data["train_x"], data["train_y"]))
+    except (ConfigurationError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    out = Path(args.out or Path(args.run_dir) / "learning_curve.json")
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"{len(rows)} checkpoints scored; written to {out}")
     return 0
 
 
@@ -193,7 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--cache_dir", default=None, help="cache of latents and t-SNE maps (default ~/.cache/mae_hf)")
     p_rep.add_argument("--no_cache", action="store_true", help="compute everything afresh, write no cache")
     p_rep.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    p_rep.add_argument(
+        "--full_train",
+        default=None,
+        help="also fit the scorecard's 5-NN and probe on this source's whole train split (e.g. "
+        "ylecun/mnist, or a folder of MNIST IDX files: the 60,000 digits)",
+    )
     p_rep.set_defaults(func=cmd_report)
+
+    p_curve = sub.add_parser("curve", help="score every checkpoint of a finished training run: its learning curve")
+    p_curve.add_argument(
+        "run_dir", help="a finished --output_dir whose checkpoints were kept (--checkpoints_total_limit 0)"
+    )
+    p_curve.add_argument(
+        "--dataset", default="mnist", help="test digits and classifier training digits (default mnist)"
+    )
+    p_curve.add_argument("--n", type=int, default=2000, help="test digits scored (default 2000)")
+    p_curve.add_argument("--n_train", type=int, default=4000, help="digits the 5-NN and probe are fit on")
+    p_curve.add_argument("--out", default=None, help="default: RUN_DIR/learning_curve.json")
+    p_curve.set_defaults(func=cmd_curve)
 
     p_push = sub.add_parser("push", help="upload a trained model folder to the Hub, its card rendered for the repo id")
     p_push.add_argument("model_dir", help="a finished --output_dir of train_accelerate.py")

@@ -27,6 +27,7 @@ __all__ = [
     "plot_overlays",
     "plot_grid_measures",
     "plot_grid_tsne",
+    "plot_learning_curves",
 ]
 
 
@@ -420,5 +421,34 @@ def plot_overlays(image, heats: dict, masks: dict | None = None, size: float = 2
     for ax, (label, heat) in zip(axes, heats.items()):
         mask = (masks or {}).get(label)
         plot_overlay(image, heat, title=label, mask=mask, ax=ax)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_learning_curves(curves: dict, size: tuple[float, float] = (4.2, 3.2)):
+    """
+    Representation and reconstruction against the images seen, one line per model: 5-NN accuracy, linear-probe
+    accuracy, and the model's own reconstruction PSNR (masked region at 0.75 for the MAE, from noise for the DAE).
+
+    Args:
+        curves: `{model: [{"images_seen", "knn", "probe", "psnr_masked" or "psnr_noisy"}, ...]}`.
+
+    Returns:
+        (Figure, (3,) array of Axes).
+    """
+    fig = Figure(figsize=(size[0] * 3, size[1]))
+    axes = fig.subplots(1, 3, squeeze=False)[0]
+    panels = (("knn", "5-NN accuracy"), ("probe", "linear-probe accuracy"), ("psnr", "reconstruction PSNR (dB)"))
+    for ax, (key, label) in zip(axes, panels):
+        for name, rows in curves.items():
+            seen = [r["images_seen"] for r in rows]
+            values = [r.get(key, r.get("psnr_masked", r.get("psnr_noisy"))) if key == "psnr" else r[key] for r in rows]
+            what = {"mae": "MAE (masked region, ratio 0.75)", "dae": "DAE (from noise 0.5)"}.get(name, name)
+            ax.plot(seen, values, marker="o", markersize=3, label=what if key == "psnr" else name.upper())
+        ax.set_xscale("log")
+        ax.set_xlabel("training images seen")
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig, axes

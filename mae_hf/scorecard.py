@@ -24,8 +24,12 @@ def features(model, pixel_values: torch.Tensor, which: str = "mean") -> np.ndarr
 
 
 def classifier_scores(model, train: tuple, test: tuple, which: str = "mean", k: int = 5) -> dict[str, float]:
-    """5-NN and linear-probe accuracy on `test`, both fit on `train` (each `(pixel_values, labels)`)."""
-    f_train, f_test = features(model, train[0], which), features(model, test[0], which)
+    """5-NN and linear-probe accuracy on `test`, both fit on `train` (each `(pixel_values, labels)`); `model=None`:
+    on the raw pixels, the baseline every representation should beat."""
+    if model is None:
+        f_train, f_test = train[0].flatten(1).numpy(), test[0].flatten(1).numpy()
+    else:
+        f_train, f_test = features(model, train[0], which), features(model, test[0], which)
     y_train, y_test = np.asarray(train[1]), np.asarray(test[1])
     return {
         "knn": knn_accuracy(f_train, y_train, f_test, y_test, k=k),

@@ -160,3 +160,40 @@ def test_bad_data_rejected(models, tmp_path, small_folder):
         )
     with pytest.raises(ValueError, match="same image size"):
         make_report(dae, str(tmp_path / "mae32"), small_folder, "test", tmp_path, ReportSettings(n=10), **kwargs)
+
+
+@pytest.mark.slow
+def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
+    """A tiny MAE trained with every checkpoint kept: `mae-hf curve` scores each, the report draws them and holds
+    the scorecard (classifiers, the mask-ratio sweep against the baselines)."""
+    from datasets import DatasetDict
+
+    from mae_hf.training import RunArgs, TrainingConfig, training_function
+
+    data = DatasetDict(train=mnist["train"].select(range(64)), test=mnist["test"].select(range(32)))
+    for model, overrides in (("mae", TINY_MAE), ("dae", {"hidden_channels": [8, 8, 4]})):
+        config = TrainingConfig(
+            model=model, config_overrides=overrides, num_train_epochs=3, per_device_train_batch_size=16
+        )
+        training_function(config, RunArgs(output_dir=str(tmp_path / model), checkpoints_total_limit=0), data=data)
+        assert main(["curve", str(tmp_path / model), "--n", "40", "--n_train", "100"]) == 0
+        rows = json.loads((tmp_path / model / "learning_curve.json").read_text())
+        assert [r["checkpoint"] for r in rows] == ["epoch_0", "epoch_1", "epoch_2"]
+        assert [r["images_seen"] for r in rows] == [64, 128, 192]
+        assert all(0 <= r["knn"] <= 1 and 0 <= r["probe"] <= 1 for r in rows)
+    out = tmp_path / "report"
+    make_report(
+        str(tmp_path / "dae"),
+        str(tmp_path / "mae"),
+        "mnist",
+        "test",
+        out,
+        ReportSettings(n=40, n_train=100, n_attention=8, n_show=4),
+        cache_dir=None,
+        progress=False,
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    sweep = metrics["scorecard"]["mae"]["sweep"]
+    assert [r["mask_ratio"] for r in sweep][:2] == [0.1, 0.2] and all("margin" in r for r in sweep)
+    assert set(metrics["scorecard"]["raw_pixels"]["classifiers"]["train"]) == {"knn", "probe"}
+    assert (out / "learning_curves.png").is_file() and "## 6. Learning curves" in (out / "report.md").read_text()

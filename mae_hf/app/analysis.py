@@ -169,7 +169,7 @@ class BackgroundAnalysis:
         cache = AnalysisCache(s.cache_dir)
         self._set_stage(0)
         data = load_report_data(s.dataset, s.split, s.n, s.n_train, dae, mae, cache)
-        settings = ReportSettings(n=s.n, n_train=s.n_train, seed=s.seed, n_attention=s.n_attention)
+        settings = ReportSettings(n=s.n, n_train=s.n_train, seed=s.seed, n_attention=s.n_attention, scorecard=False)
         key = [
             RESULT_VERSION,
             model_fingerprint(dae),

@@ -17,6 +17,7 @@ def load_report_data(
     dae=None,
     mae=None,
     cache: "AnalysisCache | None" = None,
+    full_train: str | None = None,
 ) -> dict:
     """
     The analysed images (first `n` of `split`) and the images the classifiers are fit on (first `n_train` of
@@ -25,9 +26,12 @@ def load_report_data(
     Args:
         dae, mae: when given, the images must be of the size and channels they take (and theirs must agree).
         cache: caches the decoded tensors, keyed by the source (and local files' sizes and mtimes), split and sizes.
+        full_train: another source whose whole train split is also returned (`full_train_x`, `full_train_y`), to fit
+            the scorecard's classifiers on all of it too (e.g. MNIST's 60,000 training digits).
 
     Returns:
-        `{"x": (n, C, H, W), "y": (n,), "train_x", "train_y", "class_names": list[str]}`.
+        `{"x": (n, C, H, W), "y": (n,), "train_x", "train_y", "class_names": list[str]}` (+ `full_train_x`,
+        `full_train_y`).
 
     Raises:
         ValueError: unknown split, `n` larger than the split, images of another size than the models take.
@@ -52,13 +56,17 @@ def load_report_data(
             f"The {dataset!r} images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} (CxHxW) but the models take {c}x{s}x{s}; "
             "use a dataset of the models' image size, or models trained on this one."
         )
-    return {
+    out = {
         "x": x,
         "y": y,
         "train_x": torch.from_numpy(loaded["train_x"]),
         "train_y": torch.from_numpy(loaded["train_y"]),
         "class_names": [str(c) for c in loaded["class_names"]],
     }
+    if full_train is not None:
+        full = cache.arrays("data-full-train", [source_fingerprint(full_train)], lambda: _decode_train(full_train))
+        out["full_train_x"], out["full_train_y"] = torch.from_numpy(full["x"]), torch.from_numpy(full["y"])
+    return out
 
 
 def _decode_report_data(dataset: str, split: str, n: int, n_train: int) -> dict[str, np.ndarray]:
@@ -88,3 +96,8 @@ def _decode_report_data(dataset: str, split: str, n: int, n_train: int) -> dict[
         "train_y": train_y.numpy(),
         "class_names": np.array(names, dtype=str),
     }
+
+
+def _decode_train(source: str) -> dict[str, np.ndarray]:
+    x, y = dataset_to_tensors(load_image_dataset(source)["train"])
+    return {"x": x.numpy(), "y": y.numpy()}

@@ -265,6 +265,66 @@ def report_document(metrics: dict, meta: dict) -> Document:
     d.img("weights_dae.png", "DAE weight histograms per layer, trained (filled) vs init (outline).")
     d.img("weights_mae.png", "MAE weight histograms per layer, trained (filled) vs init (outline).")
 
+    if "scorecard" in metrics:
+        _scorecard_section(d, metrics)
+    if metrics.get("learning_curves"):
+        d.h(2, "6. Learning curves")
+        d.p(
+            "Every checkpoint of each model's training run, scored like the model itself: 5-NN and linear-probe "
+            "accuracy (mean-pooled tokens for the MAE, the bottleneck for the DAE, fit on the report's training digits) "
+            "and its own reconstruction PSNR, against the training images it had seen."
+        )
+        d.img("learning_curves.png", "Representation and reconstruction against the images seen (log scale).")
+
     d.h(2, "Timings")
     d.table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in metrics["timings_s"].items()])
     return d
+
+
+def _scorecard_section(d: Document, metrics: dict) -> None:
+    sc, s = metrics["scorecard"], metrics["settings"]
+    d.h(2, "5. Scorecard")
+    sets = ", ".join(f"{v:,} digits (`{k}`)" for k, v in sc["train_sets"].items())
+    d.p(
+        f"On the first {s['n']} test digits; the 5-NN and the linear probe (standardised features, logistic "
+        f"regression) are fit on {sets}. Features with masking off, in spatial order."
+    )
+    rows = []
+    for name, label in (("raw_pixels", "raw pixels"), ("mae", "MAE, mean-pooled tokens"), ("dae", "DAE bottleneck")):
+        for train, c in sc[name]["classifiers"].items():
+            rows.append([label, train, fmt(c["knn"]), fmt(c["probe"])])
+        for train, c in sc[name].get("classifiers_cls", {}).items():
+            rows.append(["MAE, CLS token", train, fmt(c["knn"]), fmt(c["probe"])])
+    d.table(["features", "fit on", "5-NN accuracy", "linear-probe accuracy"], rows)
+    d.p(
+        f"MAE masked-region PSNR at mask ratio 0.75 (mean over images): {fmt(sc['mae']['psnr_masked_0.75'], 2)} dB. "
+        f"DAE PSNR from noise std 0.5: {fmt(sc['dae']['psnr_noisy_0.5'], 2)} dB (SSIM "
+        f"{fmt(sc['dae']['ssim_noisy_0.5'], 3)})."
+    )
+    if sc["mae"].get("sweep"):
+        d.p(
+            "The MAE at every mask ratio: PSNR over all masked pixels of all digits (pooled), beside predicting black "
+            "and predicting the training digits' mean image on the same pixels; the margin is over the better "
+            "baseline."
+        )
+        d.table(
+            [
+                "mask ratio",
+                "MAE, pooled (dB)",
+                "MAE, mean per digit (dB)",
+                "black (dB)",
+                "mean image (dB)",
+                "margin (dB)",
+            ],
+            [
+                [
+                    f"{r['mask_ratio']:.2f}",
+                    fmt(r["psnr_masked_pooled"], 2),
+                    fmt(r["psnr_masked_mean"], 2),
+                    fmt(r["black"], 2),
+                    fmt(r["mean_image"], 2),
+                    fmt(r["margin"], 2),
+                ]
+                for r in sc["mae"]["sweep"]
+            ],
+        )

@@ -23,6 +23,7 @@ from ..labels import FEATURE_LABELS, FEATURE_SETS
 from ..mae import MAE_PRESETS, build_mae, mae_attentions
 from ..metrics import compute_psnr, compute_ssim
 from ..modeling_dae import DAEModel
+from ..scorecard import classifier_scores, scorecard
 from .cache import AnalysisCache, array_fingerprint, flatten, model_fingerprint, unflatten
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ __all__ = [
     "run_analysis",
 ]
 
-STAGES = ("reconstruction", "latents_and_tsne", "clustering", "attention_saliency", "weights", "verdicts")
+STAGES = ("reconstruction", "latents_and_tsne", "clustering", "attention_saliency", "weights", "scorecard", "verdicts")
+# The mask ratios of the scorecard's sweep (the MAE against predicting black or the mean image).
+SWEEP_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
 @dataclass
@@ -56,6 +59,8 @@ class ReportSettings:
         n_attention: images for attention/saliency statistics. n_show: images in each figure.
         eps_abs / eps_rel: near-zero thresholds (absolute, and × each layer's std).
         knn_k: neighbours of the kNN classifier. ink_threshold: a patch "has ink" if its mean pixel exceeds it.
+        scorecard: also compute `mae_hf.scorecard` (classifiers on every training set the data hold, the mask-ratio
+            sweep against the black and mean-image baselines).
     """
 
     n: int = 1000
@@ -71,6 +76,7 @@ class ReportSettings:
     eps_rel: float = wts.DEFAULT_EPS_REL
     knn_k: int = 5
     ink_threshold: float = 0.1
+    scorecard: bool = True
 
 
 @dataclass
@@ -396,6 +402,20 @@ def run_analysis(
     t = stage("weights")
     metrics["weights"], hists = weights_analysis(dae, mae, settings.init_seed, settings.eps_abs, settings.eps_rel)
     timings["weights"] = time.perf_counter() - t
+
+    t = stage("scorecard")
+    if settings.scorecard:
+        trains = {"train": (data["train_x"], data["train_y"])}
+        if "full_train_x" in data:
+            trains["full_train"] = (data["full_train_x"], data["full_train_y"])
+        mean_image = data["train_x"].mean(0, keepdim=True)
+        metrics["scorecard"] = {
+            "train_sets": {k: int(len(v[0])) for k, v in trains.items()},
+            "mae": scorecard(mae, (x, y), trains, mean_image, SWEEP_RATIOS, settings.seed),
+            "dae": scorecard(dae, (x, y), trains, mean_image, seed=settings.seed),
+            "raw_pixels": {"classifiers": {k: classifier_scores(None, v, (x, y)) for k, v in trains.items()}},
+        }
+    timings["scorecard"] = time.perf_counter() - t
 
     t = stage("verdicts")
     metrics["verdicts"] = ver.compute_verdicts(metrics["latents"], metrics["weights"], table)

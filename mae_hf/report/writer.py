@@ -70,7 +70,7 @@ def report_figures(result: AnalysisResult, n_show: int = 8) -> dict:
         for k in FEATURE_SETS
     }
     figures["tsne.png"] = plotting.plot_tsne_maps(maps, result.y)[0]
-    names = result.class_names
+    names = list(lm["dae"]["tsne_radius"]["per_class"])  # the classes present among the analysed digits
     figures["radii.png"] = plotting.plot_radius_panels(
         {
             "t-SNE radius (the study's measure)": {
@@ -122,13 +122,17 @@ def _write_per_image(result: AnalysisResult, path: Path) -> None:
                 )
 
 
-def write_report(result: AnalysisResult, out_dir: str | os.PathLike, meta: dict, n_show: int = 8) -> dict[str, Path]:
+def write_report(
+    result: AnalysisResult, out_dir: str | os.PathLike, meta: dict, n_show: int = 8, curves: dict | None = None
+) -> dict[str, Path]:
     """
     Write the report files into `out_dir` (created if missing), each to a temporary name first.
 
     Args:
         result: what `run_analysis` returned.
         meta: `{"dae", "mae", "dataset", "split"}` as given on the command line (shown in the report).
+        curves: `{"dae"|"mae": learning_curve rows}` (the model folders' `learning_curve.json`), drawn as
+            `learning_curves.png` when given.
 
     Returns:
         `{filename: path}` for every file of `REPORT_FILES`.
@@ -137,13 +141,16 @@ def write_report(result: AnalysisResult, out_dir: str | os.PathLike, meta: dict,
     out.mkdir(parents=True, exist_ok=True)
     timings = result.metrics["timings_s"]
     t = time.perf_counter()
-    for name, fig in report_figures(result, n_show).items():
+    figures = report_figures(result, n_show)
+    if curves:
+        figures["learning_curves.png"] = plotting.plot_learning_curves(curves)[0]
+    for name, fig in figures.items():
         fig.savefig(out / f".tmp-{name}", dpi=80, format="png")
         os.replace(out / f".tmp-{name}", out / name)
     timings["figures"] = time.perf_counter() - t
     t = time.perf_counter()
     _write_per_image(result, out / "per_image.csv")
-    metrics = result.metrics | {"meta": meta}
+    metrics = result.metrics | {"meta": meta} | ({"learning_curves": curves} if curves else {})
     doc = report_document(metrics, meta)
     (out / "report.md").write_text(doc.markdown())
     (out / "report.html").write_text(doc.html(out))
@@ -161,6 +168,7 @@ def make_report(
     settings: ReportSettings | None = None,
     cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
     progress: bool = True,
+    full_train: str | None = None,
 ) -> AnalysisResult:
     """
     `mae-hf report`: load the models and data, run the analysis, write the files.
@@ -169,12 +177,13 @@ def make_report(
         dae, mae: local folders or Hub ids. dataset: any `load_image_dataset` source. split: the analysed split.
         out: output folder. settings: `ReportSettings` (n, seed, ...). cache_dir: `None` disables the cache.
         progress: one progress bar over the analysis's stages.
+        full_train: a source whose whole train split the scorecard's classifiers are also fit on.
     """
     settings = settings or ReportSettings()
     t = time.perf_counter()
     dae_model, mae_model = load_dae(dae), load_mae(mae)
     cache = AnalysisCache(cache_dir)
-    data = load_report_data(dataset, split, settings.n, settings.n_train, dae_model, mae_model, cache)
+    data = load_report_data(dataset, split, settings.n, settings.n_train, dae_model, mae_model, cache, full_train)
     load_s = time.perf_counter() - t
     with tqdm(total=len(STAGES), desc="analysis", disable=not progress) as bar:
 
@@ -187,6 +196,12 @@ def make_report(
         bar.n = len(STAGES)
         bar.refresh()
     result.metrics["timings_s"] = {"load": load_s, **result.metrics["timings_s"]}
-    write_report(result, out, {"dae": str(dae), "mae": str(mae), "dataset": dataset, "split": split}, settings.n_show)
+    curves = {
+        name: json.loads((Path(folder) / "learning_curve.json").read_text())
+        for name, folder in (("dae", dae), ("mae", mae))
+        if (Path(folder) / "learning_curve.json").is_file()
+    }
+    meta = {"dae": str(dae), "mae": str(mae), "dataset": dataset, "split": split, "full_train": full_train}
+    write_report(result, out, meta, settings.n_show, curves)
     logger.info("Report written to %s (%.1f s)", out, sum(result.metrics["timings_s"].values()))
     return result
