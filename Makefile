@@ -36,32 +36,41 @@ lint: $(STAMP)
 demo: $(STAMP)
 	@if [ -f app.py ]; then $(PY) app.py; else $(VENV)/bin/mae-hf info; fi
 
-# The bundled models (issue 5): exact commands, seeds and hyperparameters. `make models` retrains both into
-# pretrained/ (checkpoints stay out of git through the folder's .gitignore); see docs/RESULTS.md.
-DAE_ARGS := --model dae --dataset mnist --seed 0 --num_train_epochs 40 --per_device_train_batch_size 64 \
-	--learning_rate 1e-2 --num_warmup_steps 100 --checkpoints_total_limit 1
-MAE_ARGS := --model mae --preset mnist --dataset mnist --seed 0 --num_train_epochs 60 --per_device_train_batch_size 64 \
-	--learning_rate 1.5e-3 --num_warmup_steps 200 --checkpoints_total_limit 1
+# MNIST's 60,000 training and 10,000 test digits: a Hub id, or a folder of MNIST's IDX files (no network).
+MNIST ?= ylecun/mnist
+
+# The bundled models: exact commands, seeds and hyperparameters (docs/RESULTS.md says why these). `make models`
+# retrains both into pretrained/, keeping every epoch's checkpoint (out of git through the folder's .gitignore) for
+# the learning curves, which `mae-hf curve` writes into the folders.
+DAE_ARGS := --model dae --seed 0 --num_train_epochs 40 --per_device_train_batch_size 64 \
+	--learning_rate 1e-2 --num_warmup_steps 100 --checkpoints_total_limit 0
+MAE_ARGS := --model mae --preset mnist --seed 0 --num_train_epochs 30 --per_device_train_batch_size 64 \
+	--learning_rate 2e-3 --num_warmup_steps 500 --config_overrides decoder_num_hidden_layers=4 \
+	--checkpoints_total_limit 0
 
 models: $(STAMP)
-	$(PY) train_accelerate.py $(DAE_ARGS) --output_dir pretrained/dae-mnist --overwrite_output_dir
-	$(PY) train_accelerate.py $(MAE_ARGS) --output_dir pretrained/mae-mnist --overwrite_output_dir
+	$(PY) train_accelerate.py $(DAE_ARGS) --dataset $(MNIST) --output_dir pretrained/dae-mnist --overwrite_output_dir
+	$(PY) train_accelerate.py $(MAE_ARGS) --dataset $(MNIST) --output_dir pretrained/mae-mnist --overwrite_output_dir
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/dae-mnist
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/mae-mnist
 
-# The results page (issue 5): the full report on the bundled models, then docs/RESULTS.md from its markdown.
+# The results page: the report on the bundled models (the first 2,000 official test digits; classifiers also fit
+# on all of MNIST's training digits), then docs/RESULTS.md from its markdown.
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf report --dae pretrained/dae-mnist --mae pretrained/mae-mnist --dataset mnist \
-		--split test --n 1000 --n_train 4000 --seed 0 --out docs/results --no_progress
+		--split test --n 2000 --n_train 4000 --seed 0 --full_train $(MNIST) --out docs/results --no_progress
 	{ cat docs/results_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' \
 		-e 's/^(#+) /#\1 /' docs/results/report.md; } > docs/RESULTS.md
 
-# The architecture x corruption study (issue 7): 4 cells x 3 seeds into outputs/study (model folders stay out of
-# git; rerunning skips finished runs), then docs/STUDY.md and docs/study/ from its files.
+# The architecture x corruption study: 4 cells x 3 seeds on MNIST's 60,000 digits, each analysed at 6 budgets.
+# The runs go to $(STUDY_OUT) (not committed); each run's analysis to docs/study/runs/ (committed as it finishes:
+# a rerun skips it, even on a new machine), then docs/STUDY.md from the page.
 STUDY_OUT ?= outputs/study
 study: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset mnist --seeds 3 --out $(STUDY_OUT)
-	mkdir -p docs/study && cp $(STUDY_OUT)/study.json $(STUDY_OUT)/*.png docs/study/
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset $(MNIST) --seeds 3 --out $(STUDY_OUT) --results docs/study \
+		$(STUDY_ARGS)
 	{ cat docs/study_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' \
-		$(STUDY_OUT)/study.md; } > docs/STUDY.md
+		docs/study/study.md; } > docs/STUDY.md
 
 # Which torch a fresh machine gets from TORCH_SPEC/TORCH_INDEX: pip's resolution in isolated mode (no local pip
 # configuration), without installing anything.

@@ -123,16 +123,19 @@ def cmd_study(args: argparse.Namespace) -> int:
             n_boot=args.n_boot,
             mask_ratio=args.mask_ratio,
             noise_factor=args.noise_factor,
+            budget_steps=args.budget_steps,
+            budget_epochs=args.budget_epochs,
         )
-        study = run_study(settings, args.out)
+        study = run_study(settings, args.out, args.results, commit=args.commit, train=not args.no_train)
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
         return 2
+    final = study["budgets"][-1]
     lines = [
-        f"Study written to {args.out}/study.md, study.json and figures "
-        f"({study['wall_time_s']['this_invocation']:.0f} s). Verdicts:"
+        f"Study written to {args.results or args.out}/study.md, study.json and figures "
+        f"({study['wall_time_s']['this_invocation']:.0f} s). Verdicts at {final['images_seen']:,} images seen:"
     ]
-    lines += [f"  {cid}: {v['verdict']} — {v['claim']}" for cid, v in study["verdicts"].items()]
+    lines += [f"  {cid}: {v['verdict']} — {v['claim']}" for cid, v in final["verdicts"].items()]
     print("\n".join(lines))
     return 0
 
@@ -272,9 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_st.add_argument(
         "--quick",
         action="store_true",
-        help="tiny budgets (1 epoch on 256 images, a tiny ViT, 120 test images): checks the pipeline, not the science",
+        help="tiny budgets (2 epochs on 256 images, a tiny ViT, 120 test images): checks the pipeline, not the science",
     )
-    p_st.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 20; quick 1)")
+    p_st.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 20; quick 2)")
     p_st.add_argument("--batch_size", type=int, default=None, help="training batch size of every run (default 64)")
     p_st.add_argument(
         "--learning_rate_vit", type=float, default=None, help="peak learning rate of the ViT cells (default 1.5e-3)"
@@ -290,6 +293,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--n_train", type=int, default=None, help="train images the kNN and probe are fit on (default 4000)"
     )
     p_st.add_argument("--n_boot", type=int, default=None, help="bootstrap replicates (default 2000)")
+    p_st.add_argument(
+        "--results",
+        default=None,
+        help="where each run's analysis and the page go (default: --out); commit it: a rerun skips "
+        "every run analysed there, even without the runs' weights",
+    )
+    p_st.add_argument(
+        "--budget_steps",
+        type=int,
+        nargs="*",
+        default=None,
+        help="budgets before the first epoch, in optimisation steps (default 188 469)",
+    )
+    p_st.add_argument(
+        "--budget_epochs",
+        type=int,
+        nargs="+",
+        default=None,
+        help="budgets in epochs, ending with --epochs (default 1 4 10 20)",
+    )
+    p_st.add_argument("--commit", action="store_true", help="git-commit each run's analysis as soon as it is written")
+    p_st.add_argument(
+        "--no_train",
+        action="store_true",
+        help="train nothing: the page from the analyses there are (a study in progress)",
+    )
     p_st.set_defaults(func=cmd_study)
     return parser
 

@@ -25,9 +25,10 @@ __all__ = [
     "plot_tsne_maps",
     "plot_radius_panels",
     "plot_overlays",
-    "plot_grid_measures",
     "plot_grid_tsne",
     "plot_learning_curves",
+    "plot_budget_curves",
+    "plot_budget_effects",
 ]
 
 
@@ -317,58 +318,6 @@ def plot_radius_bars(radii: dict, classes, ylabel: str = "radius", ax=None):
     return fig, ax
 
 
-GRID_MEASURES = (
-    "psnr",
-    "psnr_masked",
-    "psnr_noisy",
-    "ssim",
-    "tsne_radius",
-    "scale_free_radius",
-    "silhouette",
-    "knn_accuracy",
-    "probe_accuracy",
-    "near_zero_relative_vs_init",
-)
-
-
-def plot_grid_measures(summary: dict, labels: dict, measures=GRID_MEASURES, ncols: int = 5):
-    """
-    The architecture × corruption grid: one panel per measure, one bar per cell with its 95% interval.
-
-    Args:
-        summary: `{cell: {measure: {"estimate", "ci_low", "ci_high", "per_seed"}}}` (`factorial.summarize_cells`).
-        labels: `{cell: label}`, in the order the bars are drawn.
-
-    Returns:
-        (Figure, array of Axes).
-    """
-    measures = [m for m in measures if all(m in summary[c] for c in labels)]
-    nrows = -(-len(measures) // ncols)
-    fig = Figure(figsize=(2.6 * ncols, 2.4 * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    colors = {"vit_mask": "#d62728", "vit_noise": "#ff9896", "cnn_mask": "#1f77b4", "cnn_noise": "#aec7e8"}
-    cells = list(labels)
-    for ax, m in zip(axes.flat, measures):
-        est = np.array([summary[c][m]["estimate"] for c in cells])
-        lo = est - np.array([summary[c][m]["ci_low"] for c in cells])
-        hi = np.array([summary[c][m]["ci_high"] for c in cells]) - est
-        ax.bar(range(len(cells)), est, yerr=[lo, hi], color=[colors.get(c, "gray") for c in cells], capsize=3)
-        for i, c in enumerate(cells):
-            seeds = summary[c][m].get("per_seed", [])
-            ax.scatter([i] * len(seeds), seeds, s=6, color="black", zorder=3)
-        ax.set_xticks(range(len(cells)))
-        ax.set_xticklabels([c.replace("_", "\n") for c in cells], fontsize=7)
-        ax.set_title(m, fontsize=8)
-        ax.tick_params(axis="y", labelsize=7)
-        low = min(summary[c][m]["ci_low"] for c in cells)
-        if low > 0 and m.startswith("psnr"):
-            ax.set_ylim(bottom=0.8 * low)
-    for ax in list(axes.flat)[len(measures) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    return fig, axes
-
-
 def plot_grid_tsne(coordinates: dict, labels: np.ndarray, titles: dict):
     """Four t-SNE maps side by side: `coordinates` `{cell: (N, 2)}`, `titles` `{cell: title}`."""
     fig = Figure(figsize=(3.4 * len(coordinates), 3.4))
@@ -450,5 +399,97 @@ def plot_learning_curves(curves: dict, size: tuple[float, float] = (4.2, 3.2)):
         ax.set_title(label, fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig, axes
+
+
+BUDGET_MEASURES = (
+    "psnr",
+    "psnr_masked",
+    "psnr_noisy",
+    "scale_free_radius",
+    "tsne_radius",
+    "silhouette",
+    "knn_accuracy",
+    "probe_accuracy",
+    "near_zero_relative_vs_init",
+)
+CELL_COLORS = {"vit_mask": "#d62728", "vit_noise": "#ff9896", "cnn_mask": "#1f77b4", "cnn_noise": "#aec7e8"}
+
+
+def plot_budget_curves(
+    budgets: list[dict], labels: dict, baseline: dict | None = None, measures=BUDGET_MEASURES, ncols: int = 3
+):
+    """
+    Every measure of the grid against the training budget: one line per cell (mean over seeds) with its 95%
+    interval shaded, raw pixels dashed where they have the measure.
+
+    Args:
+        budgets: `[{"images_seen", "summary": {cell: {measure: {"estimate", "ci_low", "ci_high"}}}}]`.
+        labels: `{cell: label}`. baseline: `{measure: raw-pixel value}`.
+
+    Returns:
+        (Figure, array of Axes).
+    """
+    measures = [m for m in measures if all(m in budgets[0]["summary"][c] for c in labels)]
+    nrows = -(-len(measures) // ncols)
+    fig = Figure(figsize=(4.0 * ncols, 2.9 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    seen = [b["images_seen"] for b in budgets]
+    for ax, m in zip(axes.flat, measures):
+        for cell, label in labels.items():
+            s = [b["summary"][cell][m] for b in budgets]
+            color = CELL_COLORS.get(cell, "gray")
+            ax.plot(seen, [e["estimate"] for e in s], marker="o", markersize=3, color=color, label=label)
+            ax.fill_between(seen, [e["ci_low"] for e in s], [e["ci_high"] for e in s], color=color, alpha=0.2)
+        if baseline and m in baseline:
+            ax.axhline(baseline[m], color="black", linestyle="--", linewidth=1, label="raw pixels")
+        ax.set_xscale("log")
+        ax.set_title(m, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(measures) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    for ax in axes[-1]:
+        ax.set_xlabel("training images seen", fontsize=8)
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_budget_effects(
+    budgets: list[dict],
+    measures=(
+        "psnr_masked",
+        "psnr_noisy",
+        "scale_free_radius",
+        "knn_accuracy",
+        "probe_accuracy",
+        "near_zero_relative_vs_init",
+    ),
+    ncols: int = 3,
+):
+    """The architecture, corruption and interaction effects of each measure against the budget, with intervals."""
+    measures = [m for m in measures if m in budgets[0]["effects"]]
+    nrows = -(-len(measures) // ncols)
+    fig = Figure(figsize=(4.0 * ncols, 2.9 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    seen = [b["images_seen"] for b in budgets]
+    colors = {"architecture": "#9467bd", "corruption": "#2ca02c", "interaction": "#7f7f7f"}
+    for ax, m in zip(axes.flat, measures):
+        for effect, color in colors.items():
+            e = [b["effects"][m][effect] for b in budgets]
+            ax.plot(seen, [x["estimate"] for x in e], marker="o", markersize=3, color=color, label=effect)
+            ax.fill_between(seen, [x["ci_low"] for x in e], [x["ci_high"] for x in e], color=color, alpha=0.2)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_title(m, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(measures) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("training images seen", fontsize=8)
     fig.tight_layout()
     return fig, axes

@@ -1,7 +1,9 @@
-"""`mae-hf study --quick`: the architecture x corruption grid end to end, resumable (mae_hf/study.py)."""
+"""`mae-hf study --quick`: the architecture x corruption grid at several budgets, end to end, resumable, and able to
+skip runs whose committed analysis is all that is left (mae_hf/study/)."""
 
 import json
 import logging
+import shutil
 
 import pytest
 
@@ -9,70 +11,89 @@ from mae_hf import cli
 from mae_hf.analysis.factorial import CELLS, CLAIMS, MEASURES
 from mae_hf.study import STUDY_FILES, StudySettings
 
+BUDGETS = ["step_4", "epoch_0", "epoch_1"]
+
 
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory):
-    out = tmp_path_factory.mktemp("study")
-    assert cli.main(["study", "--quick", "--seeds", "2", "--out", str(out)]) == 0
-    return out
+    root = tmp_path_factory.mktemp("study")
+    out, results = root / "runs-here", root / "results"
+    assert cli.main(["study", "--quick", "--seeds", "2", "--out", str(out), "--results", str(results)]) == 0
+    return out, results
 
 
-def test_quick_study_writes_the_grid_effects_and_verdicts(quick_study):
+def test_quick_study_writes_the_grid_at_every_budget(quick_study):
+    out, results = quick_study
     for name in STUDY_FILES:
-        assert (quick_study / name).stat().st_size > 0, name
-    study = json.loads((quick_study / "study.json").read_text())
-    assert set(study["summary"]) == set(CELLS) and study["seeds"] == [0, 1]
-    for cell in CELLS:
-        for measure in MEASURES:
-            entry = study["summary"][cell][measure]
-            assert len(entry["per_seed"]) == 2
-            assert entry["ci_low"] <= entry["estimate"] + 1e-12 and entry["estimate"] <= entry["ci_high"] + 1e-12
-    for row in study["effects"].values():
-        assert set(row) == {"architecture", "corruption", "interaction", "study_contrast"}
-        assert row["study_contrast"]["estimate"] == pytest.approx(
-            row["architecture"]["estimate"] + row["corruption"]["estimate"], abs=1e-9
-        )
-    assert set(study["verdicts"]) == set(CLAIMS)
-    for v in study["verdicts"].values():
-        assert v["verdict"] in ("holds", "does not hold", "mixed")
-        for r in v["measures"].values():
-            assert r["verdict"] in ("holds", "reversed", "not shown")
+        assert (results / name).stat().st_size > 0, name
+    study = json.loads((results / "study.json").read_text())
+    assert [b["name"] for b in study["budgets"]] == BUDGETS and study["seeds"] == [0, 1]
+    seen = [b["images_seen"] for b in study["budgets"]]
+    assert seen == sorted(seen) and seen[0] == 4 * 32 and seen[-1] == 2 * 256
+    for b in study["budgets"]:
+        assert b["seeds"] == [0, 1] and set(b["summary"]) == set(CELLS)
+        for cell in CELLS:
+            for measure in MEASURES:
+                e = b["summary"][cell][measure]
+                assert len(e["per_seed"]) == 2 and e["ci_low"] <= e["estimate"] + 1e-12 <= e["ci_high"] + 2e-12
+        for row in b["effects"].values():
+            assert row["study_contrast"]["estimate"] == pytest.approx(
+                row["architecture"]["estimate"] + row["corruption"]["estimate"], abs=1e-9
+            )
+        assert set(b["verdicts"]) == set(CLAIMS)
+    for claim, measures in study["timeline"].items():
+        for t in measures.values():
+            assert len(t["verdicts"]) == len(BUDGETS) and t["summary"]
     assert len(study["runs"]) == 8 and study["wall_time_s"]["training_total"] > 0
-    text = (quick_study / "study.md").read_text()
-    assert "## Two-way effects" in text and "### H1:" in text and "grid_measures.png" in text
-    # every run is a model folder with a card saying how it was corrupted
-    card = (quick_study / "runs" / "vit_noise" / "seed0" / "README.md").read_text()
+    text = (results / "study.md").read_text()
+    assert "## The claims, budget by budget" in text and "budget_curves.png" in text and "### H1:" in text
+    assert len(list((results / "runs").glob("*.npz"))) == 8  # the analyses, committed; not the weights
+    card = (out / "runs" / "vit_noise" / "seed0" / "README.md").read_text()
     assert "masking is off" in card
-    config = json.loads((quick_study / "runs" / "cnn_mask" / "seed1" / "config.json").read_text())
-    assert config["corruption"] == "mask" and config["model_type"] == "conv_dae"
 
 
-def test_rerun_skips_finished_work_and_resumes_an_interrupted_run(quick_study, caplog):
-    before = json.loads((quick_study / "study.json").read_text())
-    weights = quick_study / "runs" / "cnn_mask" / "seed1" / "model.safetensors"
-    mtime = weights.stat().st_mtime_ns
-    # an interrupted run: its checkpoint is there, the final folder is not
-    interrupted = quick_study / "runs" / "vit_mask" / "seed1"
-    for name in ("README.md", "eval_results.json", "model.safetensors"):
-        (interrupted / name).unlink()
+def test_a_rerun_skips_analysed_runs_even_without_their_weights(quick_study, caplog, tmp_path):
+    out, results = quick_study
+    before = json.loads((results / "study.json").read_text())
+    fresh = tmp_path / "fresh-machine"  # a new machine: the committed analyses, none of the runs
+    shutil.copytree(results, fresh)
     with caplog.at_level(logging.INFO):
-        assert cli.main(["study", "--quick", "--seeds", "2", "--out", str(quick_study)]) == 0
-    log = caplog.text
-    assert log.count("trained already, skipped") == 7
-    assert "resuming" in log and (interrupted / "README.md").is_file()
-    assert weights.stat().st_mtime_ns == mtime
-    after = json.loads((quick_study / "study.json").read_text())
-    assert after["summary"] == before["summary"] and after["effects"] == before["effects"]
+        assert (
+            cli.main(["study", "--quick", "--seeds", "2", "--out", str(tmp_path / "no-runs"), "--results", str(fresh)])
+            == 0
+        )
+    assert caplog.text.count("analysed already, skipped") == 8 and "training" not in caplog.text
+    after = json.loads((fresh / "study.json").read_text())
+    assert after["budgets"][-1]["summary"] == before["budgets"][-1]["summary"]
 
 
-def test_other_settings_into_the_same_folder_are_refused(quick_study, caplog):
-    assert cli.main(["study", "--quick", "--seeds", "2", "--epochs", "2", "--out", str(quick_study)]) == 2
-    assert "trained with other settings (num_train_epochs differ)" in caplog.text
-    assert "use a new --out folder" in caplog.text
+def test_an_interrupted_run_resumes_from_its_checkpoint(quick_study, caplog):
+    out, results = quick_study
+    (results / "runs" / "vit_mask-seed1.npz").unlink()
+    run = out / "runs" / "vit_mask" / "seed1"
+    for name in ("README.md", "eval_results.json", "model.safetensors"):
+        (run / name).unlink()
+    shutil.rmtree(run / "epoch_1")  # it died during the last epoch
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["study", "--quick", "--seeds", "2", "--out", str(out), "--results", str(results)]) == 0
+    assert (
+        "resuming" in caplog.text
+        and (run / "README.md").is_file()
+        and (results / "runs" / "vit_mask-seed1.npz").is_file()
+    )
+
+
+def test_other_settings_are_refused(quick_study, caplog):
+    out, results = quick_study
+    assert (
+        cli.main(["study", "--quick", "--seeds", "2", "--epochs", "3", "--out", str(out), "--results", str(results)])
+        == 2
+    )
+    assert "analysed with other settings" in caplog.text
 
 
 def test_bad_study_settings_name_the_flag(tmp_path, caplog):
     assert cli.main(["study", "--seeds", "0", "--out", str(tmp_path / "s")]) == 2
     assert "--seeds must be >= 1" in caplog.text
-    with pytest.raises(Exception, match="n_boot"):
-        StudySettings(n_boot=0).validate()
+    with pytest.raises(Exception, match="budget_epochs"):
+        StudySettings(budget_epochs=[1, 4]).validate()

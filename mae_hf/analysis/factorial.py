@@ -224,8 +224,9 @@ def claim_verdicts(effect_table: dict[str, dict]) -> dict[str, dict]:
 
     For each measure, the study's contrast (oriented so that positive = as claimed, with a measure's direction)
     decides: **holds** (its interval is above 0), **reversed** (below 0) or **not shown** (the interval contains 0).
-    Where it holds, `due_to` names the main effect(s) that are significant in the claimed direction:
-    "architecture", "corruption", "architecture and corruption", or neither (then the interaction carries it).
+    Where it holds (or is reversed), `due_to` names the main effect(s) significant in the claimed (or the opposite)
+    direction: "architecture", "corruption", "architecture and corruption", or neither (then the interaction
+    carries it).
     A claim's overall verdict: "holds" if every measure holds, "does not hold" if none does, else "mixed".
 
     Returns:
@@ -251,7 +252,7 @@ def claim_verdicts(effect_table: dict[str, dict]) -> dict[str, dict]:
             }
             d = oriented["study_contrast"]
             verdict = "holds" if d["ci_low"] > 0 else "reversed" if d["ci_high"] < 0 else "not shown"
-            due_to = _attribution(1, oriented) if verdict == "holds" else None
+            due_to = {"holds": _attribution(1, oriented), "reversed": _attribution(-1, oriented)}.get(verdict)
             rows[name] = {
                 "verdict": verdict,
                 "due_to": due_to,

@@ -168,58 +168,66 @@ def model_summary(models) -> str:
 
 
 GRID_ROWS = (
-    ("psnr", "PSNR, own corruption (dB)", 2),
-    ("psnr_masked", "PSNR on masked images, masked pixels (dB)", 2),
-    ("psnr_noisy", "PSNR on noisy images (dB)", 2),
+    ("psnr_masked", "PSNR on masked digits, masked pixels (dB)", 2),
+    ("psnr_noisy", "PSNR on noisy digits (dB)", 2),
     ("scale_free_radius", "scale-free class radius (lower = tighter)", 3),
-    ("silhouette", "silhouette", 3),
     ("knn_accuracy", "5-NN accuracy", 3),
     ("probe_accuracy", "linear-probe accuracy", 3),
 )
 
 
 def study_grid_markdown(path: Path) -> str:
-    """The architecture × corruption grid of `mae-hf study` (docs/study/study.json) as Markdown for the About tab."""
-    head = "### Beyond the study: architecture × corruption\n\n"
+    """The architecture × corruption study (docs/study/study.json) for the About tab: each claim's verdict at every
+    training budget, and the grid at the full budget."""
+    head = "### Beyond the study: architecture × corruption, at every training budget\n\n"
     try:
         study = json.loads(Path(path).read_text())
-        cells, summary, effects = study["cells"], study["summary"], study["effects"]
-    except (OSError, ValueError, KeyError) as err:
+        cells, budgets = study["cells"], study["budgets"]
+        final = budgets[-1]
+    except (OSError, ValueError, KeyError, IndexError) as err:
         return head + f"*No study results yet ({type(err).__name__}); `make study` writes them.*"
 
     def ci(e, d):
         return f"{e['estimate']:.{d}f} [{e['ci_low']:.{d}f}, {e['ci_high']:.{d}f}]"
 
-    s = study["settings"]
+    seen = [f"{b['images_seen']:,}" for b in budgets]
     lines = [
         head + "The study compared a ViT trained with masking against a CNN trained with noise, so its differences "
-        "could come from either factor. `mae-hf study` trains all four pairings on the same data and budget "
-        f"({s['num_train_epochs']} epochs, seeds {', '.join(map(str, study['seeds']))}) and splits each difference "
-        "into an architecture and a corruption effect. Mean over seeds [95% bootstrap interval]; "
-        "full results in `docs/STUDY.md`.",
+        "could come from either factor. `mae-hf study` trains all four pairings on the same data and analyses "
+        f"each at {len(budgets)} training budgets ({', '.join(seen)} images seen, seeds "
+        f"{', '.join(map(str, study['seeds']))}). Full story: `docs/STUDY.md`.",
+        "",
+        "| claim | " + " | ".join(seen) + " |",
+        "|" + " --- |" * (len(budgets) + 1),
+    ]
+    for cid, v in final["verdicts"].items():
+        lines.append(f"| **{cid}** {v['claim']} | " + " | ".join(b["verdicts"][cid]["verdict"] for b in budgets) + " |")
+    lines += [
+        "",
+        f"The grid at {seen[-1]} images seen, mean over seeds [95% interval]:",
         "",
         "| measure | " + " | ".join(cells[c]["label"] for c in cells) + " | architecture effect | corruption effect |",
         "| --- |" + " --- |" * (len(cells) + 2),
     ]
     for key, label, d in GRID_ROWS:
-        if key not in effects:
+        if key not in final["effects"]:
             continue
         eff = [
-            ("**" + ci(effects[key][e], d) + "**") if effects[key][e]["significant"] else ci(effects[key][e], d)
+            ("**" + ci(final["effects"][key][e], d) + "**")
+            if final["effects"][key][e]["significant"]
+            else ci(final["effects"][key][e], d)
             for e in ("architecture", "corruption")
         ]
         lines.append(
-            f"| {label} | " + " | ".join(ci(summary[c][key], d) for c in cells) + " | " + " | ".join(eff) + " |"
+            f"| {label} | "
+            + " | ".join(ci(final["summary"][c][key], d) for c in cells)
+            + " | "
+            + " | ".join(eff)
+            + " |"
         )
     lines += [
         "",
-        "Effects: architecture = ViT − CNN, corruption = masking − noise (bold: the interval excludes 0).",
-        "",
+        "Effects: architecture = ViT − CNN, corruption = masking − noise (bold: the interval excludes 0). "
+        + MEASURE_HELP["scale_free_radius"],
     ]
-    for cid, v in study.get("verdicts", {}).items():
-        held = [f"{m} ({r['due_to']})" for m, r in v["measures"].items() if r["verdict"] == "holds"]
-        lines.append(
-            f"- **{cid}** {v['claim']}: **{v['verdict']}**" + (f"; holds on {', '.join(held)}" if held else "")
-        )
-    lines += ["", MEASURE_HELP["scale_free_radius"], MEASURE_HELP["knn_accuracy"]]
     return "\n".join(lines)

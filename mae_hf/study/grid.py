@@ -1,0 +1,190 @@
+"""The grid: its four cells, its settings and budgets, where each run lives, and training a run (or skipping it, or
+resuming it from its last checkpoint)."""
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..training import ConfigurationError, RunArgs, TrainingConfig, find_checkpoints, training_function
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CELL_SPECS",
+    "StudySettings",
+    "QUICK",
+    "TINY_VIT",
+    "run_dir",
+    "analysis_file",
+    "train_run",
+    "budget_checkpoints",
+    "finished",
+]
+
+CELL_SPECS: dict[str, dict] = {
+    "vit_mask": {"model": "mae", "corruption": "mask", "label": "ViT + masking (the study's MAE)"},
+    "vit_noise": {"model": "mae", "corruption": "noise", "label": "ViT + Gaussian noise"},
+    "cnn_mask": {"model": "dae", "corruption": "mask", "label": "CNN + masking"},
+    "cnn_noise": {"model": "dae", "corruption": "noise", "label": "CNN + Gaussian noise (the study's DAE)"},
+}
+# A tiny ViT for --quick (the pipeline, not the numbers, is what a quick run checks).
+TINY_VIT = dict(
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    decoder_hidden_size=32,
+    decoder_num_hidden_layers=1,
+    decoder_num_attention_heads=2,
+    decoder_intermediate_size=64,
+)
+
+
+@dataclass
+class StudySettings:
+    """
+    Everything that changes the study's numbers (stored in `study.json` and in every run's analysis).
+
+    Training, the same for the four cells but for each architecture's learning rate and warm-up (the values the
+    models were tuned with): `num_train_epochs`, `per_device_train_batch_size`, `learning_rate` /
+    `num_warmup_steps` per architecture, `mask_ratio` and `noise_factor` of the two corruptions,
+    `max_train_samples` / `max_eval_samples` (None = all), `vit_overrides` (ViTMAE config fields).
+
+    Budgets: the checkpoints of one run that are analysed, as images seen grow — after `budget_steps` optimisation
+    steps and after `budget_epochs` epochs (the last is the whole run).
+
+    Analysis: `n` test images, `n_train` images the kNN and the probe are fit on, `analysis_seed` (test corruption
+    and t-SNE), `n_boot` bootstrap replicates, `knn_k`.
+    """
+
+    dataset: str = "mnist"
+    seeds: int = 3
+    num_train_epochs: int = 20
+    per_device_train_batch_size: int = 64
+    learning_rate: dict = field(default_factory=lambda: {"vit": 1.5e-3, "cnn": 1e-2})
+    num_warmup_steps: dict = field(default_factory=lambda: {"vit": 200, "cnn": 100})
+    mask_ratio: float = 0.75
+    noise_factor: float = 0.5
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    vit_overrides: dict = field(default_factory=dict)
+    budget_steps: list = field(default_factory=lambda: [188, 469])
+    budget_epochs: list = field(default_factory=lambda: [1, 4, 10, 20])
+    n: int = 1000
+    n_train: int = 4000
+    analysis_seed: int = 0
+    n_boot: int = 2000
+    knn_k: int = 5
+
+    def validate(self) -> None:
+        if self.seeds < 1:
+            raise ConfigurationError(f"--seeds must be >= 1, got {self.seeds}.")
+        for name in ("num_train_epochs", "n", "n_train", "n_boot", "per_device_train_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        if not self.budget_epochs or max(self.budget_epochs) != self.num_train_epochs or min(self.budget_epochs) < 1:
+            raise ConfigurationError(
+                f"--budget_epochs must lie in 1..{self.num_train_epochs} and end with the whole run "
+                f"({self.num_train_epochs}), got {self.budget_epochs}."
+            )
+
+    def training_config(self, cell: str, seed: int) -> TrainingConfig:
+        """The `TrainingConfig` of one run of the grid."""
+        spec, arch = CELL_SPECS[cell], cell.split("_")[0]
+        return TrainingConfig(
+            model=spec["model"],
+            dataset=self.dataset,
+            corruption=spec["corruption"],
+            mask_ratio=self.mask_ratio if spec["corruption"] == "mask" else None,
+            noise_factor=self.noise_factor if spec["corruption"] == "noise" else None,
+            config_overrides=dict(self.vit_overrides) if spec["model"] == "mae" else {},
+            num_train_epochs=self.num_train_epochs,
+            per_device_train_batch_size=self.per_device_train_batch_size,
+            learning_rate=self.learning_rate[arch],
+            num_warmup_steps=self.num_warmup_steps[arch],
+            seed=seed,
+            max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples,
+        )
+
+    def key(self) -> str:
+        """What an analysis depends on, as text: an analysis made with other settings is not reused."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k not in ("seeds", "n_boot")}, sort_keys=True)
+
+
+# The whole pipeline on tiny budgets (a test runs it end to end in about a minute).
+QUICK = dict(
+    num_train_epochs=2,
+    max_train_samples=256,
+    max_eval_samples=128,
+    n=120,
+    n_train=300,
+    n_boot=200,
+    vit_overrides=TINY_VIT,
+    budget_steps=[4],
+    budget_epochs=[1, 2],
+    per_device_train_batch_size=32,
+)
+
+
+def run_dir(out: Path, cell: str, seed: int) -> Path:
+    """Where one run's model folder and checkpoints are (not committed)."""
+    return Path(out) / "runs" / cell / f"seed{seed}"
+
+
+def analysis_file(results: Path, cell: str, seed: int) -> Path:
+    """Where one run's analysis is written (committed as it finishes: a study survives a fresh machine)."""
+    return Path(results) / "runs" / f"{cell}-seed{seed}.npz"
+
+
+def finished(path: Path) -> bool:
+    """A run's folder is complete: the model card is written last."""
+    return (path / "README.md").is_file() and (path / "eval_results.json").is_file()
+
+
+def _check_same_settings(path: Path, config: TrainingConfig) -> None:
+    saved = json.loads((path / "training_args.json").read_text())
+    wanted = asdict(config)
+    diff = sorted(
+        k
+        for k in wanted
+        if k in saved
+        and json.dumps(saved[k], sort_keys=True, default=str) != json.dumps(wanted[k], sort_keys=True, default=str)
+    )
+    if diff:
+        raise ConfigurationError(
+            f"{path} was trained with other settings ({', '.join(diff)} differ); use a new --out folder for new "
+            "settings, or delete that run to retrain it."
+        )
+
+
+def train_run(settings: StudySettings, cell: str, seed: int, out: Path, data, command: str) -> None:
+    """Train one run of the grid into `run_dir`, resuming from its newest complete checkpoint if it has one; every
+    budget's checkpoint is kept."""
+    path = run_dir(out, cell, seed)
+    config = settings.training_config(cell, seed)
+    if (path / "training_args.json").is_file():
+        _check_same_settings(path, config)
+    resume = "latest" if path.is_dir() and find_checkpoints(path) else None
+    args = RunArgs(
+        output_dir=str(path),
+        overwrite_output_dir=path.is_dir() and resume is None,
+        checkpointing_steps=list(settings.budget_steps),
+        checkpoints_total_limit=0,
+        resume_from_checkpoint=resume,
+    )
+    args.command = command
+    if resume:
+        logger.info("resuming %s from its last checkpoint", path)
+    training_function(config, args, data=data)
+
+
+def budget_checkpoints(path: Path, settings: StudySettings) -> list[tuple[str, Path]]:
+    """The analysed checkpoints of a finished run, fewest images first: `(budget name, checkpoint folder)`."""
+    wanted = [f"step_{s}" for s in settings.budget_steps] + [f"epoch_{e - 1}" for e in settings.budget_epochs]
+    found = {p.name: p for _, p in find_checkpoints(path)}
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        raise ConfigurationError(f"{path} lacks the budget checkpoints {missing}; retrain it (delete the folder).")
+    return [(name, found[name]) for name in wanted]

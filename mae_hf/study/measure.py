@@ -1,0 +1,180 @@
+"""Every measure of the grid for one model, and for every budget of one run: per-image values (so the bootstrap
+can resample images), scalars for the weights, a t-SNE map. Reconstruction is scored by `mae_hf.evaluation`.
+A run's analysis is one `.npz` (committed), reused when its settings and weights are the same."""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..analysis import clustering as cl
+from ..analysis import weights as wts
+from ..evaluation import Corruption, evaluate_images, own_corruption
+from ..report import model_fingerprint
+from ..scorecard import features
+from ..training import build_model, checkpoint_model, images_seen
+from .grid import StudySettings, budget_checkpoints, run_dir
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ANALYSIS_VERSION", "analyse_model", "raw_pixel_baseline", "analyse_run", "load_analysis"]
+
+ANALYSIS_VERSION = 2
+
+
+def _reconstruction_measures(model, x: torch.Tensor, settings: StudySettings) -> dict:
+    """PSNR/SSIM under the model's own corruption, and PSNR on the same masked and the same noisy test images (the
+    test corruptions every model of the grid gets)."""
+    masked, masked_rec = evaluate_images(
+        model, x, Corruption("mask", mask_ratio=settings.mask_ratio), seed=settings.analysis_seed
+    )
+    noisy, noisy_rec = evaluate_images(
+        model, x, Corruption("noise", noise_factor=settings.noise_factor), seed=settings.analysis_seed
+    )
+    own, own_rec = (masked, masked_rec) if own_corruption(model).kind == "mask" else (noisy, noisy_rec)
+    examples = {"corrupted": own_rec.corrupted[:8].numpy(), "shown": own_rec.shown[:8].numpy()}
+    return {
+        "psnr": own["psnr"],
+        "ssim": own["ssim"],
+        "psnr_masked": masked["psnr_masked"],
+        "psnr_noisy": noisy["psnr"],
+        "examples": examples,
+    }
+
+
+def analyse_model(model, init_model, data: dict, settings: StudySettings) -> dict:
+    """
+    Every measure of the grid for one model (the ViT's features: mean-pooled patch tokens, masking off; the CNN's:
+    its bottleneck).
+
+    Returns:
+        `{"per_image": {measure: (N,)}, "scalars": {measure: float}, "coordinates": (N, 2), "examples": {...}}` with
+        the measures of `mae_hf.analysis.factorial.MEASURES`.
+    """
+    rec = _reconstruction_measures(model, data["x"], settings)
+    examples = rec.pop("examples")
+    feats, train_feats = features(model, data["x"]), features(model, data["train_x"])
+    coords = np.asarray(cl.fit_tsne(feats, seed=settings.analysis_seed))
+    clusters = cl.per_image_measures(
+        feats, coords, data["y"].numpy(), train_feats, data["train_y"].numpy(), k=settings.knn_k
+    )
+    per_image = rec | {
+        "tsne_radius": clusters["tsne_radius"],
+        "original_radius": clusters["original_radius"],
+        "scale_free_radius": clusters["scale_free_radius"],
+        "silhouette": clusters["silhouette"],
+        "knn_accuracy": clusters["knn_correct"],
+        "probe_accuracy": clusters["probe_correct"],
+    }
+    trained, init = wts.near_zero_table(model)["overall"], wts.near_zero_table(init_model)["overall"]
+    scalars = {
+        "near_zero_relative": trained["relative"],
+        "near_zero_absolute": trained["absolute"],
+        "near_zero_relative_vs_init": trained["relative"] - init["relative"],
+    }
+    return {"per_image": per_image, "scalars": scalars, "coordinates": coords, "examples": examples}
+
+
+def raw_pixel_baseline(data: dict, settings: StudySettings) -> dict[str, float]:
+    """The clustering measures of the raw pixels, the baseline every representation should beat."""
+    x, train_x = data["x"].flatten(1).numpy(), data["train_x"].flatten(1).numpy()
+    coords = np.asarray(cl.fit_tsne(x, seed=settings.analysis_seed))
+    m = cl.per_image_measures(x, coords, data["y"].numpy(), train_x, data["train_y"].numpy(), k=settings.knn_k)
+    y = data["y"].numpy()
+    by_class = {
+        k: float(np.mean([m[k][y == c].mean() for c in np.unique(y)]))
+        for k in ("tsne_radius", "original_radius", "scale_free_radius")
+    }
+    return by_class | {
+        "silhouette": float(m["silhouette"].mean()),
+        "knn_accuracy": float(m["knn_correct"].mean()),
+        "probe_accuracy": float(m["probe_correct"].mean()),
+    }
+
+
+def analyse_run(settings: StudySettings, cell: str, seed: int, out: Path, data: dict, path: Path) -> dict:
+    """
+    Analyse every budget checkpoint of a finished run and write the analysis to `path` (a temporary name first).
+
+    Returns:
+        `load_analysis(path)`.
+    """
+    folder = run_dir(out, cell, seed)
+    config = settings.training_config(cell, seed)
+    init_model = build_model(config, data["x"].shape[-1], data["x"].shape[1]).eval()
+    arrays, budgets = {}, []
+    for name, checkpoint in budget_checkpoints(folder, settings):
+        t = time.perf_counter()
+        model = checkpoint_model(folder, checkpoint)
+        result = analyse_model(model, init_model, data, settings)
+        seconds = time.perf_counter() - t
+        budgets.append(
+            {
+                "name": name,
+                "images_seen": images_seen(checkpoint),
+                "analysis_s": round(seconds, 1),
+                "fingerprint": model_fingerprint(model),
+            }
+        )
+        arrays |= {f"{name}/per_image/{k}": v.astype(np.float32) for k, v in result["per_image"].items()}
+        arrays |= {f"{name}/scalar/{k}": np.float64(v) for k, v in result["scalars"].items()}
+        arrays[f"{name}/coordinates"] = result["coordinates"].astype(np.float32)
+        if checkpoint.name.startswith("epoch") and name == f"epoch_{settings.num_train_epochs - 1}":
+            arrays |= {f"{name}/example/{k}": v for k, v in result["examples"].items()}
+        logger.info(
+            "  %s seed %d, %s (%d images seen): analysed in %.0f s",
+            cell,
+            seed,
+            name,
+            budgets[-1]["images_seen"],
+            seconds,
+        )
+    train = json.loads((folder / "train_results.json").read_text())
+    meta = {
+        "version": ANALYSIS_VERSION,
+        "settings": settings.key(),
+        "cell": cell,
+        "seed": seed,
+        "budgets": budgets,
+        "train_runtime_s": train["train_runtime"],
+        "train_samples_per_second": train["train_samples_per_second"],
+        "hardware": train.get("hardware"),
+        "num_parameters": train.get("num_parameters"),
+        "final_train_loss": train.get("final_train_loss"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+    return load_analysis(path)
+
+
+def load_analysis(path: Path, settings: StudySettings | None = None) -> dict | None:
+    """
+    A run's analysis: `{"meta": {...}, "budgets": {name: {"per_image", "scalars", "coordinates", "examples"}}}`, or
+    None when the file is missing, unreadable, or was made with other settings.
+    """
+    try:
+        with np.load(path) as f:
+            meta = json.loads(str(f["meta"]))
+            arrays = {k: f[k] for k in f.files if k != "meta"}
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    if meta.get("version") != ANALYSIS_VERSION or (settings is not None and meta["settings"] != settings.key()):
+        return None
+    budgets = {b["name"]: {"per_image": {}, "scalars": {}, "examples": {}} for b in meta["budgets"]}
+    for key, value in arrays.items():
+        name, group, *rest = key.split("/")
+        if group == "coordinates":
+            budgets[name]["coordinates"] = value
+        elif group == "per_image":
+            budgets[name]["per_image"][rest[0]] = value.astype(np.float64)
+        elif group == "scalar":
+            budgets[name]["scalars"][rest[0]] = float(value)
+        elif group == "example":
+            budgets[name]["examples"][rest[0]] = value
+    return {"meta": meta, "budgets": budgets}
