@@ -8,7 +8,8 @@ centre. `preprocess_digit` does exactly that to an image of any size or mode:
    too large (`MAX_PIXELS`);
 2. get the *ink* as floats in [0, 1]: the alpha channel when the image has real transparency (a drawing on a
    transparent canvas, as `gr.Sketchpad` returns), else the luminance, inverted when the background (the
-   border's median) is light, with the background level subtracted;
+   border's median) is light; for a photo, the paper is estimated locally and only the largest strokes above an
+   adaptive threshold are kept (`photo_ink`), so uneven light, noise and ruled or tinted paper are not ink;
 3. crop to the ink's bounding box, scale to fit 20×20, centre by centre of mass in 28×28.
 
 Every failure raises `DigitImageError` (a `ValueError`) whose message says what is wrong and what to do.
@@ -34,6 +35,7 @@ __all__ = [
     "unreadable",
     "open_image",
     "image_to_ink",
+    "photo_ink",
     "sketch_to_image",
     "center_digit",
     "preprocess_digit",
@@ -197,8 +199,10 @@ def image_to_ink(image: Image.Image) -> np.ndarray:
 
     - Real transparency (some pixels not opaque): the ink is the alpha channel — a stroke on a transparent canvas,
       whatever its colour.
-    - Otherwise the luminance, inverted when the background (median of the border pixels) is light, with the
-      background level subtracted so grey paper becomes 0.
+    - An image of at most 28×28 (MNIST-formatted): the luminance, inverted when the background (median of the border
+      pixels) is light, with that background level subtracted.
+    - Anything larger, a photo or scan: `photo_ink`, which estimates the paper locally, so uneven light, shadows,
+      coloured or lined paper and noise do not count as ink.
 
     Raises:
         DigitImageError: the image is one flat colour, or holds no ink.
@@ -220,12 +224,69 @@ def image_to_ink(image: Image.Image) -> np.ndarray:
         background = _border_median(gray)
         if background > 0.5:
             gray, background = 1.0 - gray, 1.0 - background
-        ink = np.clip((gray - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+        if max(gray.shape) <= MNIST_SIZE:
+            ink = np.clip((gray - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+        else:
+            ink = photo_ink(gray)
     if ink.max() < INK_THRESHOLD:
         raise DigitImageError(
             "No digit found: the image has too little contrast with its background. Draw or upload a clearer digit."
         )
     return ink
+
+
+# Photo clean-up: the paper is estimated on a small copy (long side `BACKGROUND_SIZE`), by a grey opening a quarter of
+# the image wide (wider than any pen stroke, even where the strokes of a bold digit that fills the image meet),
+# smoothed.
+BACKGROUND_SIZE = 128
+# Strokes (connected ink above the adaptive threshold) smaller than this share of the largest are specks or noise.
+MIN_STROKE_SHARE = 0.1
+
+
+def photo_ink(gray: np.ndarray) -> np.ndarray:
+    """
+    The ink of a photo or scan of a digit, bright ink on dark paper already: (H, W) in [0, 1] → (H, W) in [0, 1].
+
+    1. the paper's brightness, estimated locally (grey opening of a small copy, smoothed, scaled back up), is
+       subtracted, so a lighting gradient, a shadow or tinted paper become 0;
+    2. what is left is scaled by its 99.9th percentile and cut at an adaptive (Otsu) threshold, which removes sensor
+       noise and faint printed lines;
+    3. only the largest strokes are kept: connected pieces at least `MIN_STROKE_SHARE` of the largest, none that is a
+       thin line across the whole page (ruled paper).
+    """
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    h, w = gray.shape
+    factor = max(h, w) / BACKGROUND_SIZE
+    small_shape = (max(2, round(h / factor)), max(2, round(w / factor)))
+    small = np.asarray(Image.fromarray(gray.astype(np.float32), mode="F").resize(small_shape[::-1], Image.BILINEAR))
+    k = max(3, max(small_shape) // 4)
+    paper = ndimage.gaussian_filter(ndimage.grey_opening(small, size=(k, k)), sigma=k / 4)
+    paper = np.asarray(Image.fromarray(paper.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
+    diff = np.clip(gray - paper, 0.0, None)
+    level = float(np.percentile(diff, 99.9))
+    if level < 0.02:  # less than 2% contrast anywhere: no ink
+        return np.zeros_like(gray)
+    ink = np.clip(diff / level, 0.0, 1.0)
+    try:
+        t = float(threshold_otsu(ink))
+    except ValueError:  # one value everywhere
+        return np.zeros_like(gray)
+    strokes, n = ndimage.label(ink > t)
+    if n == 0:
+        return np.zeros_like(gray)
+    sizes = ndimage.sum_labels(np.ones_like(ink), strokes, index=np.arange(1, n + 1))
+    boxes = ndimage.find_objects(strokes)
+    keep = np.zeros(n + 1, dtype=bool)
+    for i, (size, box) in enumerate(zip(sizes, boxes), start=1):
+        bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
+        ruled = (bw > 0.8 * w and bh < 0.05 * h) or (bh > 0.8 * h and bw < 0.05 * w)
+        keep[i] = size >= MIN_STROKE_SHARE * sizes.max() and not ruled
+    if not keep.any():  # only lines: keep the largest piece
+        keep[1 + int(np.argmax(sizes))] = True
+    mask = ndimage.binary_dilation(keep[strokes], iterations=2)  # the strokes' anti-aliased edges too
+    return np.where(mask, ink, 0.0)
 
 
 def sketch_to_image(value) -> Image.Image:
