@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     """Check the model sources (exit 2 with a message when one is plainly unusable), serve the page, then load the
     models in the background. A busy port exits 1 with one line naming --port."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "transformers", "huggingface_hub"):
+    for noisy in ("httpx", "transformers", "huggingface_hub", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv)
     problems = [p for p in (check_model_source(args.dae, "--dae"), check_model_source(args.mae, "--mae")) if p]

@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return train_main(argv[1:], prog="mae-hf train")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("openTSNE").setLevel(logging.WARNING)  # its notes on every map would interleave the progress
     parser = build_parser()
     args = parser.parse_args(argv)
     return args.func(args)

@@ -4,6 +4,7 @@ The MAE is loaded with eager attention, so attention maps (`mae_attentions`, rol
 weights without switching implementations or loading a second copy.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -14,7 +15,15 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelLoadError", "LoadedModels", "load_dae", "load_mae", "load_models", "count_parameters"]
+__all__ = [
+    "ModelLoadError",
+    "LoadedModels",
+    "load_dae",
+    "load_mae",
+    "load_models",
+    "count_parameters",
+    "no_progress_bars",
+]
 
 
 class ModelLoadError(ValueError):
@@ -23,6 +32,21 @@ class ModelLoadError(ValueError):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@contextlib.contextmanager
+def no_progress_bars():
+    """transformers' and huggingface_hub's progress bars off for a moment (loading or saving two small models prints
+    no "Loading weights" bar); restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def _local_model_type(path: Path) -> str | None:
@@ -61,7 +85,8 @@ def _load(source: str | os.PathLike, flag: str, model_type: str, article: str, n
             f"Pass the {kind}'s folder with {flag}."
         )
     try:
-        model = load(source)
+        with no_progress_bars():
+            model = load(source)
     except Exception as err:  # noqa: BLE001 - from_pretrained raises OSError, ValueError, EnvironmentError, ...
         raise _explain(f"{name} ({kind})", source, err, flag) from err
     logger.info("Loaded the %s from %s (%d parameters)", kind, source, count_parameters(model))

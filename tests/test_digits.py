@@ -204,8 +204,12 @@ def test_photos_of_digits_are_recognised_almost_as_well_as_the_digits(mnist):
     clean = knn_accuracy(*fit, x.flatten(1).numpy(), y.numpy())
     rng = np.random.default_rng(0)
     for condition in CONDITIONS:
-        digits = np.stack([preprocess_digit(photo_of((x[i, 0].numpy() * 255).astype(np.uint8), condition, rng))
-                           for i in range(len(x))])
+        digits = np.stack(
+            [
+                preprocess_digit(photo_of((x[i, 0].numpy() * 255).astype(np.uint8), condition, rng))
+                for i in range(len(x))
+            ]
+        )
         accuracy = knn_accuracy(*fit, digits.reshape(len(x), -1), y.numpy())
         assert accuracy >= clean - 0.06, (condition, accuracy, clean)
 

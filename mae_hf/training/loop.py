@@ -28,6 +28,7 @@ from transformers import get_scheduler
 from .. import cards, hub
 from ..data import image_processor, load_image_dataset
 from ..evaluation import draw_noise, evaluate, objective, own_corruption, sample_seed
+from ..loading import no_progress_bars
 from ..mae import mask_ratio_set
 from .checkpointing import prepare_output_dir, resolve_resume, save_checkpoint
 from .config import TRAINER_STATE, ConfigurationError, NonFiniteLossError, RunArgs, TrainingConfig
@@ -433,7 +434,8 @@ def _write_final_folder(
     staging = output_dir / ".tmp-final"
     if staging.exists():
         shutil.rmtree(staging)
-    model.save_pretrained(staging)
+    with no_progress_bars():
+        model.save_pretrained(staging)
     image_processor(model.config.image_size, model.config.num_channels).save_pretrained(staging)
     (staging / "training_args.json").write_text(json.dumps(hyperparameters, indent=2, default=str))
     (staging / "eval_results.json").write_text(json.dumps({"split": "test", **eval_metrics}, indent=2))
