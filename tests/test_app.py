@@ -515,3 +515,94 @@ def test_sigterm_stops_the_app_and_leaves_nothing_in_tmp(model_dirs, tmp_path):
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert list(tmp.iterdir()) == [], list(tmp.rglob("*"))[:5]
+
+
+# The page's geometry, checked in the browser: label badges over images, tables wider than their box.
+LAYOUT_JS = """
+() => {
+  const boxes = el => { const r = el.getBoundingClientRect(); return {l: r.left, r: r.right, t: r.top, b: r.bottom,
+                                                                      w: r.width, h: r.height}; };
+  const visible = el => { const b = boxes(el); return b.w > 2 && b.h > 2 && el.offsetParent !== null; };
+  const overlap = (a, b) => Math.max(0, Math.min(a.r, b.r) - Math.max(a.l, b.l)) *
+                            Math.max(0, Math.min(a.b, b.b) - Math.max(a.t, b.t));
+  const labels = [...document.querySelectorAll('[data-testid="block-label"]')].filter(visible);
+  const images = [...document.querySelectorAll('img')].filter(visible).filter(i => i.naturalWidth > 0);
+  const covered = [];
+  for (const label of labels) for (const img of images) {
+    if (overlap(boxes(label), boxes(img)) > 4) covered.push(label.innerText + ' over ' + (img.alt || img.src.slice(-30)));
+  }
+  const tables = [...document.querySelectorAll('table')].filter(visible);
+  const hidden = [];
+  for (const t of tables) {
+    let box = t.parentElement, scrollable = false;
+    while (box && box !== document.body) {
+      const s = getComputedStyle(box);
+      if (['auto', 'scroll'].includes(s.overflowX) && box.clientWidth < box.scrollWidth) { scrollable = true; break; }
+      if (box.clientWidth < t.scrollWidth - 2 && s.overflowX === 'hidden') break;
+      box = box.parentElement;
+    }
+    const fits = t.getBoundingClientRect().right <= window.innerWidth + 1;
+    if (!fits && !scrollable) hidden.push(t.innerText.slice(0, 40));
+    hidden.push(...[...t.querySelectorAll('th, td')].filter(c => c.scrollWidth > c.clientWidth + 2 &&
+                                                          getComputedStyle(c).textOverflow === 'ellipsis')
+                                                  .map(c => 'cut: ' + c.innerText.slice(0, 30)));
+  }
+  const captions = [...document.querySelectorAll('.caption-label')].filter(visible)
+                     .filter(c => c.scrollWidth > c.clientWidth + 2).map(c => c.innerText);
+  const overflow = document.documentElement.scrollWidth > window.innerWidth + 1;
+  return {covered, hidden, captions, overflow, tables: tables.length, images: images.length};
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1400, 420])
+def test_nothing_is_covered_or_cut_off_at_1400_and_420_px(launched, client, width):
+    """Every tab at both widths: no label badge over an image, no table column out of reach, no cut caption at
+    1400 px; a screenshot of each tab goes to build/screenshots/."""
+    from playwright.sync_api import expect, sync_playwright
+
+    deadline = time.monotonic() + 240
+    while not client.predict(api_name="/analysis_status")["ready"]:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=_chromium(),
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.goto(launched[0])
+            page.locator("#examples img").first.click()  # a current digit, so every tab has something to show
+            expect(page.locator("#metrics")).to_contain_text("DAE reconstruction", timeout=120_000)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            for tab in ("Reconstruct", "Metrics", "Latent space", "Attention & saliency", "Weights", "About"):
+                _open_tab(page, tab)
+                if tab == "Latent space":
+                    page.get_by_role("button", name="Place the current digit").click()
+                    expect(page.locator("#neighbours img").nth(3)).to_be_visible(timeout=60_000)
+                if tab == "Attention & saliency":
+                    page.get_by_role("button", name="Explain the current digit").click()
+                    expect(page.locator("#attention-summary")).to_contain_text("Rollout", timeout=60_000)
+                page.wait_for_timeout(800)
+                page.wait_for_function("() => !document.querySelector('.pending')", timeout=60_000)
+                found = page.evaluate(LAYOUT_JS)
+                name = tab.lower().replace(" & ", "-").replace(" ", "-")
+                page.screenshot(path=str(SCREENSHOTS / f"app-{name}-{width}.png"), full_page=True)
+                assert not found["covered"], (tab, width, found["covered"])
+                assert not found["hidden"], (tab, width, found["hidden"])
+                if width >= 1400:
+                    assert not found["captions"] and not found["overflow"], (tab, width, found)
+        finally:
+            browser.close()
+
+
+def _open_tab(page, name):
+    """Click a tab; on a narrow page Gradio folds the tabs that do not fit into its "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.is_visible():
+        tab.click()
+        return
+    page.locator('button[aria-label="More tabs"]').first.click()  # the page's own tabs come first
+    page.locator(".overflow-dropdown button:visible", has_text=name).first.click()

@@ -73,16 +73,6 @@ class BackgroundAnalysis:
     neighbours are searched in) and `embedding(key)` (an openTSNE map that places new points, built once per set).
     """
 
-    STAGES = (
-        "loading the data",
-        "reconstruction",
-        "latents and t-SNE",
-        "clustering",
-        "attention and saliency",
-        "weights",
-        "verdicts",
-    )
-
     def __init__(self, dae, mae, settings: AnalysisSettings | None = None):
         self.settings = settings or AnalysisSettings.from_env()
         self._models = (dae, mae)
@@ -90,7 +80,7 @@ class BackgroundAnalysis:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
-        self.stage, self.stage_index = "waiting to start", 0
+        self.stage, self.stage_index, self.n_stages = "waiting to start", 0, 1
         self.seconds: float | None = None
         self.from_cache = False
         self.result = None
@@ -106,7 +96,7 @@ class BackgroundAnalysis:
         return self._done.is_set() and self.error is not None
 
     def progress(self) -> float:
-        return 1.0 if self._done.is_set() else self.stage_index / len(self.STAGES)
+        return 1.0 if self._done.is_set() else self.stage_index / self.n_stages
 
     def status(self) -> str:
         """One line of Markdown: what is being computed, that it failed and why, or how it was done."""
@@ -121,7 +111,7 @@ class BackgroundAnalysis:
             return f"**The dataset analysis failed:** {self.error}"
         return (
             f"**Computing the dataset analysis in the background** ({s.n:,} test digits, {s.n_train:,} training "
-            f"digits): {self.stage}, step {self.stage_index + 1} of {len(self.STAGES)}. This tab fills in by "
+            f"digits): {self.stage}, step {self.stage_index + 1} of {self.n_stages}. This tab fills in by "
             "itself when it is done."
         )
 
@@ -150,11 +140,13 @@ class BackgroundAnalysis:
         finally:
             self._done.set()
 
-    def _set_stage(self, index: int) -> None:
-        self.stage, self.stage_index = self.STAGES[index], index
+    def _set_stage(self, name: str, index: int, n_stages: int) -> None:
+        """Stage 0 loads the data; then the report pipeline's stages, as it announces them."""
+        self.stage, self.stage_index, self.n_stages = name.replace("_", " "), index, n_stages
 
     def _compute(self) -> None:
         from ..report import (
+            STAGES,
             AnalysisCache,
             AnalysisResult,
             ReportSettings,
@@ -167,7 +159,7 @@ class BackgroundAnalysis:
         s = self.settings
         dae, mae = (copy.deepcopy(m).eval() for m in self._models)  # private copies: the MAE config is mutated
         cache = AnalysisCache(s.cache_dir)
-        self._set_stage(0)
+        self._set_stage("loading the data", 0, 1 + len(STAGES))
         data = load_report_data(s.dataset, s.split, s.n, s.n_train, dae, mae, cache)
         settings = ReportSettings(n=s.n, n_train=s.n_train, seed=s.seed, n_attention=s.n_attention, scorecard=False)
         key = [
@@ -182,7 +174,7 @@ class BackgroundAnalysis:
         def compute():
             computed.append(True)
             return run_analysis(
-                dae, mae, data, settings, cache, on_stage=lambda name, i, _: self._set_stage(i + 1)
+                dae, mae, data, settings, cache, on_stage=lambda name, i, n: self._set_stage(name, i + 1, n + 1)
             ).to_arrays()
 
         self.result = AnalysisResult.from_arrays(cache.arrays("app-analysis", key, compute))

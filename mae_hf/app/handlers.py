@@ -40,8 +40,9 @@ class Handlers:
     # -- the current digit -----------------------------------------------------------------------------------------
 
     def digit_from_sketch(self, sketch):
-        """The drawing on the canvas → the 28×28 MNIST-style model input (uint8)."""
-        if sketch is None:
+        """The drawing on the canvas → the 28×28 MNIST-style model input (uint8). A canvas that was just cleared
+        (nothing in it at all) leaves the current digit as it is."""
+        if sketch is None or not (sketch.get("composite") or sketch.get("background") or sketch.get("layers")):
             return gr.skip()
         return self._run(self.service.digit, sketch)
 

@@ -308,13 +308,11 @@ class ModelService:
                     str(int(np.bincount(labels).argmax())),
                 ]
             )
-            for rank, (i, d) in enumerate(zip(p["neighbours"], p["distances"])):
-                gallery.append(
-                    (
-                        to_display(a.train_x[i], DISPLAY_SCALE),
-                        f"{FEATURE_LABELS[k]} #{rank + 1}: label {a.train_y[i]}, distance {d:.2f}",
-                    )
-                )
+            # one row per feature set, nearest first: the caption is the label and the distance
+            gallery += [
+                (to_display(a.train_x[i], DISPLAY_SCALE), f"{a.train_y[i]}, {d:.2f}")
+                for i, d in zip(p["neighbours"], p["distances"])
+            ]
         v = self._dataset_views()
         return (
             status["message"],

@@ -253,15 +253,19 @@ def latent_tab(lab: Handlers, controls: DigitControls) -> tuple[list, gr.Dropdow
         )
         place = gr.Button("Place the current digit", variant="primary", scale=1)
     maps = _titled_image("t-SNE maps of the test digits, coloured by class; the star is the current digit", "tsne-maps")
+    gr.Markdown(
+        "**Its 8 nearest training digits**: top row in the DAE's bottleneck, bottom row in the second map's "
+        "features (under each: its label, its distance)",
+        elem_classes="caption",
+    )
     neighbours = gr.Gallery(
-        label="Its nearest training digits in each feature space",
+        show_label=False,
         columns=8,
         height="auto",
         format="png",
         object_fit="contain",
         elem_classes="pixelated",
         elem_id="neighbours",
-        show_label=True,
     )
     placement = gr.Dataframe(
         headers=["Features", "t-SNE x", "t-SNE y", "Neighbours' labels", "Most common label"],
@@ -301,7 +305,7 @@ def latent_tab(lab: Handlers, controls: DigitControls) -> tuple[list, gr.Dropdow
     measures = gr.Dataframe(
         headers=[
             "Features",
-            "Dimensions",
+            "Size",
             "Scale-free radius (lower = tighter)",
             "Silhouette",
             "Trustworthiness",

@@ -58,7 +58,7 @@ def latent_table(latents: dict) -> tuple[list[str], list[list[str]]]:
     """The measures of each feature set that do not depend on its scale, raw pixels as the baseline row."""
     headers = [
         "Features",
-        "Dimensions",
+        "Size",
         "Scale-free radius (lower = tighter)",
         "Silhouette",
         "Trustworthiness",
