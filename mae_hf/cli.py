@@ -126,7 +126,14 @@ def cmd_study(args: argparse.Namespace) -> int:
             budget_steps=args.budget_steps,
             budget_epochs=args.budget_epochs,
         )
-        study = run_study(settings, args.out, args.results, commit=args.commit, train=not args.no_train)
+        study = run_study(
+            settings,
+            args.out,
+            args.results,
+            commit=args.commit,
+            train=not args.no_train,
+            other_seeds_epochs=args.other_seeds_epochs,
+        )
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
         return 2
@@ -312,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="budgets in epochs, ending with --epochs (default 1 4 10 20)",
+    )
+    p_st.add_argument(
+        "--other_seeds_epochs",
+        type=int,
+        default=None,
+        help="train seeds after the first only this many epochs into their schedule (resumable: a later invocation "
+        "with a larger value goes on); the budgets beyond have fewer seeds, as the page says (default: all epochs)",
     )
     p_st.add_argument("--commit", action="store_true", help="git-commit each run's analysis as soon as it is written")
     p_st.add_argument(

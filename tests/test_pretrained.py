@@ -5,8 +5,10 @@ Every number a card states is recomputed here from the shipped weights on the te
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,76 @@ def test_mae_features_beat_raw_pixels_and_inpainting_beats_the_mean(mnist):
     mse = float(((test_x - mean_image) ** 2).mean())
     baseline_psnr = 10 * np.log10(1.0 / mse)
     assert stated["psnr_masked"] > baseline_psnr + 1.0, (stated["psnr_masked"], baseline_psnr)
+
+
+@pytest.mark.slow
+def test_the_card_the_report_and_the_app_give_the_same_numbers(mnist, tmp_path):
+    """One evaluation engine: on the same first test digits, seed and corruption, the card's evaluation (the
+    training loop's `evaluate`), `mae-hf report`'s metrics.json and the app's /metrics agree exactly."""
+    from gradio_client import Client
+
+    from mae_hf.report import ReportSettings, make_report
+    from mae_hf.report.tables import reconstruction_table
+
+    n, n_train = 200, 300
+    make_report(
+        str(FOLDERS["dae"]),
+        str(FOLDERS["mae"]),
+        "mnist",
+        "test",
+        tmp_path / "report",
+        ReportSettings(n=n, n_train=n_train, n_attention=8, n_show=4, scorecard=False),
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    reconstruction = metrics["reconstruction"]
+    for kind, corruption in (("dae", "noise"), ("mae", "mask")):
+        model = (
+            AutoModel.from_pretrained(FOLDERS[kind])
+            if kind == "dae"
+            else ViTMAEForPreTraining.from_pretrained(FOLDERS[kind])
+        ).eval()
+        eval_seed = json.loads((FOLDERS[kind] / "training_args.json").read_text()).get("eval_seed", 0)
+        assert eval_seed == metrics["settings"]["seed"] == 0
+        card = evaluate(model, evaluation_dataloader(mnist["test"], model, max_samples=n), seed=eval_seed)
+        assert card["num_samples"] == n
+        for key in ("psnr", "ssim", "psnr_input") + (("psnr_masked",) if kind == "mae" else ()):
+            assert reconstruction[kind][corruption][key]["mean"] == pytest.approx(card[key], rel=1e-6, abs=1e-7), (
+                kind,
+                key,
+            )
+
+    # the app, launched as a user launches it, on the same digits
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(
+        os.environ, MAE_HF_CACHE=str(tmp_path / "app-cache"), MAE_HF_APP_N=str(n), MAE_HF_APP_N_TRAIN=str(n_train)
+    )
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "app.py", "--dae", str(FOLDERS["dae"]), "--mae", str(FOLDERS["mae"]), "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not serving yet
+                time.sleep(0.2)
+        while not client.predict(api_name="/analysis_status")["ready"]:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(1)
+        table = client.predict(api_name="/metrics")[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert table["data"] == reconstruction_table(reconstruction)[1]

@@ -83,6 +83,35 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(quick_study, caplog):
     )
 
 
+def test_later_seeds_can_stop_early_and_go_on_later(tmp_path, caplog):
+    """--other_seeds_epochs: seed 1 trains only its first epoch (of the 2-epoch schedule); the last budget has seed 0
+    alone and the page says so; a later invocation without it trains seed 1 on from its checkpoint and analyses only
+    the budget it lacked."""
+    out, results = tmp_path / "runs", tmp_path / "results"
+    argv = ["study", "--quick", "--seeds", "2", "--out", str(out), "--results", str(results)]
+    assert cli.main(argv + ["--other_seeds_epochs", "1"]) == 0
+    study = json.loads((results / "study.json").read_text())
+    assert [(b["name"], b["seeds"]) for b in study["budgets"]] == [
+        ("step_4", [0, 1]),
+        ("epoch_0", [0, 1]),
+        ("epoch_1", [0]),
+    ]
+    seed1 = [r for r in study["runs"] if r["seed"] == 1]
+    assert all(not r["complete"] and r["epochs_trained"] == 1 and r["train_runtime_s"] > 0 for r in seed1)
+    assert not (out / "runs" / "vit_mask" / "seed1" / "README.md").exists()
+    text = (results / "study.md").read_text()
+    assert "seeds 0, 1" in text and "seeds 0." in text and "1 of 2 (resumable)" in text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert cli.main(argv) == 0
+    assert caplog.text.count("resuming") == 4 and caplog.text.count("analysed in") == 4  # epoch_1 of each seed-1 run
+    study = json.loads((results / "study.json").read_text())
+    assert all(b["seeds"] == [0, 1] for b in study["budgets"]) and all(r["complete"] for r in study["runs"])
+    with caplog.at_level(logging.INFO):
+        assert cli.main(argv + ["--other_seeds_epochs", "0"]) == 2
+    assert "--other_seeds_epochs must be >= 1" in caplog.text
+
+
 def test_other_settings_are_refused(quick_study, caplog):
     out, results = quick_study
     assert (

@@ -96,6 +96,30 @@ def test_resume_in_process_from_a_mid_epoch_checkpoint_gives_the_same_weights(tm
     assert all(torch.equal(full[k], again[k]) for k in full)
 
 
+def test_a_run_stopped_after_some_epochs_goes_on_to_the_same_weights(tmp_path, tiny_data):
+    """--stop_after_epochs keeps the whole run's schedule: stopped after epoch 1 of 3, then resumed, it ends with the
+    weights of the run trained in one go; the stopped folder has checkpoints only."""
+    run(tmp_path, tiny_data, "full", num_train_epochs=3)
+    stopped = run(tmp_path, tiny_data, "split", num_train_epochs=3, args={"stop_after_epochs": 1})
+    out = tmp_path / "split"
+    assert stopped == {"eval": None, "train": None, "stopped_after_epochs": 1}
+    assert [p.name for _, p in find_checkpoints(out)] == ["epoch_0"] and not (out / "README.md").exists()
+    again = run(
+        tmp_path,
+        tiny_data,
+        "split",
+        num_train_epochs=3,
+        args={"stop_after_epochs": 1, "resume_from_checkpoint": "latest"},
+    )
+    assert again["stopped_after_epochs"] == 1  # asked again to stop there: nothing more is trained
+    result = run(tmp_path, tiny_data, "split", num_train_epochs=3, args={"resume_from_checkpoint": "latest"})
+    assert result["train"]["completed_steps"] == 3 * 64 // 8
+    full, split = (load_file(tmp_path / n / "model.safetensors") for n in ("full", "split"))
+    assert all(torch.equal(full[k], split[k]) for k in full)
+    with pytest.raises(ConfigurationError, match="--stop_after_epochs must be >= 1"):
+        run(tmp_path, tiny_data, "bad", args={"stop_after_epochs": 0})
+
+
 def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path, tiny_data):
     with pytest.raises(NonFiniteLossError, match=r"at step 2 \(epoch 0\)"):
         run(

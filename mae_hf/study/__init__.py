@@ -30,7 +30,7 @@ from ..data import load_image_dataset
 from ..report import load_report_data
 from ..training import ConfigurationError
 from .aggregate import aggregate
-from .grid import CELL_SPECS, QUICK, StudySettings, analysis_file, finished, run_dir, train_run
+from .grid import CELL_SPECS, QUICK, StudySettings, analysis_file, budget_names, finished, run_dir, train_run
 from .measure import analyse_run, load_analysis, raw_pixel_baseline
 from .page import STUDY_FILES, study_markdown, write_study
 
@@ -52,7 +52,13 @@ def _commit(path: Path, message: str) -> None:
 
 
 def run_study(
-    settings: StudySettings, out_dir, results_dir=None, data=None, commit: bool = False, train: bool = True
+    settings: StudySettings,
+    out_dir,
+    results_dir=None,
+    data=None,
+    commit: bool = False,
+    train: bool = True,
+    other_seeds_epochs: int | None = None,
 ) -> dict:
     """
     Train (or skip, or resume) every run of the grid, analyse each at every budget, aggregate, write the page.
@@ -63,11 +69,15 @@ def run_study(
         data: an already loaded `load_image_dataset` result (loaded from `settings.dataset` when needed).
         commit: `git commit` each run's analysis as soon as it is written.
         train: False: aggregate the analyses there are, train nothing (a partial study's page).
+        other_seeds_epochs: train every seed but the first only this many epochs into its schedule (it stops
+            resumable, its later budgets are left out until a later invocation trains it further); default all.
 
     Returns:
         the `study.json` content.
     """
     settings.validate()
+    if other_seeds_epochs is not None and other_seeds_epochs < 1:
+        raise ConfigurationError(f"--other_seeds_epochs must be >= 1, got {other_seeds_epochs}.")
     out, results = Path(out_dir), Path(results_dir or out_dir)
     t0 = time.perf_counter()
     analysis_data = load_report_data(settings.dataset, "test", settings.n, settings.n_train)
@@ -81,7 +91,10 @@ def run_study(
                 f"{path} was analysed with other settings; use another --results folder, or "
                 "delete it to analyse that run again."
             )
-        if done is not None:
+        epochs = settings.num_train_epochs
+        if seed > 0 and other_seeds_epochs is not None:
+            epochs = min(other_seeds_epochs, epochs)
+        if done is not None and (not train or set(budget_names(settings, epochs)) <= set(done["budgets"])):
             logger.info("[%d/%d] %s seed %d: analysed already, skipped", i, len(plan), cell, seed)
             analyses[seed, cell] = done
             continue
@@ -90,22 +103,24 @@ def run_study(
         folder = run_dir(out, cell, seed)
         if not finished(folder):
             logger.info(
-                "[%d/%d] %s seed %d: training (%d epochs) into %s",
+                "[%d/%d] %s seed %d: training (%d of %d epochs) into %s",
                 i,
                 len(plan),
                 cell,
                 seed,
+                epochs,
                 settings.num_train_epochs,
                 folder,
             )
             data = data if data is not None else load_image_dataset(settings.dataset)
-            train_run(settings, cell, seed, out, data, command)
+            train_run(settings, cell, seed, out, data, command, stop_after_epochs=epochs)
         logger.info("[%d/%d] %s seed %d: analysing every budget", i, len(plan), cell, seed)
-        analyses[seed, cell] = analyse_run(settings, cell, seed, out, analysis_data, path)
+        analyses[seed, cell] = analyse_run(settings, cell, seed, out, analysis_data, path, previous=done)
         if commit:
             _commit(path, f"Study: the analysis of {cell} seed {seed}")
-    budget_names = [f"step_{s}" for s in settings.budget_steps] + [f"epoch_{e - 1}" for e in settings.budget_epochs]
-    study = aggregate(analyses, budget_names, analysis_data["y"].numpy(), settings.n_boot, settings.analysis_seed)
+    study = aggregate(
+        analyses, budget_names(settings), analysis_data["y"].numpy(), settings.n_boot, settings.analysis_seed
+    )
     if not study["budgets"]:
         raise ConfigurationError("No budget has all four cells analysed yet; train more runs (without --no_train).")
     study |= _describe(settings, analyses, len(analysis_data["y"]))
@@ -124,6 +139,8 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
         {
             "cell": cell,
             "seed": seed,
+            "complete": a["meta"].get("complete", True),
+            "epochs_trained": a["meta"].get("epochs_trained", settings.num_train_epochs),
             "train_runtime_s": a["meta"]["train_runtime_s"],
             "train_samples_per_second": a["meta"]["train_samples_per_second"],
             "hardware": a["meta"]["hardware"],

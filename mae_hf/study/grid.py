@@ -18,6 +18,7 @@ __all__ = [
     "run_dir",
     "analysis_file",
     "train_run",
+    "budget_names",
     "budget_checkpoints",
     "finished",
 ]
@@ -159,9 +160,11 @@ def _check_same_settings(path: Path, config: TrainingConfig) -> None:
         )
 
 
-def train_run(settings: StudySettings, cell: str, seed: int, out: Path, data, command: str) -> None:
+def train_run(
+    settings: StudySettings, cell: str, seed: int, out: Path, data, command: str, stop_after_epochs: int | None = None
+) -> None:
     """Train one run of the grid into `run_dir`, resuming from its newest complete checkpoint if it has one; every
-    budget's checkpoint is kept."""
+    budget's checkpoint is kept. `stop_after_epochs`: stop there (on the whole run's schedule, resumable later)."""
     path = run_dir(out, cell, seed)
     config = settings.training_config(cell, seed)
     if (path / "training_args.json").is_file():
@@ -173,6 +176,7 @@ def train_run(settings: StudySettings, cell: str, seed: int, out: Path, data, co
         checkpointing_steps=list(settings.budget_steps),
         checkpoints_total_limit=0,
         resume_from_checkpoint=resume,
+        stop_after_epochs=stop_after_epochs,
     )
     args.command = command
     if resume:
@@ -180,11 +184,21 @@ def train_run(settings: StudySettings, cell: str, seed: int, out: Path, data, co
     training_function(config, args, data=data)
 
 
-def budget_checkpoints(path: Path, settings: StudySettings) -> list[tuple[str, Path]]:
-    """The analysed checkpoints of a finished run, fewest images first: `(budget name, checkpoint folder)`."""
-    wanted = [f"step_{s}" for s in settings.budget_steps] + [f"epoch_{e - 1}" for e in settings.budget_epochs]
+def budget_names(settings: StudySettings, epochs: int | None = None) -> list[str]:
+    """The checkpoints analysed, fewest images first (those of the first `epochs` epochs; default all)."""
+    epochs = settings.num_train_epochs if epochs is None else epochs
+    return [f"step_{s}" for s in settings.budget_steps] + [
+        f"epoch_{e - 1}" for e in settings.budget_epochs if e <= epochs
+    ]
+
+
+def budget_checkpoints(path: Path, settings: StudySettings, partial: bool = False) -> list[tuple[str, Path]]:
+    """The analysed checkpoints of a run, fewest images first: `(budget name, checkpoint folder)`. A finished run
+    must have them all; with `partial` (a run stopped part-way), those it has so far."""
     found = {p.name: p for _, p in find_checkpoints(path)}
-    missing = [w for w in wanted if w not in found]
+    if partial:
+        return [(name, found[name]) for name in budget_names(settings) if name in found]
+    missing = [w for w in budget_names(settings) if w not in found]
     if missing:
         raise ConfigurationError(f"{path} lacks the budget checkpoints {missing}; retrain it (delete the folder).")
-    return [(name, found[name]) for name in wanted]
+    return [(name, found[name]) for name in budget_names(settings)]

@@ -16,8 +16,8 @@ from ..analysis import weights as wts
 from ..evaluation import Corruption, evaluate_images, own_corruption
 from ..report import model_fingerprint
 from ..scorecard import features
-from ..training import build_model, checkpoint_model, images_seen
-from .grid import StudySettings, budget_checkpoints, run_dir
+from ..training import ConfigurationError, build_model, checkpoint_model, images_seen, trainer_state
+from .grid import StudySettings, budget_checkpoints, finished, run_dir
 
 logger = logging.getLogger(__name__)
 
@@ -96,61 +96,92 @@ def raw_pixel_baseline(data: dict, settings: StudySettings) -> dict[str, float]:
     }
 
 
-def analyse_run(settings: StudySettings, cell: str, seed: int, out: Path, data: dict, path: Path) -> dict:
+def analyse_run(
+    settings: StudySettings, cell: str, seed: int, out: Path, data: dict, path: Path, previous: dict | None = None
+) -> dict:
     """
-    Analyse every budget checkpoint of a finished run and write the analysis to `path` (a temporary name first).
+    Analyse every budget checkpoint of a run — all of them for a finished run, those it has so far for a run
+    stopped part-way — and write the analysis to `path` (a temporary name first). Budgets already in `previous`
+    (the run's earlier analysis, same settings) are reused.
 
     Returns:
-        `load_analysis(path)`.
+        `load_analysis(path)`; its `meta["complete"]` says whether the run was finished.
     """
     folder = run_dir(out, cell, seed)
+    complete = finished(folder)
+    checkpoints = budget_checkpoints(folder, settings, partial=not complete)
+    if not checkpoints:
+        raise ConfigurationError(f"{folder} has no budget checkpoint yet; train it further.")
     config = settings.training_config(cell, seed)
     init_model = build_model(config, data["x"].shape[-1], data["x"].shape[1]).eval()
+    done = {b["name"]: b for b in previous["meta"]["budgets"]} if previous else {}
     arrays, budgets = {}, []
-    for name, checkpoint in budget_checkpoints(folder, settings):
-        t = time.perf_counter()
-        model = checkpoint_model(folder, checkpoint)
-        result = analyse_model(model, init_model, data, settings)
-        seconds = time.perf_counter() - t
-        budgets.append(
-            {
-                "name": name,
-                "images_seen": images_seen(checkpoint),
-                "analysis_s": round(seconds, 1),
-                "fingerprint": model_fingerprint(model),
-            }
-        )
+    for name, checkpoint in checkpoints:
+        if name in done and done[name]["images_seen"] == images_seen(checkpoint):
+            budgets.append(done[name])
+            result = previous["budgets"][name]
+        else:
+            t = time.perf_counter()
+            model = checkpoint_model(folder, checkpoint, model=None if complete else init_model)
+            result = analyse_model(model, init_model, data, settings)
+            seconds = time.perf_counter() - t
+            budgets.append(
+                {
+                    "name": name,
+                    "images_seen": images_seen(checkpoint),
+                    "analysis_s": round(seconds, 1),
+                    "fingerprint": model_fingerprint(model),
+                }
+            )
+            logger.info(
+                "  %s seed %d, %s (%d images seen): analysed in %.0f s",
+                cell,
+                seed,
+                name,
+                budgets[-1]["images_seen"],
+                seconds,
+            )
         arrays |= {f"{name}/per_image/{k}": v.astype(np.float32) for k, v in result["per_image"].items()}
         arrays |= {f"{name}/scalar/{k}": np.float64(v) for k, v in result["scalars"].items()}
         arrays[f"{name}/coordinates"] = result["coordinates"].astype(np.float32)
-        if checkpoint.name.startswith("epoch") and name == f"epoch_{settings.num_train_epochs - 1}":
+        if name == f"epoch_{settings.num_train_epochs - 1}":
             arrays |= {f"{name}/example/{k}": v for k, v in result["examples"].items()}
-        logger.info(
-            "  %s seed %d, %s (%d images seen): analysed in %.0f s",
-            cell,
-            seed,
-            name,
-            budgets[-1]["images_seen"],
-            seconds,
-        )
-    train = json.loads((folder / "train_results.json").read_text())
     meta = {
         "version": ANALYSIS_VERSION,
         "settings": settings.key(),
         "cell": cell,
         "seed": seed,
+        "complete": complete,
         "budgets": budgets,
-        "train_runtime_s": train["train_runtime"],
-        "train_samples_per_second": train["train_samples_per_second"],
-        "hardware": train.get("hardware"),
-        "num_parameters": train.get("num_parameters"),
-        "final_train_loss": train.get("final_train_loss"),
-    }
+    } | _training_facts(folder, checkpoints[-1][1], complete)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
     os.replace(tmp, path)
     return load_analysis(path)
+
+
+def _training_facts(folder: Path, last_checkpoint: Path, complete: bool) -> dict:
+    """Training time and speed of a run: its train_results.json when finished, else its last checkpoint's state."""
+    if complete:
+        train = json.loads((folder / "train_results.json").read_text())
+        return {
+            "epochs_trained": train["epochs"],
+            "train_runtime_s": train["train_runtime"],
+            "train_samples_per_second": train["train_samples_per_second"],
+            "hardware": train.get("hardware"),
+            "num_parameters": train.get("num_parameters"),
+            "final_train_loss": train.get("final_train_loss"),
+        }
+    state = trainer_state(last_checkpoint)
+    return {
+        "epochs_trained": state["epoch"],
+        "train_runtime_s": state["train_runtime"],
+        "train_samples_per_second": state["train_samples"] / max(state["train_runtime"], 1e-9),
+        "hardware": None,
+        "num_parameters": None,
+        "final_train_loss": state["log_history"][-1]["train_loss"] if state["log_history"] else None,
+    }
 
 
 def load_analysis(path: Path, settings: StudySettings | None = None) -> dict | None:

@@ -143,13 +143,15 @@ def study_markdown(study: dict) -> str:
         "",
         "## Runs and their cost",
         "",
-        "| cell | seed | training s | images/s | analysis s (all budgets) | hardware |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| cell | seed | epochs trained | training s | images/s | analysis s (its budgets) | hardware |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in study["runs"]:
+        epochs = r.get("epochs_trained", s["num_train_epochs"])
+        trained = f"{epochs} of {s['num_train_epochs']}" + ("" if r.get("complete", True) else " (resumable)")
         lines.append(
-            f"| {r['cell']} | {r['seed']} | {r['train_runtime_s']:.0f} | {r['train_samples_per_second']:.0f} "
-            f"| {r['analysis_s']:.0f} | {r['hardware']} |"
+            f"| {r['cell']} | {r['seed']} | {trained} | {r['train_runtime_s']:.0f} "
+            f"| {r['train_samples_per_second']:.0f} | {r['analysis_s']:.0f} | {r['hardware'] or '—'} |"
         )
     w = study["wall_time_s"]
     lines += [

@@ -11,7 +11,7 @@ Evaluation (`evaluate`) is `mae_hf.evaluation`'s, re-exported here because the l
 """
 
 from ..evaluation import evaluate, evaluate_per_sample
-from .checkpointing import check_checkpoint, checkpoint_model, find_checkpoints, images_seen
+from .checkpointing import check_checkpoint, checkpoint_model, find_checkpoints, images_seen, trainer_state
 from .config import MODELS, ConfigOverrides, ConfigurationError, NonFiniteLossError, RunArgs, TrainingConfig
 from .data import ImageTensorDataset, collate_batch, evaluation_dataloader
 from .loop import batch_mask_ratio, training_function
@@ -33,6 +33,7 @@ __all__ = [
     "check_checkpoint",
     "checkpoint_model",
     "images_seen",
+    "trainer_state",
     "find_checkpoints",
     "training_function",
     "evaluate",

@@ -8,6 +8,7 @@ silently skip the RNG state: `resolve_resume` names the file and falls back to t
 for `latest`, or refuses an explicitly named one.
 """
 
+import copy
 import json
 import logging
 import os
@@ -164,31 +165,43 @@ def prepare_output_dir(args: RunArgs, output_dir: Path, resuming: bool, is_main:
                 shutil.rmtree(path)
 
 
-def checkpoint_model(run_dir: str | os.PathLike, checkpoint: str | os.PathLike):
+def checkpoint_model(run_dir: str | os.PathLike, checkpoint: str | os.PathLike, model=None):
     """
-    The model of a finished run (`run_dir`'s config.json) with the weights of one of its checkpoints, in eval mode:
-    for learning curves and training budgets.
+    The model of a run with the weights of one of its checkpoints, in eval mode: for learning curves and training
+    budgets. The architecture is the finished run's (`run_dir`'s config.json), or `model`'s (e.g. `build_model` of
+    the run's config) for a run that is still going and has written only checkpoints.
 
     Raises:
-        ConfigurationError: the run is not finished (no config.json) or the checkpoint is damaged.
+        ConfigurationError: the run is not finished (no config.json) and no `model` is given, or the checkpoint is
+            damaged.
     """
     from safetensors.torch import load_file
 
     from ..loading import load_dae, load_mae
 
     run_dir, checkpoint = Path(run_dir), Path(checkpoint)
-    try:
-        kind = json.loads((run_dir / "config.json").read_text())["model_type"]
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigurationError(f"{run_dir} holds no finished model (config.json); finish or resume the run.") from err
+    if model is None:
+        try:
+            kind = json.loads((run_dir / "config.json").read_text())["model_type"]
+        except (OSError, ValueError, KeyError) as err:
+            raise ConfigurationError(
+                f"{run_dir} holds no finished model (config.json); finish or resume the run."
+            ) from err
+        model = (load_mae if kind == "vit_mae" else load_dae)(str(run_dir))
+    else:
+        model = copy.deepcopy(model)
     problem = check_checkpoint(checkpoint)
     if problem:
         raise ConfigurationError(f"Checkpoint {checkpoint} cannot be used: {problem}.")
-    model = (load_mae if kind == "vit_mae" else load_dae)(str(run_dir))
     model.load_state_dict(load_file(checkpoint / "model.safetensors"))
     return model.eval()
 
 
+def trainer_state(checkpoint: str | os.PathLike) -> dict:
+    """A checkpoint's trainer state: steps, epoch, images seen (`train_samples`), `train_runtime`, `log_history`."""
+    return json.loads((Path(checkpoint) / TRAINER_STATE).read_text())
+
+
 def images_seen(checkpoint: str | os.PathLike) -> int:
     """How many training images a checkpoint's weights have seen (its trainer state's `train_samples`)."""
-    return int(json.loads((Path(checkpoint) / TRAINER_STATE).read_text())["train_samples"])
+    return int(trainer_state(checkpoint)["train_samples"])

@@ -310,6 +310,14 @@ class RunArgs:
             "optimizer, scheduler, RNG states and the position inside the epoch. Use the same other arguments."
         ),
     )
+    stop_after_epochs: int | None = field(
+        default=None,
+        metadata=_help(
+            "Stop after this many epochs of the run's schedule (the learning rate follows --num_train_epochs), its "
+            "epoch checkpoint saved and no final folder written; the same command with --resume_from_checkpoint "
+            "latest goes on. For a long run spread over several sessions."
+        ),
+    )
     with_tracking: bool = field(
         default=False, metadata=_help("Log losses, learning rate and test metrics through accelerate's trackers.")
     )
@@ -378,6 +386,8 @@ class RunArgs:
             raise ConfigurationError(f"--checkpoints_total_limit must be >= 0, got {self.checkpoints_total_limit}.")
         if self.checkpoints_total_limit == 0:
             self.checkpoints_total_limit = None
+        if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
+            raise ConfigurationError(f"--stop_after_epochs must be >= 1, got {self.stop_after_epochs}.")
         if self.logging_steps < 1:
             raise ConfigurationError(f"--logging_steps must be >= 1, got {self.logging_steps}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):

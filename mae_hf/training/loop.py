@@ -88,7 +88,8 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
         data: an already loaded `load_image_dataset` result; loaded from `config.dataset` when `None`.
 
     Returns:
-        `{"eval": final test metrics, "train": train_results}`.
+        `{"eval": final test metrics, "train": train_results}`; with `args.stop_after_epochs` short of the run,
+        `{"eval": None, "train": None, "stopped_after_epochs": N}` (nothing but checkpoints written).
     """
     config.validate()
     args.validate()
@@ -117,6 +118,15 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
         )
     _restore(run, checkpoint)
     eval_metrics = _train(run, config, args, output_dir)
+    if eval_metrics is None:
+        accelerator.print(
+            f"Stopped after epoch {run.state['epoch']} of {run.num_train_epochs} (--stop_after_epochs); the same "
+            f"command with --resume_from_checkpoint latest goes on from {output_dir}/epoch_{run.state['epoch'] - 1}."
+        )
+        if args.with_tracking:
+            accelerator.end_training()
+        accelerator.wait_for_everyone()
+        return {"eval": None, "train": None, "stopped_after_epochs": run.state["epoch"]}
     train_results = _train_results(run, config, hyperparameters["command"])
     if args.with_tracking:
         accelerator.end_training()
@@ -238,8 +248,9 @@ def _restore(run: _Run, checkpoint: Path | None) -> None:
 # Training
 
 
-def _train(run: _Run, config: TrainingConfig, args: RunArgs, output_dir: Path) -> dict:
-    """Every remaining epoch (evaluated and checkpointed at its end); returns the final test metrics."""
+def _train(run: _Run, config: TrainingConfig, args: RunArgs, output_dir: Path) -> dict | None:
+    """Every remaining epoch (evaluated and checkpointed at its end); returns the final test metrics, or None when
+    the run stopped at `--stop_after_epochs` with epochs left."""
     acc, state = run.accelerator, run.state
     total_batch = config.per_device_train_batch_size * acc.num_processes * config.gradient_accumulation_steps
     acc.print(
@@ -248,14 +259,17 @@ def _train(run: _Run, config: TrainingConfig, args: RunArgs, output_dir: Path) -
         f"optimisation steps = {run.max_train_steps}, total batch size = {total_batch} "
         f"({acc.num_processes} process(es) on {acc.device})"
     )
+    stop = args.stop_after_epochs if args.stop_after_epochs and args.stop_after_epochs < run.num_train_epochs else None
     progress = tqdm(range(run.max_train_steps), initial=state["completed_steps"], disable=not acc.is_local_main_process)
     eval_metrics, starting_epoch = None, state["epoch"]
     for epoch in range(starting_epoch, run.num_train_epochs):
-        if state["completed_steps"] >= run.max_train_steps:
+        if state["completed_steps"] >= run.max_train_steps or (stop is not None and epoch >= stop):
             break
         epoch_done = _train_epoch(run, config, args, output_dir, epoch, progress, resuming=epoch == starting_epoch)
         eval_metrics = _end_of_epoch(run, config, args, output_dir, epoch, progress, epoch_done)
     progress.close()
+    if stop is not None and state["epoch"] >= stop and state["completed_steps"] < run.max_train_steps:
+        return None
     if eval_metrics is None:  # resumed from the last checkpoint: nothing left to train
         eval_metrics = evaluate(run.model, run.eval_loader, acc, seed=config.eval_seed)
     return eval_metrics
