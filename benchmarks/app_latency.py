@@ -8,7 +8,7 @@ Starts `python app.py` as a real server on localhost, then N clients (default 4)
 - round trip: what the client waits, including gradio_client's upload, queue join and event stream (output files
   are not downloaded). On a quiet 2-core machine gradio's own queue round trip for a no-op is already ~30–60 ms.
 
-Targets (issue 6): server-side p50 ≤ 50 ms, p95 ≤ 150 ms with 4 concurrent clients. Timing starts after the
+Targets: server-side p50 ≤ 50 ms, p95 ≤ 150 ms with 4 concurrent clients. Timing starts after the
 warm-up requests and once the app's background dataset analysis is ready (a few seconds from its cache), unless
 `--during-analysis`.
 

@@ -225,7 +225,8 @@ SPACE_SOURCES = (
     "docs/study/study.json",
 )
 SPACE_LFS = ("*.png", "*.jpg", "*.safetensors", "*.bin", "*.gz", "*.npz", "*.pt")
-SPACE_SKIP = ("__pycache__", ".pyc", ".DS_Store")
+# .pyi: the stubs gradio writes next to modules that subclass its components (the Space writes its own)
+SPACE_SKIP = ("__pycache__", ".pyc", ".pyi", ".DS_Store")
 
 
 def space_files(root: str | os.PathLike) -> dict[str, Path]:
