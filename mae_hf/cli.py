@@ -80,7 +80,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import DEFAULT_CACHE_DIR, ReportSettings, make_report
 
     settings = ReportSettings(
-        n=args.n, n_train=args.n_train, seed=args.seed, mask_ratio=args.mask_ratio, noise_factor=args.noise_factor
+        n=args.n,
+        n_train=args.n_train,
+        seed=args.seed,
+        mask_ratio=args.mask_ratio,
+        noise_factor=args.noise_factor,
+        scorecard_n=args.scorecard_n,
     )
     try:
         make_report(
@@ -216,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--split", default="test", help="split analysed (default: test)")
     p_rep.add_argument("--n", type=int, default=1000, help="images analysed, the first n of the split")
     p_rep.add_argument("--n_train", type=int, default=2000, help="train images the kNN and linear probe are fit on")
+    p_rep.add_argument(
+        "--scorecard_n",
+        type=int,
+        default=None,
+        help="images the scorecard scores, the first N of the split (default: --n; 10000: MNIST's whole test set)",
+    )
     p_rep.add_argument("--out", default="report", help="output folder")
     p_rep.add_argument("--seed", type=int, default=0, help="seed of masks, noise and t-SNE")
     p_rep.add_argument("--mask_ratio", type=float, default=None, help="MAE masking (default: the MAE's config)")

@@ -11,15 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from huggingface_hub import ModelCard
 from transformers import AutoModel, ViTMAEForPreTraining
 
-from mae_hf import dataset_to_tensors, extract_mae_latents
-from mae_hf.analysis.clustering import knn_accuracy, linear_probe_accuracy
+from mae_hf import dataset_to_tensors
 from mae_hf.cards import card_code_blocks
+from mae_hf.scorecard import classifier_scores, mask_ratio_sweep
 from mae_hf.training import evaluate, evaluation_dataloader
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +60,7 @@ def test_card_metrics_match_the_shipped_weights(kind, mnist):
     ).eval()
     eval_seed = json.loads((folder / "training_args.json").read_text()).get("eval_seed", 0)
     measured = evaluate(model, evaluation_dataloader(mnist["test"], model), seed=eval_seed)
-    assert measured["num_samples"] == len(mnist["test"]) == 1000
+    assert measured["num_samples"] == len(mnist["test"]) == 10000  # the official test set, all of it
     for key, value in stated.items():
         assert measured[key] == pytest.approx(value, rel=1e-4, abs=1e-5), (key, measured[key], value)
 
@@ -79,30 +77,49 @@ def test_card_snippet_runs_without_mae_hf(kind, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+# The study's own trained models on the official test set (docs/RESULTS.md): 5-NN and probe fit on the 4,000
+# embedded training digits, masked-region PSNR at 0.75 and PSNR from noise 0.5 averaged over the test digits.
+STUDY = {
+    "mae": {"knn": 0.924, "probe": 0.950, "psnr_masked": 15.8},
+    "dae": {"knn": 0.906, "probe": 0.910, "psnr": 15.96},
+}
+
+
 @pytest.mark.slow
-def test_mae_features_beat_raw_pixels_and_inpainting_beats_the_mean(mnist):
-    """Issue 5's quality bar, on the test split: linear probe above pixels; masked PSNR clearly above the mean."""
+@pytest.mark.parametrize("kind", ["dae", "mae"])
+def test_the_bundled_models_beat_the_studys_own_on_the_official_test_set(kind, mnist):
+    """Issue 14's floor: on all 10,000 official test digits, each shipped model beats the study's trained model of
+    its kind on 5-NN, linear probe and its reconstruction PSNR (the card's, which the test above recomputes); the MAE's
+    probe also beats the raw pixels'."""
+    model = (
+        AutoModel.from_pretrained(FOLDERS[kind])
+        if kind == "dae"
+        else ViTMAEForPreTraining.from_pretrained(FOLDERS[kind])
+    ).eval()
+    train, test = dataset_to_tensors(mnist["train"]), dataset_to_tensors(mnist["test"])
+    assert len(test[0]) == 10000
+    scores = classifier_scores(model, train, test) | _card_metrics(FOLDERS[kind])
+    for key, floor in STUDY[kind].items():
+        assert scores[key] > floor, (key, scores[key], floor)
+    if kind == "mae":
+        assert scores["probe"] > classifier_scores(None, train, test)["probe"]
+
+
+@pytest.mark.slow
+def test_the_mae_beats_both_baselines_by_3_db_at_every_ratio_the_app_offers(mnist):
+    """At every mask ratio the app's slider offers (in steps of 0.1 and its two ends), the MAE's masked-region PSNR,
+    pooled over the first 1,000 test digits, is at least 3 dB above predicting black and above predicting the
+    training digits' mean image."""
+    from mae_hf.app.tabs import MASK_RATIO_RANGE
+
     model = ViTMAEForPreTraining.from_pretrained(FOLDERS["mae"]).eval()
-    train_x, train_y = dataset_to_tensors(mnist["train"])
-    test_x, test_y = dataset_to_tensors(mnist["test"])
-
-    def features(x):
-        tokens = torch.cat([extract_mae_latents(model, x[i : i + 500]) for i in range(0, len(x), 500)])
-        return tokens[:, 1:].mean(1).numpy()  # mean-pooled patch tokens, masking off
-
-    probe = linear_probe_accuracy(features(train_x), train_y.numpy(), features(test_x), test_y.numpy(), max_iter=1000)
-    pixels = linear_probe_accuracy(
-        train_x.flatten(1).numpy(), train_y.numpy(), test_x.flatten(1).numpy(), test_y.numpy(), max_iter=1000
-    )
-    assert probe > pixels, (probe, pixels)
-    assert 0.0 < knn_accuracy(features(train_x), train_y.numpy(), features(test_x), test_y.numpy()) <= 1.0
-
-    # predict-the-mean baseline: every masked pixel gets the training set's mean image there
-    stated = _card_metrics(FOLDERS["mae"])
-    mean_image = train_x.mean(0, keepdim=True)
-    mse = float(((test_x - mean_image) ** 2).mean())
-    baseline_psnr = 10 * np.log10(1.0 / mse)
-    assert stated["psnr_masked"] > baseline_psnr + 1.0, (stated["psnr_masked"], baseline_psnr)
+    train_x, _ = dataset_to_tensors(mnist["train"])
+    test_x, _ = dataset_to_tensors(mnist["test"], n=1000)
+    low, high = MASK_RATIO_RANGE
+    ratios = sorted({low, high, *[r / 10 for r in range(1, 10) if low <= r / 10 <= high]})
+    rows = mask_ratio_sweep(model, test_x, train_x.mean(0, keepdim=True), ratios)
+    short = [(r["mask_ratio"], round(r["margin"], 2)) for r in rows if r["margin"] < 3.0]
+    assert not short, f"margin over the better baseline below 3 dB at {short}"
 
 
 @pytest.mark.slow

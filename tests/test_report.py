@@ -188,11 +188,13 @@ def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
         "mnist",
         "test",
         out,
-        ReportSettings(n=40, n_train=100, n_attention=8, n_show=4),
+        ReportSettings(n=40, n_train=100, n_attention=8, n_show=4, scorecard_n=120),
         cache_dir=None,
         progress=False,
     )
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["n"] == 40 and metrics["scorecard"]["n_test"] == 120  # figures on 40, scores on 120
+    assert "On the first 120 test digits" in (out / "report.md").read_text()
     sweep = metrics["scorecard"]["mae"]["sweep"]
     assert [r["mask_ratio"] for r in sweep][:2] == [0.1, 0.2] and all("margin" in r for r in sweep)
     assert set(metrics["scorecard"]["raw_pixels"]["classifiers"]["train"]) == {"knn", "probe"}

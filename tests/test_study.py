@@ -126,3 +126,14 @@ def test_bad_study_settings_name_the_flag(tmp_path, caplog):
     assert "--seeds must be >= 1" in caplog.text
     with pytest.raises(Exception, match="budget_epochs"):
         StudySettings(budget_epochs=[1, 4]).validate()
+
+
+def test_the_about_tab_shows_the_verdicts_per_budget_or_says_why_not(quick_study, tmp_path):
+    from mae_hf.app.views import study_grid_markdown
+
+    _, results = quick_study
+    text = study_grid_markdown(results / "study.json")
+    assert "| claim | 128 | 256 | 512 |" in text and "**H1**" in text
+    assert "No study results yet" in study_grid_markdown(tmp_path / "missing.json")
+    (tmp_path / "old.json").write_text(json.dumps({"cells": {}, "verdicts": {}}))
+    assert "earlier version of the study" in study_grid_markdown(tmp_path / "old.json")

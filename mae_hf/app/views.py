@@ -182,10 +182,16 @@ def study_grid_markdown(path: Path) -> str:
     head = "### Beyond the study: architecture × corruption, at every training budget\n\n"
     try:
         study = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return head + "*No study results yet: `make study` writes them.*"
+    try:
         cells, budgets = study["cells"], study["budgets"]
         final = budgets[-1]
-    except (OSError, ValueError, KeyError, IndexError) as err:
-        return head + f"*No study results yet ({type(err).__name__}); `make study` writes them.*"
+    except (KeyError, IndexError, TypeError):
+        return head + (
+            "*The study results here come from an earlier version of the study, without training budgets (4,000 "
+            "digits; `docs/STUDY.md` says what they found); `make study` replaces them.*"
+        )
 
     def ci(e, d):
         return f"{e['estimate']:.{d}f} [{e['ci_low']:.{d}f}, {e['ci_high']:.{d}f}]"

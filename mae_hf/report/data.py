@@ -18,6 +18,7 @@ def load_report_data(
     mae=None,
     cache: "AnalysisCache | None" = None,
     full_train: str | None = None,
+    n_score: int | None = None,
 ) -> dict:
     """
     The analysed images (first `n` of `split`) and the images the classifiers are fit on (first `n_train` of
@@ -28,10 +29,13 @@ def load_report_data(
         cache: caches the decoded tensors, keyed by the source (and local files' sizes and mtimes), split and sizes.
         full_train: another source whose whole train split is also returned (`full_train_x`, `full_train_y`), to fit
             the scorecard's classifiers on all of it too (e.g. MNIST's 60,000 training digits).
+        n_score: when larger than `n`, the first `n_score` images of `split` are also returned (`score_x`,
+            `score_y`) for the scorecard (e.g. all 10,000 official test digits while the figures analyse fewer);
+            with `split="train"` the classifiers' rows come after them.
 
     Returns:
         `{"x": (n, C, H, W), "y": (n,), "train_x", "train_y", "class_names": list[str]}` (+ `full_train_x`,
-        `full_train_y`).
+        `full_train_y`, `score_x`, `score_y`).
 
     Raises:
         ValueError: unknown split, `n` larger than the split, images of another size than the models take.
@@ -47,9 +51,11 @@ def load_report_data(
             "trained on the same image size."
         )
     cache = cache or AnalysisCache(None)
-    key = [source_fingerprint(dataset), split, n, n_train]
-    loaded = cache.arrays("data", key, lambda: _decode_report_data(dataset, split, n, n_train))
-    x, y = torch.from_numpy(loaded["x"]), torch.from_numpy(loaded["y"])
+    n_all = max(n, n_score or 0)
+    key = [source_fingerprint(dataset), split, n_all, n_train]
+    loaded = cache.arrays("data", key, lambda: _decode_report_data(dataset, split, n_all, n_train))
+    x_all, y_all = torch.from_numpy(loaded["x"]), torch.from_numpy(loaded["y"])
+    x, y = x_all[:n], y_all[:n]
     c, s = (models[0].config.num_channels, models[0].config.image_size) if models else tuple(x.shape[1:3])
     if tuple(x.shape[1:]) != (c, s, s):
         raise ValueError(
@@ -63,6 +69,8 @@ def load_report_data(
         "train_y": torch.from_numpy(loaded["train_y"]),
         "class_names": [str(c) for c in loaded["class_names"]],
     }
+    if n_all > n:
+        out["score_x"], out["score_y"] = x_all, y_all
     if full_train is not None:
         full = cache.arrays("data-full-train", [source_fingerprint(full_train)], lambda: _decode_train(full_train))
         out["full_train_x"], out["full_train_y"] = torch.from_numpy(full["x"]), torch.from_numpy(full["y"])
@@ -76,7 +84,7 @@ def _decode_report_data(dataset: str, split: str, n: int, n_train: int) -> dict[
     ds, train = data[split], data["train"]
     if not 1 <= n <= len(ds):
         raise ValueError(
-            f"--n {n} is larger than the {split!r} split of {dataset!r} ({len(ds)} images); use --n {len(ds)} or less."
+            f"--n {n} is larger than the {split!r} split of {dataset!r} ({len(ds)} images); use {len(ds)} or less."
         )
     offset = n if split == "train" else 0
     n_train = min(n_train, len(train) - offset)

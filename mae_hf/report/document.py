@@ -286,7 +286,7 @@ def _scorecard_section(d: Document, metrics: dict) -> None:
     d.h(2, "5. Scorecard")
     sets = ", ".join(f"{v:,} digits (`{k}`)" for k, v in sc["train_sets"].items())
     d.p(
-        f"On the first {s['n']} test digits; the 5-NN and the linear probe (standardised features, logistic "
+        f"On the first {sc.get('n_test', s['n']):,} test digits; the 5-NN and the linear probe (standardised features, logistic "
         f"regression) are fit on {sets}. Features with masking off, in spatial order."
     )
     rows = []

@@ -60,7 +60,8 @@ class ReportSettings:
         eps_abs / eps_rel: near-zero thresholds (absolute, and × each layer's std).
         knn_k: neighbours of the kNN classifier. ink_threshold: a patch "has ink" if its mean pixel exceeds it.
         scorecard: also compute `mae_hf.scorecard` (classifiers on every training set the data hold, the mask-ratio
-            sweep against the black and mean-image baselines).
+            sweep against the black and mean-image baselines). scorecard_n: test images the scorecard scores, the
+            first `scorecard_n` of the split (default: the `n` analysed; e.g. 10000 for MNIST's whole test set).
     """
 
     n: int = 1000
@@ -77,6 +78,7 @@ class ReportSettings:
     knn_k: int = 5
     ink_threshold: float = 0.1
     scorecard: bool = True
+    scorecard_n: int | None = None
 
 
 @dataclass
@@ -409,11 +411,13 @@ def run_analysis(
         if "full_train_x" in data:
             trains["full_train"] = (data["full_train_x"], data["full_train_y"])
         mean_image = data["train_x"].mean(0, keepdim=True)
+        test = (data["score_x"], data["score_y"]) if "score_x" in data else (x, y)
         metrics["scorecard"] = {
             "train_sets": {k: int(len(v[0])) for k, v in trains.items()},
-            "mae": scorecard(mae, (x, y), trains, mean_image, SWEEP_RATIOS, settings.seed),
-            "dae": scorecard(dae, (x, y), trains, mean_image, seed=settings.seed),
-            "raw_pixels": {"classifiers": {k: classifier_scores(None, v, (x, y)) for k, v in trains.items()}},
+            "n_test": int(len(test[0])),
+            "mae": scorecard(mae, test, trains, mean_image, SWEEP_RATIOS, settings.seed),
+            "dae": scorecard(dae, test, trains, mean_image, seed=settings.seed),
+            "raw_pixels": {"classifiers": {k: classifier_scores(None, v, test) for k, v in trains.items()}},
         }
     timings["scorecard"] = time.perf_counter() - t
 

@@ -183,7 +183,9 @@ def make_report(
     t = time.perf_counter()
     dae_model, mae_model = load_dae(dae), load_mae(mae)
     cache = AnalysisCache(cache_dir)
-    data = load_report_data(dataset, split, settings.n, settings.n_train, dae_model, mae_model, cache, full_train)
+    data = load_report_data(
+        dataset, split, settings.n, settings.n_train, dae_model, mae_model, cache, full_train, settings.scorecard_n
+    )
     load_s = time.perf_counter() - t
     with tqdm(total=len(STAGES), desc="analysis", disable=not progress) as bar:
 
