@@ -35,7 +35,8 @@ def test_shipped_folders_are_complete_and_small():
         total += sum(
             p.stat().st_size
             for p in folder.rglob("*")
-            if p.is_file() and ".git" not in p.parts and not p.name.startswith(("step_", "epoch_"))
+            if p.is_file()
+            and not any(part.startswith(("step_", "epoch_", "runs", ".git")) for part in p.relative_to(folder).parts)
         )
         tracked = subprocess.run(["git", "ls-files", str(folder)], cwd=REPO, capture_output=True, text=True).stdout
         assert "step_" not in tracked and "epoch_" not in tracked and "runs/" not in tracked

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # The mask ratios the slider offers: where the shipped MAE beats predicting the mean image by 3 dB (docs/RESULTS.md).
-MASK_RATIO_RANGE = (0.1, 0.9)
+MASK_RATIO_RANGE = (0.1, 0.8)  # the MAE beats both baselines by >= 3 dB here (docs/RESULTS.md)
 RECONSTRUCTION_HEADERS = [
     "Output",
     "Corrupted input PSNR (dB)",
@@ -138,8 +138,8 @@ def reconstruct_tab(lab: Handlers, examples: list[Path]) -> DigitControls:
                 value=0.75,
                 step=0.05,
                 label="MAE mask ratio",
-                info=f"Share of the 4×4 patches hidden from the MAE ({low:g} to {high:g}: the "
-                "ratios it was trained to fill in).",
+                info=f"Share of the 4×4 patches hidden from the MAE ({low:g} to {high:g}: where it fills the "
+                "holes clearly better than guessing the average digit; it was trained at 0.75).",
             )
             noise_factor = gr.Slider(
                 0.0,

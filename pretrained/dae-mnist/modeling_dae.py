@@ -15,8 +15,6 @@ from .configuration_dae import DAEConfig
 
 
 @dataclass
-
-
 class DAEOutput(ModelOutput):
     """
     Output of [`DAEModel`].
@@ -49,7 +47,9 @@ def gaussian_corrupt(
             pixel_values.shape, generator=generator, device=pixel_values.device, dtype=pixel_values.dtype
         )
     elif noise.shape != pixel_values.shape:
-        raise ValueError(f"`noise` must have the shape of `pixel_values` {tuple(pixel_values.shape)}, got {tuple(noise.shape)}.")
+        raise ValueError(
+            f"`noise` must have the shape of `pixel_values` {tuple(pixel_values.shape)}, got {tuple(noise.shape)}."
+        )
     return (pixel_values + noise_factor * noise.to(pixel_values)).clamp(0.0, 1.0)
 
 
@@ -203,7 +203,9 @@ class DAEModel(DAEPreTrainedModel):
         """Latent (B, C_latent, H_latent, W_latent) → reconstruction (B, C, H, W) in [0, 1]."""
         expected = (self.config.hidden_channels[-1], self.sizes[-1], self.sizes[-1])
         if latent.ndim != 4 or tuple(latent.shape[1:]) != expected:
-            raise ValueError(f"`latent` must have shape (B, {', '.join(map(str, expected))}), got {tuple(latent.shape)}.")
+            raise ValueError(
+                f"`latent` must have shape (B, {', '.join(map(str, expected))}), got {tuple(latent.shape)}."
+            )
         h = latent
         for deconv in self.decoder:
             h = F.relu(deconv(h))  # (B, C_i, 2H or 2H+1, ...): 3→7→14→28, 4→8→16→32
@@ -211,7 +213,9 @@ class DAEModel(DAEPreTrainedModel):
 
     def _check_input(self, pixel_values: torch.Tensor) -> None:
         if not isinstance(pixel_values, torch.Tensor):
-            raise TypeError(f"`pixel_values` must be a torch.Tensor of shape (B, C, H, W), got {type(pixel_values).__name__}.")
+            raise TypeError(
+                f"`pixel_values` must be a torch.Tensor of shape (B, C, H, W), got {type(pixel_values).__name__}."
+            )
         c, s = self.config.num_channels, self.config.image_size
         if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (c, s, s):
             raise ValueError(
@@ -267,7 +271,10 @@ class DAEModel(DAEPreTrainedModel):
         latent = self.encode(corrupted)
         reconstruction = self.decode(latent)
 
-        if self.config.loss == "bce":
+        if self.config.loss == "bce" and not torch.isfinite(reconstruction).all():
+            # diverged weights: a NaN loss the caller can detect (binary_cross_entropy would raise instead)
+            per_pixel = torch.full_like(reconstruction, float("nan"))
+        elif self.config.loss == "bce":
             per_pixel = F.binary_cross_entropy(reconstruction, pixel_values, reduction="none")
         else:
             per_pixel = (reconstruction - pixel_values) ** 2
@@ -279,6 +286,17 @@ class DAEModel(DAEPreTrainedModel):
 
         if not return_dict:
             return tuple(v for v in (loss, reconstruction, latent, corrupted, pixel_mask) if v is not None)
-        return DAEOutput(loss=loss, reconstruction=reconstruction, latent=latent, corrupted=corrupted,
-                         pixel_mask=pixel_mask)
+        return DAEOutput(
+            loss=loss, reconstruction=reconstruction, latent=latent, corrupted=corrupted, pixel_mask=pixel_mask
+        )
 
+
+if __name__ == "mae_hf.modeling_dae":  # the package's copy, not the one save_pretrained exports for trust_remote_code
+    from transformers import AutoConfig, AutoModel
+
+    AutoConfig.register(DAEConfig.model_type, DAEConfig, exist_ok=True)
+    AutoModel.register(DAEConfig, DAEModel, exist_ok=True)
+    # save_pretrained exports configuration_dae.py + modeling_dae.py and an `auto_map`, so a saved folder loads with
+    # AutoModel.from_pretrained(..., trust_remote_code=True) without this package.
+    DAEConfig.register_for_auto_class()
+    DAEModel.register_for_auto_class("AutoModel")
