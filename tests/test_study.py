@@ -3,6 +3,7 @@ skip runs whose committed analysis is all that is left (mae_hf/study/)."""
 
 import json
 import logging
+import re
 import shutil
 
 import pytest
@@ -89,7 +90,10 @@ def test_later_seeds_can_stop_early_and_go_on_later(tmp_path, caplog):
     the budget it lacked."""
     out, results = tmp_path / "runs", tmp_path / "results"
     argv = ["study", "--quick", "--seeds", "2", "--out", str(out), "--results", str(results)]
-    assert cli.main(argv + ["--other_seeds_epochs", "1"]) == 0
+    with caplog.at_level(logging.INFO):
+        assert cli.main(argv + ["--other_seeds_epochs", "1"]) == 0
+    trained = re.findall(r"\] (\w+) seed (\d): training", caplog.text)
+    assert [int(seed) for _, seed in trained] == [1] * 4 + [0] * 4  # the shorter runs first
     study = json.loads((results / "study.json").read_text())
     assert [(b["name"], b["seeds"]) for b in study["budgets"]] == [
         ("step_4", [0, 1]),

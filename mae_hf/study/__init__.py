@@ -81,7 +81,16 @@ def run_study(
     out, results = Path(out_dir), Path(results_dir or out_dir)
     t0 = time.perf_counter()
     analysis_data = load_report_data(settings.dataset, "test", settings.n, settings.n_train)
-    plan = [(seed, cell) for seed in range(settings.seeds) for cell in CELL_SPECS]
+
+    def run_epochs(seed: int) -> int:
+        if seed > 0 and other_seeds_epochs is not None:
+            return min(other_seeds_epochs, settings.num_train_epochs)
+        return settings.num_train_epochs
+
+    # The shortest runs first: the early budgets get all their seeds (and a page) before the long runs finish.
+    plan = sorted(
+        ((seed, cell) for seed in range(settings.seeds) for cell in CELL_SPECS), key=lambda p: run_epochs(p[0])
+    )
     analyses, command = {}, f"mae-hf study --dataset {settings.dataset} --seeds {settings.seeds} --out {out_dir}"
     for i, (seed, cell) in enumerate(plan, 1):
         path = analysis_file(results, cell, seed)
@@ -91,9 +100,7 @@ def run_study(
                 f"{path} was analysed with other settings; use another --results folder, or "
                 "delete it to analyse that run again."
             )
-        epochs = settings.num_train_epochs
-        if seed > 0 and other_seeds_epochs is not None:
-            epochs = min(other_seeds_epochs, epochs)
+        epochs = run_epochs(seed)
         if done is not None and (not train or set(budget_names(settings, epochs)) <= set(done["budgets"])):
             logger.info("[%d/%d] %s seed %d: analysed already, skipped", i, len(plan), cell, seed)
             analyses[seed, cell] = done
