@@ -30,6 +30,7 @@ __all__ = [
     "mask_ratio_set",
     "evaluating",
     "num_patches",
+    "check_pixels",
 ]
 
 # Sized for CPU training. layer_norm_eps=1e-6 is the original MAE's value; transformers' default 1e-12 gives NaN
@@ -198,7 +199,8 @@ def _attn_implementation(model: ViTMAEForPreTraining, implementation: str):
             model.set_attn_implementation(old)
 
 
-def _check_pixels(model: ViTMAEForPreTraining, pixel_values: torch.Tensor) -> None:
+def check_pixels(model: ViTMAEForPreTraining, pixel_values: torch.Tensor) -> None:
+    """Raise a `ValueError` naming the expected shape unless `pixel_values` is (B, C, H, W) for `model`."""
     c, s = model.config.num_channels, model.config.image_size
     if (
         not isinstance(pixel_values, torch.Tensor)
@@ -250,7 +252,7 @@ def reconstruct_mae(
         seed: seeds the mask when `noise` is not given.
         noise: (B, L) ViTMAE noise; overrides `seed`.
     """
-    _check_pixels(model, pixel_values)
+    check_pixels(model, pixel_values)
     config = model.config
     mask_ratio = config.mask_ratio if mask_ratio is None else mask_ratio
     b, length = pixel_values.shape[0], num_patches(config)
@@ -291,7 +293,7 @@ def extract_mae_latents(model: ViTMAEForPreTraining, pixel_values: torch.Tensor)
         (B, 1 + L, D): the CLS token, then one token per patch in row-major order (`[:, 0]` is CLS,
         `[:, 1:].mean(1)` the mean-pooled patch tokens).
     """
-    _check_pixels(model, pixel_values)
+    check_pixels(model, pixel_values)
     b, length = pixel_values.shape[0], num_patches(model.config)
     noise = spatial_order_noise(b, length, device=pixel_values.device)
     with evaluating(model, 0.0):
@@ -316,7 +318,7 @@ def mae_attentions(
         and the K kept patches; `ids_keep` (B, K) gives each kept token's patch index (row-major); `mask` (B, L),
         1 = removed. With mask ratio 0 and no noise, tokens are in spatial order (`ids_keep` = 0..L-1).
     """
-    _check_pixels(model, pixel_values)
+    check_pixels(model, pixel_values)
     b, length = pixel_values.shape[0], num_patches(model.config)
     if noise is None:
         if mask_ratio == 0.0 and seed is None:

@@ -8,7 +8,7 @@ gets exactly 0.
 import torch
 
 from ..corruption import random_patch_noise, spatial_order_noise
-from ..mae import _check_pixels, evaluating, num_patches
+from ..mae import check_pixels, evaluating, num_patches
 
 __all__ = ["latent_saliency", "dae_saliency", "mae_saliency"]
 
@@ -66,7 +66,7 @@ def mae_saliency(
     Returns:
         (B, H, W) in [0, 1]; exactly 0 inside masked patches.
     """
-    _check_pixels(model, pixel_values)
+    check_pixels(model, pixel_values)
     b, length = pixel_values.shape[0], num_patches(model.config)
     if noise is None:
         if mask_ratio == 0.0:
