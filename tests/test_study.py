@@ -5,6 +5,7 @@ import json
 import logging
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,31 @@ def test_the_about_tab_shows_the_verdicts_per_budget_or_says_why_not(quick_study
     assert "No study results yet" in study_grid_markdown(tmp_path / "missing.json")
     (tmp_path / "old.json").write_text(json.dumps({"cells": {}, "verdicts": {}}))
     assert "earlier version of the study" in study_grid_markdown(tmp_path / "old.json")
+
+
+def test_an_analysis_is_committed_where_it_is_even_from_a_relative_path(tmp_path, monkeypatch, caplog):
+    """`--commit` with `--results docs/study` (relative, as `make study` passes it): the file is committed."""
+    import subprocess
+
+    from mae_hf.study import _commit
+
+    repo = tmp_path / "repo"
+    (repo / "docs" / "study" / "runs").mkdir(parents=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(git + ["-C", str(repo), "commit", "-q", "--allow-empty", "-m", "start"], check=True)
+    (repo / "docs" / "study" / "runs" / "vit_mask-seed1.npz").write_bytes(b"analysis")
+    (repo / "unrelated.txt").write_text("staged elsewhere")
+    subprocess.run(["git", "-C", str(repo), "add", "unrelated.txt"], check=True)
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@example.org")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@example.org")
+    with caplog.at_level(logging.INFO):
+        _commit(Path("docs/study/runs/vit_mask-seed1.npz"), "Study: the analysis of vit_mask seed 1")
+    assert "Could not commit" not in caplog.text
+    shown = subprocess.run(["git", "show", "--name-only", "--format=%s"], capture_output=True, text=True, check=True)
+    assert "Study: the analysis of vit_mask seed 1" in shown.stdout
+    assert "docs/study/runs/vit_mask-seed1.npz" in shown.stdout
+    assert "unrelated.txt" not in shown.stdout  # only the analysis is committed

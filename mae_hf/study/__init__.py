@@ -41,10 +41,10 @@ __all__ = ["CELL_SPECS", "QUICK", "STUDY_FILES", "StudySettings", "run_study", "
 
 def _commit(path: Path, message: str) -> None:
     """`git add` + `git commit` one file (when asked: a long study's analyses are committed as they finish)."""
-    try:
-        subprocess.run(["git", "add", str(path)], check=True, capture_output=True, cwd=path.parent)
+    try:  # in the file's own folder (its repository), by name: a relative --results resolves the same anywhere
+        subprocess.run(["git", "add", "--", path.name], check=True, capture_output=True, cwd=path.parent)
         subprocess.run(
-            ["git", "commit", "-q", "-m", message, "--", str(path)], check=True, capture_output=True, cwd=path.parent
+            ["git", "commit", "-q", "-m", message, "--", path.name], check=True, capture_output=True, cwd=path.parent
         )
         logger.info("committed %s", path)
     except (OSError, subprocess.CalledProcessError) as err:
