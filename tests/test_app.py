@@ -322,6 +322,23 @@ def _join(url: str, fn_index: int, data: list) -> dict:
     raise AssertionError("no answer")
 
 
+def test_start_up_prints_no_progress_bars_and_no_library_notes(launched, client):
+    """Loading two small models and analysing the test digits: the console shows our lines, not bars or notes."""
+    from gradio_client import handle_file
+
+    client.predict(
+        handle_file(str(app.example_files(app.EXAMPLES_DIR)[2])), 0.75, 0.5, 0, "own", api_name="/reconstruct"
+    )
+    deadline = time.monotonic() + 240
+    while not client.predict(api_name="/analysis_status")["ready"]:
+        assert time.monotonic() < deadline, "the analysis did not finish"
+        time.sleep(1)
+    log = launched[1].read_text()
+    assert "Running on local URL" in log or "127.0.0.1" in log, log
+    for noise in ("Loading weights", "it/s]", "%|", "openTSNE", "Traceback"):
+        assert noise not in log, f"{noise!r} on the console:\n{log}"
+
+
 @pytest.mark.slow
 def test_no_caller_can_read_a_local_file_through_the_app(launched, client, tmp_path):
     """A 0600 image outside the upload folder, sent as a path to every endpoint that takes an image: refused, with

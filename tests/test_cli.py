@@ -1,5 +1,8 @@
+import logging
 import subprocess
 import sys
+
+import numpy as np
 
 from mae_hf.cli import main
 
@@ -26,3 +29,13 @@ def test_unknown_command_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["nope"])
     assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_mae_hf_keeps_opentsne_notes_off_the_console(caplog):
+    """openTSNE logs a note at INFO for every map; between the report's progress lines they only got in the way."""
+    from mae_hf.analysis.clustering import fit_tsne
+
+    assert main(["info"]) == 0  # configures logging as every mae-hf command does
+    with caplog.at_level(logging.INFO):
+        fit_tsne(np.random.default_rng(0).random((60, 5)))
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("openTSNE")]

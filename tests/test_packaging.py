@@ -33,11 +33,24 @@ def _run(cmd, cwd, timeout=600, **env):
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """The wheel, and the build's output with the build backend's own messages (pip --verbose)."""
     out = tmp_path_factory.mktemp("wheel")
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], cwd=out)
+    result = _run([sys.executable, "-m", "pip", "wheel", "--verbose", "--no-deps", "-w", str(out), str(REPO)], cwd=out)
     (path,) = out.glob("mae_hf-*.whl")
-    return path
+    return path, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(built) -> Path:
+    return built[0]
+
+
+def test_building_prints_no_deprecation_warning_from_our_packaging_files(built):
+    """No setuptools deprecation box about our pyproject.toml in the build backend's output."""
+    log = built[1]
+    assert "running bdist_wheel" in log or "Building wheel" in log, log[-2000:]
+    assert "Deprecat" not in log and "!!" not in log, log[-4000:]
 
 
 def test_the_wheel_holds_the_package_and_its_card_templates_and_no_app_dependencies(wheel):
