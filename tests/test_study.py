@@ -95,6 +95,7 @@ def test_later_seeds_can_stop_early_and_go_on_later(tmp_path, caplog):
         assert cli.main(argv + ["--other_seeds_epochs", "1"]) == 0
     trained = re.findall(r"\] (\w+) seed (\d): training", caplog.text)
     assert [int(seed) for _, seed in trained] == [1] * 4 + [0] * 4  # the shorter runs first
+    assert [cell for cell, _ in trained[:4]] == ["cnn_mask", "cnn_noise", "vit_mask", "vit_noise"]
     study = json.loads((results / "study.json").read_text())
     assert [(b["name"], b["seeds"]) for b in study["budgets"]] == [
         ("step_4", [0, 1]),

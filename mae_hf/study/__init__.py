@@ -87,9 +87,11 @@ def run_study(
             return min(other_seeds_epochs, settings.num_train_epochs)
         return settings.num_train_epochs
 
-    # The shortest runs first: the early budgets get all their seeds (and a page) before the long runs finish.
+    # The shortest runs first (epochs / the cell's measured speed): the early budgets get all their seeds (and a
+    # page) before the long runs finish, and an interrupted study loses at most the run it was in.
     plan = sorted(
-        ((seed, cell) for seed in range(settings.seeds) for cell in CELL_SPECS), key=lambda p: run_epochs(p[0])
+        ((seed, cell) for seed in range(settings.seeds) for cell in CELL_SPECS),
+        key=lambda p: (run_epochs(p[0]), 1 / CELL_SPECS[p[1]]["images_per_s"]),
     )
     analyses, command = {}, f"mae-hf study --dataset {settings.dataset} --seeds {settings.seeds} --out {out_dir}"
     for i, (seed, cell) in enumerate(plan, 1):

@@ -144,8 +144,7 @@ def analyse_run(
         arrays |= {f"{name}/per_image/{k}": v.astype(np.float32) for k, v in result["per_image"].items()}
         arrays |= {f"{name}/scalar/{k}": np.float64(v) for k, v in result["scalars"].items()}
         arrays[f"{name}/coordinates"] = result["coordinates"].astype(np.float32)
-        if name == f"epoch_{settings.num_train_epochs - 1}":
-            arrays |= {f"{name}/example/{k}": v for k, v in result["examples"].items()}
+        arrays |= {f"{name}/example/{k}": v for k, v in result["examples"].items()}
     meta = {
         "version": ANALYSIS_VERSION,
         "settings": settings.key(),

@@ -78,7 +78,7 @@ def study_markdown(study: dict) -> str:
     header = "| measure | " + " | ".join(_budget_label(b) for b in budgets) + " | in words |"
     for claim, v in final["verdicts"].items():
         lines += [
-            f"### {claim}: {v['claim']} — at the full budget: {v['verdict']}",
+            f"### {claim}: {v['claim']} — after {_budget_label(final)} images: {v['verdict']}",
             "",
             header,
             "|" + " --- |" * (len(budgets) + 2),
@@ -94,14 +94,14 @@ def study_markdown(study: dict) -> str:
             words = "; ".join(
                 f"{m} {r['verdict']}, carried by {FACTOR_WORDS.get(r['due_to'], r['due_to'] or '—')}" for m, r in held
             )
-            lines += ["", f"At the full budget: {words}."]
+            lines += ["", f"After {_budget_label(final)} images (the largest budget analysed): {words}."]
         lines.append("")
     lines += [
         "![Every measure against the training budget, per cell](budget_curves.png)",
         "",
         "![Architecture, corruption and interaction effects against the budget](budget_effects.png)",
         "",
-        f"## The grid at the full budget ({_budget_label(final)} images)",
+        f"## The grid at the largest budget analysed ({_budget_label(final)} images)",
         "",
         "| measure | " + " | ".join(study["cells"][c]["label"] for c in cells) + " |",
         "| --- | " + " | ".join("---" for _ in cells) + " |",
@@ -136,11 +136,18 @@ def study_markdown(study: dict) -> str:
             ]
             lines.append(f"| {m} | " + " | ".join(cells_txt) + " |")
         lines.append("")
+    shown = study.get("figures", {})
+    tsne, recs = shown.get("tsne"), shown.get("reconstructions")
+    if tsne:
+        lines += [f"![t-SNE maps after {tsne['images_seen']:,} images, seed {tsne['seed']}](grid_tsne.png)", ""]
+    if recs:
+        lines += [
+            f"![reconstructions after {recs['images_seen']:,} images, seed {recs['seed']}](grid_reconstructions.png)",
+            "",
+        ]
+    elif tsne:
+        lines += ["No run analysed so far kept example reconstructions, so that figure is left out.", ""]
     lines += [
-        "![t-SNE maps at the full budget, seed 0](grid_tsne.png)",
-        "",
-        "![reconstructions at the full budget, seed 0](grid_reconstructions.png)",
-        "",
         "## Runs and their cost",
         "",
         "| cell | seed | epochs trained | training s | images/s | analysis s (its budgets) | hardware |",
@@ -177,11 +184,21 @@ def write_study(study: dict, analyses: dict, data: dict, results: Path) -> None:
             labels,
         )[0],
     }
-    rows = {"clean": data["x"][:8].numpy()}
-    for c in CELL_SPECS:
-        examples = analyses[first, c]["budgets"][final["name"]]["examples"]
-        rows[f"{c} input"], rows[f"{c} output"] = examples["corrupted"], examples["shown"]
-    figures["grid_reconstructions.png"] = plotting.plot_image_rows(rows, n_show=8)[0]
+    study["figures"] = {"tsne": {"images_seen": final["images_seen"], "seed": first}, "reconstructions": None}
+    # The examples: the largest budget whose first seed kept them for every cell (analyses of an earlier version
+    # kept them at the whole run's end only).
+    for b in reversed(study["budgets"]):
+        seed = min(b["seeds"])
+        examples = {c: analyses[seed, c]["budgets"][b["name"]]["examples"] for c in CELL_SPECS}
+        if all(e for e in examples.values()):
+            rows = {"clean": data["x"][:8].numpy()}
+            for c, e in examples.items():
+                rows[f"{c} input"], rows[f"{c} output"] = e["corrupted"], e["shown"]
+            figures["grid_reconstructions.png"] = plotting.plot_image_rows(rows, n_show=8)[0]
+            study["figures"]["reconstructions"] = {"images_seen": b["images_seen"], "seed": seed}
+            break
+    else:  # none yet: an older figure (other runs) must not stand in for it
+        (results / "grid_reconstructions.png").unlink(missing_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         tmp = results / f".tmp-{name}"
