@@ -151,19 +151,17 @@ def test_an_analysis_is_committed_where_it_is_even_from_a_relative_path(tmp_path
 
     from mae_hf.study import _commit
 
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "t")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "t@example.org")
     repo = tmp_path / "repo"
     (repo / "docs" / "study" / "runs").mkdir(parents=True)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    subprocess.run(git + ["-C", str(repo), "commit", "-q", "--allow-empty", "-m", "start"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "start"], check=True)
     (repo / "docs" / "study" / "runs" / "vit_mask-seed1.npz").write_bytes(b"analysis")
     (repo / "unrelated.txt").write_text("staged elsewhere")
     subprocess.run(["git", "-C", str(repo), "add", "unrelated.txt"], check=True)
     monkeypatch.chdir(repo)
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@example.org")
-    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
-    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@example.org")
     with caplog.at_level(logging.INFO):
         _commit(Path("docs/study/runs/vit_mask-seed1.npz"), "Study: the analysis of vit_mask seed 1")
     assert "Could not commit" not in caplog.text
