@@ -107,6 +107,10 @@ def test_later_seeds_can_stop_early_and_go_on_later(tmp_path, caplog):
     assert not (out / "runs" / "vit_mask" / "seed1" / "README.md").exists()
     text = (results / "study.md").read_text()
     assert "seeds 0, 1" in text and "seeds 0." in text and "1 of 2 (resumable)" in text
+    from mae_hf.app.views import study_grid_markdown
+
+    about = study_grid_markdown(results / "study.json")  # the About tab says which seeds each budget has
+    assert "| seeds | 0, 1 | 0, 1 | 0 |" in about and "seed 0 only [95% interval over test images]" in about
     caplog.clear()
     with caplog.at_level(logging.INFO):
         assert cli.main(argv) == 0
@@ -140,6 +144,7 @@ def test_the_about_tab_shows_the_verdicts_per_budget_or_says_why_not(quick_study
     _, results = quick_study
     text = study_grid_markdown(results / "study.json")
     assert "| claim | 128 | 256 | 512 |" in text and "**H1**" in text
+    assert "| seeds | 0, 1 | 0, 1 | 0, 1 |" in text and "mean over seeds 0, 1 [95% interval]" in text
     assert "No study results yet" in study_grid_markdown(tmp_path / "missing.json")
     (tmp_path / "old.json").write_text(json.dumps({"cells": {}, "verdicts": {}}))
     assert "earlier version of the study" in study_grid_markdown(tmp_path / "old.json")

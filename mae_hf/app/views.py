@@ -200,17 +200,22 @@ def study_grid_markdown(path: Path) -> str:
     lines = [
         head + "The study compared a ViT trained with masking against a CNN trained with noise, so its differences "
         "could come from either factor. `mae-hf study` trains all four pairings on the same data and analyses "
-        f"each at {len(budgets)} training budgets ({', '.join(seen)} images seen, seeds "
-        f"{', '.join(map(str, study['seeds']))}). Full story: `docs/STUDY.md`.",
+        f"each at {len(budgets)} training budgets ({', '.join(seen)} images seen). Full story: `docs/STUDY.md`.",
         "",
         "| claim | " + " | ".join(seen) + " |",
         "|" + " --- |" * (len(budgets) + 1),
+        "| seeds | " + " | ".join(", ".join(map(str, b["seeds"])) for b in budgets) + " |",
     ]
     for cid, v in final["verdicts"].items():
         lines.append(f"| **{cid}** {v['claim']} | " + " | ".join(b["verdicts"][cid]["verdict"] for b in budgets) + " |")
     lines += [
         "",
-        f"The grid at {seen[-1]} images seen, mean over seeds [95% interval]:",
+        f"The grid at {seen[-1]} images seen, "
+        + (
+            f"mean over seeds {', '.join(map(str, final['seeds']))} [95% interval]:"
+            if len(final["seeds"]) > 1
+            else f"seed {final['seeds'][0]} only [95% interval over test images]:"
+        ),
         "",
         "| measure | " + " | ".join(cells[c]["label"] for c in cells) + " | architecture effect | corruption effect |",
         "| --- |" + " --- |" * (len(cells) + 2),
