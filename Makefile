@@ -44,7 +44,7 @@ MNIST ?= ylecun/mnist
 # the learning curves, which `mae-hf curve` writes into the folders.
 DAE_ARGS := --model dae --seed 0 --num_train_epochs 20 --per_device_train_batch_size 64 \
 	--learning_rate 1e-2 --num_warmup_steps 100 --checkpoints_total_limit 0
-MAE_ARGS := --model mae --preset mnist --seed 0 --num_train_epochs 30 --per_device_train_batch_size 64 \
+MAE_ARGS := --model mae --preset mnist --seed 0 --num_train_epochs 35 --per_device_train_batch_size 64 \
 	--learning_rate 2e-3 --num_warmup_steps 500 --config_overrides decoder_num_hidden_layers=4 \
 	--checkpoints_total_limit 0
 
