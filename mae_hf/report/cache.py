@@ -3,7 +3,8 @@
 `AnalysisCache` stores arrays (`.npz`) keyed by a hash of everything they depend on: decoded data, latents, t-SNE
 maps, and whole `AnalysisResult`s (which the app reloads on its next start). Nested results are flattened to
 `a/b/c` array names plus one JSON document (`flatten` / `unflatten`); `to_jsonable` turns numbers that JSON cannot
-hold into strings. A damaged cache file is recomputed, never trusted.
+hold into strings. A damaged cache file (a copy cut short, a full disk) is named in one warning, removed and
+recomputed, never trusted.
 """
 
 import hashlib
@@ -11,6 +12,8 @@ import json
 import logging
 import math
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,10 @@ __all__ = [
 ]
 
 CACHE_VERSION = 2
+# What reading a damaged `.npz` raises: a cut or overwritten zip (BadZipFile, zlib.error), an empty file (EOFError),
+# bytes that are not an array (ValueError), an unreadable file (OSError), a member the directory lists but lacks
+# (KeyError).
+DAMAGED_ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
 
 
 def default_cache_dir() -> Path:
@@ -121,7 +128,8 @@ def unflatten(arrays: dict[str, np.ndarray]) -> dict:
 class AnalysisCache:
     """
     Arrays cached as `.npz` under `cache_dir`, keyed by a hash of everything they depend on. `cache_dir=None`
-    disables caching (every `arrays` call computes). A damaged file is recomputed.
+    disables caching (every `arrays` call computes). A damaged file is named in one warning, removed and
+    recomputed.
     """
 
     def __init__(self, cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR):
@@ -143,18 +151,24 @@ class AnalysisCache:
         path = self.dir / f"{name}-{self.key(*key_parts)}.npz"
         if path.is_file():
             try:
-                with np.load(path) as f:
-                    out = {k: f[k] for k in f.files}
-                self.hits += 1
-                return out
-            except (OSError, ValueError, EOFError) as err:
-                logger.warning("Cache file %s is unreadable (%s); recomputing.", path, err)
+                return self._load(path)
+            except DAMAGED_ENTRY_ERRORS as err:
+                reason = f"{type(err).__name__}: {err}".replace("\n", " ")
+                logger.warning("Analysis cache entry %s is damaged (%s); removed it and recomputing.", path, reason)
+                path.unlink(missing_ok=True)
         out = compute()
         self.misses += 1
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, **out)
         os.replace(tmp, path)
+        return out
+
+    def _load(self, path: Path) -> dict[str, np.ndarray]:
+        """Every array of one entry, read in full (a damaged member fails here, not later in the caller)."""
+        with np.load(path) as f:
+            out = {k: f[k] for k in f.files}
+        self.hits += 1
         return out
 
     def tree(self, name: str, key_parts: list, compute) -> dict:
