@@ -310,3 +310,37 @@ def test_a_diverging_run_stops_with_the_step_not_a_traceback(tmp_path, tiny_data
     err = capsys.readouterr().err
     assert code == 3 and "training stopped: Non-finite" in err and "at step" in err and "Traceback" not in err
     assert not (out / "model.safetensors").exists() and find_checkpoints(out)  # nothing written over, steps kept
+
+
+class _RunsCode:
+    """A pickle that runs a shell command when loaded: what a crafted checkpoint file would hold."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_before_anything_loads_it(tmp_path, tiny_data, caplog):
+    """A crafted random_states_0.pkl (its unpickling calls os.system): check_checkpoint names it, `latest` skips it,
+    an explicit resume refuses it, and the command never runs; a genuine checkpoint still passes."""
+    from mae_hf.training import check_checkpoint
+    from mae_hf.training.checkpointing import resolve_resume
+
+    run(tmp_path, tiny_data, "full", args={"checkpoints_total_limit": 0})
+    out, marker = tmp_path / "full", tmp_path / "pwned"
+    crafted = out / "epoch_1" / "random_states_0.pkl"
+    torch.save({"step": 0, "random_state": _RunsCode(marker)}, crafted)
+
+    assert check_checkpoint(out / "epoch_0") is None  # the genuine RNG state (numpy arrays) still loads
+    problem = check_checkpoint(out / "epoch_1")
+    assert problem and "random_states_0.pkl is damaged or unsafe" in problem
+    assert resolve_resume(RunArgs(output_dir=str(out), resume_from_checkpoint="latest"), out) == out / "epoch_0"
+    assert "epoch_1 is damaged: random_states_0.pkl" in caplog.text
+    explicit = RunArgs(output_dir=str(out), resume_from_checkpoint=str(out / "epoch_1"))
+    with pytest.raises(ConfigurationError, match="random_states_0.pkl is damaged or unsafe"):
+        resolve_resume(explicit, out)
+    assert not marker.exists(), "loading the checkpoint ran its code"

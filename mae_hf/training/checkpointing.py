@@ -6,6 +6,11 @@ into `.tmp-NAME` and renamed, so a folder named `step_N` / `epoch_N` is complete
 disk, a copy cut short) is found by `check_checkpoint` before `load_state` would fail with a bare `OSError` or
 silently skip the RNG state: `resolve_resume` names the file and falls back to the previous complete checkpoint
 for `latest`, or refuses an explicitly named one.
+
+Every torch file is read with `weights_only=True`: accelerate's RNG state (`random_states_N.pkl`) is a pickle of the
+Python, numpy and torch generators, so it is allowed exactly the numpy globals a genuine one holds
+(`RNG_STATE_GLOBALS`). A file that needs anything else (a crafted pickle that would run code) is refused as damaged
+or unsafe before accelerate's `load_state` sees the folder.
 """
 
 import copy
@@ -16,6 +21,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 
@@ -35,6 +41,10 @@ __all__ = [
 ]
 
 CHECKPOINT_PREFIXES = ("step_", "epoch_")
+# What a genuine `random_states_N.pkl` may rebuild besides tensors and plain Python values: numpy's legacy generator
+# state, a uint32 array. `np.zeros(0).__reduce__()[0]` is numpy's array rebuilder (numpy._core.multiarray._reconstruct
+# in numpy 2, numpy.core.multiarray._reconstruct in numpy 1); `type(np.dtype(np.uint32))` is numpy.dtypes.UInt32DType.
+RNG_STATE_GLOBALS = [np.zeros(0).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def find_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
@@ -57,7 +67,8 @@ def find_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 def check_checkpoint(path: str | os.PathLike, num_processes: int = 1) -> str | None:
     """
     What is wrong with a checkpoint folder, or None when every file of it loads: the trainer state, the model
-    weights, the optimizer and scheduler states and one RNG state per process.
+    weights, the optimizer and scheduler states and one RNG state per process. Pickled files are read with
+    `weights_only=True` (plus `RNG_STATE_GLOBALS`), so checking a crafted file never runs its code.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -84,9 +95,11 @@ def check_checkpoint(path: str | os.PathLike, num_processes: int = 1) -> str | N
             if file.suffix == ".safetensors":
                 load_file(file)
             else:
-                torch.load(file, map_location="cpu", weights_only=False)
+                with torch.serialization.safe_globals(RNG_STATE_GLOBALS):
+                    torch.load(file, map_location="cpu", weights_only=True)
         except (SafetensorError, OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
-            return f"{file.name} is damaged or truncated ({type(err).__name__})"
+            what = "damaged or truncated" if file.suffix == ".safetensors" else "damaged or unsafe to load"
+            return f"{file.name} is {what} ({type(err).__name__})"
     return None
 
 
