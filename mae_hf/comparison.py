@@ -82,8 +82,7 @@ def compare_reconstructions(
     models (the digit is sample 0 of evaluation seed `seed`: the same mask and noise as test image 0 gets there).
 
     Args:
-        dae: a `DAEModel`. mae: a `ViTMAEForPreTraining` (eval mode; callers sharing a model across threads must
-            serialise calls: ViTMAE reads the mask ratio from its config).
+        dae: a `DAEModel`. mae: a `ViTMAEForPreTraining` (eval mode; only read, so threads may share the models).
         pixel_values: (1, C, H, W) in [0, 1], the size both models take.
         mask_ratio: fraction of the patches removed, in [0, 1). noise_factor: std of the Gaussian noise, in [0, 10].
         seed: fixes the patch mask and the noise; same seed → same corruption, same outputs.

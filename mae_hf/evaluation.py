@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from transformers import ViTMAEForPreTraining
 
 from .corruption import add_gaussian_noise, mask_patches, spatial_order_noise
-from .mae import MAE_PRESETS, evaluating, mask_ratio_set, num_patches, reconstruct_mae
+from .mae import MAE_PRESETS, evaluating, forward_mae, num_patches, reconstruct_mae
 from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
 from .modeling_dae import DAEModel
 
@@ -228,23 +228,29 @@ def _dae_losses(model: DAEModel, pixel_values, reconstruction, pixel_mask=None) 
     return (per_pixel.flatten(1) * weight).sum(dim=1) / weight.sum(dim=1)
 
 
-def objective(model, pixel_values: torch.Tensor, noise: torch.Tensor):
+def objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float | None = None):
     """
     The training objective of either model under its own corruption, per image (gradients flow).
 
     Args:
-        model: a `DAEModel` or `ViTMAEForPreTraining`, possibly wrapped (DDP); called as is.
+        model: a `DAEModel` or `ViTMAEForPreTraining`, possibly wrapped (DDP).
         pixel_values: (B, C, H, W) clean images in [0, 1].
         noise: `draw_noise(model, own_corruption(model).kind, ...)`.
+        mask_ratio: a ViTMAE's mask ratio for this call, passed to `forward_mae` (evaluation: the model is only
+            read). None calls the model as is, at its config's ratio (training, where a DDP-wrapped model must be
+            called through its wrapper).
 
     Returns:
-        (losses (B,), the model's output).
+        (losses (B,), the model's output: a ViTMAE's `logits` and `mask`, the DAE's `DAEOutput`).
     """
     inner = getattr(model, "module", model)
     noise = noise.to(pixel_values.device)
     if model_kind(model) == "mae":
         model_input, token_noise = _mae_input(inner, pixel_values, noise)
-        out = model(pixel_values=model_input, noise=token_noise)
+        if mask_ratio is None:
+            out = model(pixel_values=model_input, noise=token_noise)
+        else:
+            out = forward_mae(inner, model_input, token_noise, mask_ratio)
         return _mae_losses(inner, pixel_values, out.logits, out.mask), out
     out = model(pixel_values, noise=noise)
     return _dae_losses(inner, pixel_values, out.reconstruction, out.pixel_mask), out
@@ -299,10 +305,10 @@ def reconstruct(model, pixel_values: torch.Tensor, corruption: Corruption, noise
         corrupted, _, pixel_mask = mask_patches(pixel_values, config.patch_size, corruption.mask_ratio, noise=noise)
     else:
         corrupted, pixel_mask = add_gaussian_noise(pixel_values, corruption.noise_factor, noise), None
-    with evaluating(inner, 0.0 if is_mae else None):
+    with evaluating(inner):
         if is_mae:
             order = spatial_order_noise(len(pixel_values), num_patches(config), device=pixel_values.device)
-            reconstruction = inner.unpatchify(inner(pixel_values=corrupted, noise=order).logits).clamp(0, 1)
+            reconstruction = inner.unpatchify(forward_mae(inner, corrupted, order, 0.0).logits).clamp(0, 1)
         else:
             reconstruction = inner(pixel_values, corrupted_pixel_values=corrupted).reconstruction
     shown = reconstruction if pixel_mask is None else pixel_values * (1 - pixel_mask) + reconstruction * pixel_mask
@@ -342,8 +348,8 @@ def _evaluate_batch(model, pixel_values, indices, corruption: Corruption, seed: 
     if with_loss:
         inner = getattr(model, "module", model)
         ratio = corruption.mask_ratio if corruption.kind == "mask" else inner.config.mask_ratio
-        with evaluating(inner), mask_ratio_set(inner, ratio):
-            losses, _ = objective(inner, pixel_values, noise)
+        with evaluating(inner):
+            losses, _ = objective(inner, pixel_values, noise, mask_ratio=ratio)
         columns["loss"] = losses.double().cpu().numpy()
     rec = reconstruct(model, pixel_values, corruption, noise)
     return columns | score(rec, pixel_values), rec

@@ -5,6 +5,12 @@ Two traps this module exists for (transformers 5.x):
   and zero cls/mask tokens. `build_mae` sets the fixed 2-D sin-cos tables and the tokens as the original MAE does.
 - ViTMAE shuffles tokens even at mask ratio 0 unless given `noise`; `extract_mae_latents` passes noise whose
   argsort is the identity, so tokens come back in spatial order.
+
+And one design choice: ViTMAE reads its mask ratio from its config at every forward, so running a shared model at
+another ratio would mean writing to the config. `forward_encoder` / `forward_mae` take the mask ratio and the mask
+noise as arguments instead (as the original MAE's `forward_encoder(x, mask_ratio)` does) and only read the model,
+so one model serves concurrent callers at different ratios. Only the training loop, which owns its model, sets the
+ratio in the config (`mask_ratio_set`).
 """
 
 import contextlib
@@ -23,6 +29,9 @@ __all__ = [
     "build_mae",
     "get_2d_sincos_pos_embed",
     "initialize_mae_weights",
+    "MAEForward",
+    "forward_encoder",
+    "forward_mae",
     "MAEReconstruction",
     "reconstruct_mae",
     "extract_mae_latents",
@@ -164,7 +173,8 @@ def num_patches(config: ViTMAEConfig) -> int:
 
 @contextlib.contextmanager
 def mask_ratio_set(model: ViTMAEForPreTraining, mask_ratio: float):
-    """Temporarily run `model` at another mask ratio (ViTMAE reads it from its config at each forward)."""
+    """Temporarily train `model` at another mask ratio (ViTMAE reads it from its config at each forward). For the
+    training loop, which owns its model; everything else passes the ratio to `forward_encoder` / `forward_mae`."""
     if not 0.0 <= float(mask_ratio) < 1.0:
         raise ValueError(f"`mask_ratio` must be in [0, 1), got {mask_ratio}.")
     old = model.config.mask_ratio
@@ -176,15 +186,17 @@ def mask_ratio_set(model: ViTMAEForPreTraining, mask_ratio: float):
 
 
 @contextlib.contextmanager
-def evaluating(model: torch.nn.Module, mask_ratio: float | None = None):
-    """Run `model` in eval mode (and, for a ViTMAE, at `mask_ratio` if given); restores both afterwards."""
-    was_training = model.training
+def evaluating(model: torch.nn.Module):
+    """Run `model` in eval mode: a model in training mode is switched to eval and back afterwards; a model already
+    in eval mode is not written to at all (so a model shared by concurrent requests is only read)."""
+    if not model.training:
+        yield model
+        return
     model.eval()
     try:
-        with mask_ratio_set(model, mask_ratio) if mask_ratio is not None else contextlib.nullcontext():
-            yield model
+        yield model
     finally:
-        model.train(was_training)
+        model.train()
 
 
 @contextlib.contextmanager
@@ -209,6 +221,101 @@ def check_pixels(model: ViTMAEForPreTraining, pixel_values: torch.Tensor) -> Non
     ):
         shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
         raise ValueError(f"`pixel_values` must be a tensor of shape (B, {c}, {s}, {s}) for this MAE, got {shape}.")
+
+
+@dataclass
+class MAEForward:
+    """
+    One ViTMAE forward at an explicit mask ratio (`forward_encoder`, `forward_mae`).
+
+    Attributes:
+        latent: (B, 1 + K, D) encoder output: the CLS token, then the K kept tokens in the order `noise` sorts them
+            (spatial order for `spatial_order_noise`).
+        mask: (B, L), 0 is keep, 1 is remove, in spatial order. ids_restore: (B, L), ViTMAE's unshuffling indices.
+        ids_keep: (B, K), the patch index (row-major) of each kept token.
+        logits: (B, L, p*p*C) the decoder's prediction of every patch in spatial order (`forward_mae` only).
+        attentions: one (B, heads, 1 + K, 1 + K) tensor per encoder layer when asked for, else None.
+    """
+
+    latent: torch.Tensor
+    mask: torch.Tensor
+    ids_restore: torch.Tensor
+    ids_keep: torch.Tensor
+    logits: torch.Tensor | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def _layer_with_attention(layer: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ViTMAE encoder layer (pre-norm attention and MLP, each with a residual), returning its attention weights
+    too (eager attention gives them; `tests/test_mae.py` holds this equal to the layer's own forward)."""
+    attended, weights = layer.attention(layer.layernorm_before(hidden))
+    hidden = layer.dropout(attended) + hidden
+    hidden = layer.dropout(layer.mlp(layer.layernorm_after(hidden))) + hidden
+    return hidden, weights
+
+
+def forward_encoder(
+    model: ViTMAEForPreTraining,
+    pixel_values: torch.Tensor,
+    noise: torch.Tensor,
+    mask_ratio: float,
+    output_attentions: bool = False,
+) -> MAEForward:
+    """
+    ViTMAE's encoder at `mask_ratio`, reading the model only (its config's `mask_ratio` is not used).
+
+    The same steps as `ViTMAEModel.forward` (patch embedding plus the fixed position table, random masking by
+    argsorting `noise`, the CLS token, the layers, the final norm), with the ratio an argument: at the config's
+    ratio the output equals `model.vit(pixel_values, noise=noise)` exactly.
+
+    Args:
+        model: a `ViTMAEForPreTraining` (eval mode for deterministic outputs).
+        pixel_values: (B, C, H, W). noise: (B, L); the `int(L * (1 - mask_ratio))` lowest values are kept.
+        mask_ratio: in [0, 1). output_attentions: also return each layer's attention weights (needs eager
+            attention: `mae_attentions` switches to it when the model was loaded otherwise).
+    """
+    check_pixels(model, pixel_values)
+    if not 0.0 <= float(mask_ratio) < 1.0:
+        raise ValueError(f"`mask_ratio` must be in [0, 1), got {mask_ratio}.")
+    emb, length = model.vit.embeddings, num_patches(model.config)
+    if noise.shape != (len(pixel_values), length):
+        raise ValueError(f"`noise` must have shape ({len(pixel_values)}, {length}), got {tuple(noise.shape)}.")
+    tokens = emb.patch_embeddings(pixel_values) + emb.position_embeddings[:, 1:]  # (B, L, D)
+    b, _, dim = tokens.shape
+    len_keep = int(length * (1 - float(mask_ratio)))
+    ids_shuffle = torch.argsort(noise.to(tokens.device), dim=1)  # (B, L)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    ids_keep = ids_shuffle[:, :len_keep]  # (B, K)
+    kept = torch.gather(tokens, 1, ids_keep.unsqueeze(-1).repeat(1, 1, dim))  # (B, K, D)
+    mask = torch.ones(b, length, device=tokens.device)
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, 1, ids_restore)  # (B, L), spatial order
+    cls = (emb.cls_token + emb.position_embeddings[:, :1]).expand(b, -1, -1)  # (B, 1, D)
+    hidden = torch.cat([cls, kept], dim=1)  # (B, 1+K, D)
+    attentions = [] if output_attentions else None
+    for layer in model.vit.layers:
+        if output_attentions:
+            hidden, weights = _layer_with_attention(layer, hidden)
+            attentions.append(weights)
+        else:
+            hidden = layer(hidden)
+    return MAEForward(
+        latent=model.vit.layernorm(hidden),
+        mask=mask,
+        ids_restore=ids_restore,
+        ids_keep=ids_keep,
+        attentions=None if attentions is None else tuple(attentions),
+    )
+
+
+def forward_mae(
+    model: ViTMAEForPreTraining, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float
+) -> MAEForward:
+    """`forward_encoder`, then ViTMAE's decoder: `logits` (B, L, p*p*C) predict every patch. At the config's ratio
+    the logits equal `model(pixel_values, noise=noise).logits` exactly."""
+    out = forward_encoder(model, pixel_values, noise, mask_ratio)
+    out.logits = model.decoder(out.latent, out.ids_restore).logits
+    return out
 
 
 @dataclass
@@ -260,8 +367,8 @@ def reconstruct_mae(
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         noise = random_patch_noise(b, length, generator=generator)
     noise = noise.to(pixel_values.device)
-    with evaluating(model, mask_ratio):
-        out = model(pixel_values=pixel_values, noise=noise)
+    with evaluating(model):
+        out = forward_mae(model, pixel_values, noise, mask_ratio)
     recon_patches = out.logits  # (B, L, p*p*C)
     if config.norm_pix_loss:
         target = model.patchify(pixel_values)
@@ -296,10 +403,10 @@ def extract_mae_latents(model: ViTMAEForPreTraining, pixel_values: torch.Tensor)
     check_pixels(model, pixel_values)
     b, length = pixel_values.shape[0], num_patches(model.config)
     noise = spatial_order_noise(b, length, device=pixel_values.device)
-    with evaluating(model, 0.0):
-        out = model.vit(pixel_values=pixel_values, noise=noise)
+    with evaluating(model):
+        out = forward_encoder(model, pixel_values, noise, 0.0)
     assert out.ids_restore.equal(torch.arange(length, device=out.ids_restore.device).expand(b, length))
-    return out.last_hidden_state  # (B, 1+L, D)
+    return out.latent  # (B, 1+L, D)
 
 
 @torch.no_grad()
@@ -311,7 +418,9 @@ def mae_attentions(
     seed: int | None = None,
 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
     """
-    Encoder attention maps, from the same weights (eager attention switched on for the call; SDPA returns none).
+    Encoder attention maps at `mask_ratio`, from the same weights. SDPA returns no maps: a model loaded with another
+    attention implementation is switched to eager for the call (one caller at a time, then); `mae_hf.loading` loads
+    the MAE with eager attention, so a served model is never switched.
 
     Returns:
         (attentions, ids_keep, mask): `attentions` has one (B, heads, 1+K, 1+K) tensor per layer over the CLS token
@@ -326,8 +435,6 @@ def mae_attentions(
         else:
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
             noise = random_patch_noise(b, length, generator=generator).to(pixel_values.device)
-    with evaluating(model, mask_ratio), _attn_implementation(model, "eager"):
-        out = model.vit(pixel_values=pixel_values, noise=noise, output_attentions=True)
-    len_keep = int(length * (1 - mask_ratio))
-    ids_keep = torch.argsort(noise, dim=1)[:, :len_keep]
-    return out.attentions, ids_keep, out.mask
+    with evaluating(model), _attn_implementation(model, "eager"):
+        out = forward_encoder(model, pixel_values, noise, mask_ratio, output_attentions=True)
+    return out.attentions, out.ids_keep, out.mask

@@ -91,6 +91,48 @@ def test_the_reconstruct_and_attention_tabs_use_one_mask(service):
     assert not np.array_equal(other, mae_input)
 
 
+def test_concurrent_requests_each_get_their_own_mask_ratio_and_none_waits_for_another(service):
+    """Request A is held inside the shared MAE (a test hook) until request B, at another mask ratio, has finished:
+    with a global model lock B could not finish and A's wait would time out. Each gets its own ratio's mask, and
+    the shared models are never written to."""
+    import threading
+
+    digit = str(app.example_files(app.EXAMPLES_DIR)[5])
+    mae = service.models.mae
+    config_before = mae.config.to_dict()
+    a_inside, b_done, waited = threading.Event(), threading.Event(), []
+    results = {}
+
+    def hold_a(module, args):
+        if threading.current_thread().name == "request-a" and not waited:
+            a_inside.set()
+            waited.append(b_done.wait(timeout=60))  # False if B never finished
+
+    def request(name, ratio):
+        results[name] = service.reconstruct(digit, ratio, 0.5, 3, "own")
+        if name == "b":
+            b_done.set()
+
+    hook = mae.decoder.register_forward_pre_hook(hold_a)
+    try:
+        a = threading.Thread(target=request, args=("a", 0.3), name="request-a")
+        a.start()
+        assert a_inside.wait(60)
+        b = threading.Thread(target=request, args=("b", 0.8), name="request-b")
+        b.start()
+        a.join(120)
+        b.join(120)
+    finally:
+        hook.remove()
+    assert waited == [True], "request B could not finish while request A was inside the model"
+    hidden = {k: int((r[0] == (46, 84, 150)).all(-1)[::4, ::4].sum()) // 16 for k, r in results.items()}
+    assert hidden == {"a": 49 - int(49 * 0.7), "b": 49 - int(49 * 0.2)}, hidden  # 15 and 40 of the 49 patches
+    for name, ratio in (("a", 0.3), ("b", 0.8)):  # the same images as the request made alone
+        alone = service.reconstruct(digit, ratio, 0.5, 3, "own")
+        assert all(np.array_equal(x, y) for x, y in zip(alone[:5], results[name][:5]))
+    assert mae.config.to_dict() == config_before and not mae.training
+
+
 def test_service_outputs_and_user_errors(service, tmp_path):
     digit = str(app.example_files(app.EXAMPLES_DIR)[0])
     out = service.reconstruct(digit, 0.75, 0.5, 0, "mask")

@@ -5,6 +5,7 @@ from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_pos
 
 from mae_hf import build_mae, extract_mae_latents, get_2d_sincos_pos_embed, mae_attentions, mae_config, reconstruct_mae
 from mae_hf.corruption import mask_patches, random_patch_noise
+from mae_hf.mae import forward_encoder, forward_mae
 
 from .conftest import TINY_MAE
 
@@ -115,6 +116,40 @@ def test_attentions_without_reloading(tiny_mae, mnist_batch):
     attn, ids_keep, mask = mae_attentions(tiny_mae, x, mask_ratio=0.75, seed=0)
     assert attn[0].shape == (2, 4, 13, 13) and ids_keep.shape == (2, 12)
     assert torch.all(mask.gather(1, ids_keep) == 0)
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_the_explicit_ratio_forward_is_vitmaes_own(tiny_mae, mnist_batch, implementation):
+    """At the config's mask ratio, `forward_encoder` / `forward_mae` give exactly what ViTMAE's own forward gives
+    (attention maps included, with eager attention); at another ratio they keep that many tokens; and the model's
+    config and parameters are never written to."""
+    model = tiny_mae.eval()
+    model.set_attn_implementation(implementation)
+    x = mnist_batch[0][:3]
+    noise = random_patch_noise(3, 49, torch.Generator().manual_seed(1))
+    config_before = model.config.to_dict()
+    params_before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        own = model(pixel_values=x, noise=noise, output_attentions=implementation == "eager")
+        enc = forward_encoder(model, x, noise, model.config.mask_ratio, output_attentions=implementation == "eager")
+        full = forward_mae(model, x, noise, model.config.mask_ratio)
+        vit = model.vit(pixel_values=x, noise=noise)
+    assert torch.equal(enc.latent, vit.last_hidden_state) and torch.equal(enc.mask, own.mask)
+    assert torch.equal(enc.ids_restore, own.ids_restore) and torch.equal(full.logits, own.logits)
+    if implementation == "eager":
+        with torch.no_grad():
+            maps = model.vit(pixel_values=x, noise=noise, output_attentions=True).attentions
+        assert len(enc.attentions) == len(maps) and all(torch.equal(a, b) for a, b in zip(enc.attentions, maps))
+    for ratio, kept in ((0.0, 49), (0.5, 24), (0.9, 4)):
+        out = forward_mae(model, x, noise, ratio)
+        assert out.latent.shape == (3, 1 + kept, 32) and out.logits.shape == (3, 49, 16)
+        assert torch.all(out.mask.sum(1) == 49 - kept) and torch.equal(out.ids_keep, noise.argsort(1)[:, :kept])
+    assert model.config.to_dict() == config_before
+    assert all(torch.equal(v, params_before[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        forward_encoder(model, x, noise, 1.0)
+    with pytest.raises(ValueError, match="`noise` must have shape"):
+        forward_encoder(model, x, noise[:, :10], 0.5)
 
 
 def test_save_and_load_with_plain_transformers(tmp_path, tiny_mae):

@@ -18,8 +18,8 @@ def explain_digit(dae, mae, pixel_values: torch.Tensor, mask_ratio: float, seed:
 
     Args:
         pixel_values: (1, C, H, W) in [0, 1]. mask_ratio: in [0, 1); 0 = no mask (then the "masked" maps equal the
-            unmasked ones). Callers sharing the MAE across threads must serialise calls (ViTMAE reads the mask
-            ratio from its config).
+            unmasked ones). The models are only read (an MAE loaded with eager attention, as `mae_hf.loading`
+            loads it, is not even switched), so threads may share them.
 
     Returns:
         `{"cls_maps", "cls_maps_masked": (layers, heads, G, G), "rollout", "rollout_masked": (G, G) — nan at masked

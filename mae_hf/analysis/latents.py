@@ -15,7 +15,7 @@ import torch
 
 from ..corruption import random_patch_noise
 from ..labels import FEATURE_LABELS, FEATURE_SETS, PLACEABLE_FEATURES
-from ..mae import evaluating, extract_mae_latents, num_patches
+from ..mae import evaluating, extract_mae_latents, forward_encoder, num_patches
 
 __all__ = [
     "FEATURE_SETS",
@@ -85,10 +85,10 @@ def extract_mae_masked_flat(
     n, length = len(pixel_values), num_patches(model.config)
     noise = random_patch_noise(n, length, generator=torch.Generator().manual_seed(seed))
     feats, masks = [], []
-    with evaluating(model, mask_ratio):
+    with evaluating(model):
         for i in range(0, n, batch_size):
-            out = model.vit(pixel_values=pixel_values[i : i + batch_size], noise=noise[i : i + batch_size])
-            feats.append(out.last_hidden_state.flatten(1))  # (B, (1+K)*D), tokens in shuffled order
+            out = forward_encoder(model, pixel_values[i : i + batch_size], noise[i : i + batch_size], mask_ratio)
+            feats.append(out.latent.flatten(1))  # (B, (1+K)*D), tokens in shuffled order
             masks.append(out.mask)
     return torch.cat(feats).numpy().astype(np.float32), torch.cat(masks)
 

@@ -8,7 +8,7 @@ gets exactly 0.
 import torch
 
 from ..corruption import random_patch_noise, spatial_order_noise
-from ..mae import check_pixels, evaluating, num_patches
+from ..mae import check_pixels, evaluating, forward_encoder, num_patches
 
 __all__ = ["latent_saliency", "dae_saliency", "mae_saliency"]
 
@@ -75,5 +75,5 @@ def mae_saliency(
             generator = torch.Generator().manual_seed(seed) if seed is not None else None
             noise = random_patch_noise(b, length, generator=generator)
     noise = noise.to(pixel_values.device)
-    with evaluating(model, mask_ratio):
-        return latent_saliency(lambda x: model.vit(pixel_values=x, noise=noise).last_hidden_state, pixel_values)
+    with evaluating(model):
+        return latent_saliency(lambda x: forward_encoder(model, x, noise, mask_ratio).latent, pixel_values)

@@ -1,8 +1,7 @@
-"""The app's dataset analysis: the report's `run_analysis` on the test digits, once, in a background thread, on
-private copies of the models, with its progress readable at any time. Its `AnalysisResult` is cached in the
+"""The app's dataset analysis: the report's `run_analysis` on the test digits, once, in a background thread, beside
+the requests (both only read the models), with its progress readable at any time. Its `AnalysisResult` is cached in the
 report's `AnalysisCache`, so a second start with the same models and data is ready within a second or two."""
 
-import copy
 import logging
 import os
 import threading
@@ -157,7 +156,7 @@ class BackgroundAnalysis:
         )
 
         s = self.settings
-        dae, mae = (copy.deepcopy(m).eval() for m in self._models)  # private copies: the MAE config is mutated
+        dae, mae = self._models
         cache = AnalysisCache(s.cache_dir)
         self._set_stage("loading the data", 0, 1 + len(STAGES))
         data = load_report_data(s.dataset, s.split, s.n, s.n_train, dae, mae, cache)

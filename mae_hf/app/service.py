@@ -43,9 +43,10 @@ class ModelService:
     """
     Both models (loaded in a daemon thread by `start`; methods that need them wait) and the dataset analysis.
 
-    One lock serialises model calls: ViTMAE reads its mask ratio from its shared config at forward time, and the
-    models are tiny, so serial forwards are fast. `ModelService.loaded(models)` wraps models that are already
-    loaded (tests, notebooks).
+    Requests run concurrently on the one pair of models, with no lock: every model call takes its mask ratio and its
+    noise as arguments (`mae_hf.mae.forward_mae`), so a request only reads the models (eval mode, eager attention,
+    as `mae_hf.loading` loads them) and never writes to them. `ModelService.loaded(models)` wraps models that are
+    already loaded (tests, notebooks).
 
     Args:
         dae, mae: folders or Hub ids. analysis: `AnalysisSettings` (default from the environment), or False for
@@ -67,7 +68,6 @@ class ModelService:
         self._started: float | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lock = threading.Lock()
         self._views = None
         self._views_lock = threading.Lock()
 
@@ -228,16 +228,15 @@ class ModelService:
         from ..comparison import compare_reconstructions, metrics_table, to_display
 
         try:
-            with self.lock:
-                r = compare_reconstructions(
-                    models.dae,
-                    models.mae,
-                    x,
-                    mask_ratio=float(mask_ratio),
-                    noise_factor=float(noise_factor),
-                    seed=int(seed or 0),
-                    corruption=corruption,
-                )
+            r = compare_reconstructions(
+                models.dae,
+                models.mae,
+                x,
+                mask_ratio=float(mask_ratio),
+                noise_factor=float(noise_factor),
+                seed=int(seed or 0),
+                corruption=corruption,
+            )
         except (ValueError, TypeError) as err:
             raise AppError(str(err), "Invalid setting") from err
 
@@ -262,8 +261,7 @@ class ModelService:
 
         ratio = 0.0 if corruption == "noise" else float(mask_ratio)
         try:
-            with self.lock:
-                maps = explain_digit(models.dae, models.mae, x, ratio, int(seed or 0))
+            maps = explain_digit(models.dae, models.mae, x, ratio, int(seed or 0))
         except ValueError as err:
             raise AppError(str(err), "Invalid setting") from err
         return (*attention_figures(x[0], maps), attention_summary(maps, ratio))
@@ -292,8 +290,7 @@ class ModelService:
         if image is not None:
             x = self._digit_tensor(image)
             models = self.wait()
-            with self.lock:
-                feats = {k: extract_feature_set(models.dae, models.mae, x, k) for k in keys}
+            feats = {k: extract_feature_set(models.dae, models.mae, x, k) for k in keys}
             for k in keys:
                 placements[k] = place_digit(a.embedding(k), feats[k], a.result.latent_maps[k]["train_features"])
         gallery, rows = [], []
