@@ -174,13 +174,14 @@ def test_the_hub_token_reaches_no_file_and_no_log(tmp_path, idx_dataset, spellin
     assert json.loads((out / "training_args.json").read_text())["hub_token"] == "<HUB_TOKEN>"
 
 
-def test_the_evaluation_line_is_printed_above_the_progress_bar_not_on_its_line(tmp_path, idx_dataset):
-    """stdout and stderr into one stream, as in a terminal: the end-of-epoch line is a line of its own."""
+def test_the_evaluation_and_log_lines_are_printed_above_the_progress_bar_not_on_its_line(tmp_path, idx_dataset):
+    """stdout and stderr into one stream, as in a terminal: the end-of-epoch line and every log line written while
+    the bar is drawn ("Saved checkpoint ..." after steps 1 and 2) are lines of their own."""
     env = _env()
     env.pop("TQDM_DISABLE")
     result = subprocess.run(
         [sys.executable, SCRIPT, "--model", "dae", "--dataset", idx_dataset, "--max_train_steps", "3",
-         "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / "run")],
+         "--per_device_train_batch_size", "8", "--checkpointing_steps", "1", "--output_dir", str(tmp_path / "run")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:]
@@ -188,6 +189,9 @@ def test_the_evaluation_line_is_printed_above_the_progress_bar_not_on_its_line(t
     bars = [p for p in pieces if "it/s" in p or "%|" in p]
     evaluation = [p for p in pieces if "epoch 0: step 3/3" in p]
     assert bars and evaluation == [p.strip() for p in evaluation] and all(p.startswith("epoch 0") for p in evaluation)
+    saved = [p for p in pieces if "Saved checkpoint" in p]
+    assert len(saved) == 3, saved  # step_1, step_2, step_3
+    assert all(p.startswith("INFO mae_hf.training.checkpointing: Saved checkpoint") for p in saved), saved
 
 
 @pytest.mark.slow

@@ -7,12 +7,14 @@ accumulation, mixed precision, checkpoints and tracking. Corruption is a functio
 one would and a 2-process run with the same global batch computes the same updates as a 1-process run.
 """
 
+import contextlib
 import json
 import logging
 import math
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from accelerate.utils import set_seed
 from datasets import DatasetDict
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import get_scheduler
 
 from .. import cards, hub
@@ -260,19 +263,35 @@ def _train(run: _Run, config: TrainingConfig, args: RunArgs, output_dir: Path) -
         f"({acc.num_processes} process(es) on {acc.device})"
     )
     stop = args.stop_after_epochs if args.stop_after_epochs and args.stop_after_epochs < run.num_train_epochs else None
-    progress = tqdm(range(run.max_train_steps), initial=state["completed_steps"], disable=not acc.is_local_main_process)
     eval_metrics, starting_epoch = None, state["epoch"]
-    for epoch in range(starting_epoch, run.num_train_epochs):
-        if state["completed_steps"] >= run.max_train_steps or (stop is not None and epoch >= stop):
-            break
-        epoch_done = _train_epoch(run, config, args, output_dir, epoch, progress, resuming=epoch == starting_epoch)
-        eval_metrics = _end_of_epoch(run, config, args, output_dir, epoch, progress, epoch_done)
-    progress.close()
+    # Log lines (a saved checkpoint, a warning) go above the bar, not onto its line; the bar is closed (its line
+    # ended) before an error is printed.
+    with (
+        _logs_above_the_bar(acc.is_local_main_process),
+        tqdm(
+            range(run.max_train_steps), initial=state["completed_steps"], disable=not acc.is_local_main_process
+        ) as progress,
+    ):
+        for epoch in range(starting_epoch, run.num_train_epochs):
+            if state["completed_steps"] >= run.max_train_steps or (stop is not None and epoch >= stop):
+                break
+            epoch_done = _train_epoch(run, config, args, output_dir, epoch, progress, resuming=epoch == starting_epoch)
+            eval_metrics = _end_of_epoch(run, config, args, output_dir, epoch, progress, epoch_done)
     if stop is not None and state["epoch"] >= stop and state["completed_steps"] < run.max_train_steps:
         return None
     if eval_metrics is None:  # resumed from the last checkpoint: nothing left to train
         eval_metrics = evaluate(run.model, run.eval_loader, acc, seed=config.eval_seed)
     return eval_metrics
+
+
+def _logs_above_the_bar(enabled: bool):
+    """tqdm's `logging_redirect_tqdm` where the root logger prints to the console (the script's `basicConfig`): log
+    records are written with `tqdm.write`, above the progress bar. Without a console handler nothing is changed."""
+    console = any(
+        isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stdout, sys.stderr)
+        for h in logging.root.handlers
+    )
+    return logging_redirect_tqdm(tqdm_class=tqdm) if enabled and console else contextlib.nullcontext()
 
 
 def _train_epoch(run: _Run, config, args, output_dir: Path, epoch: int, progress, resuming: bool) -> bool:
