@@ -344,3 +344,27 @@ def test_a_checkpoint_that_would_run_code_is_refused_before_anything_loads_it(tm
     with pytest.raises(ConfigurationError, match="random_states_0.pkl is damaged or unsafe"):
         resolve_resume(explicit, out)
     assert not marker.exists(), "loading the checkpoint ran its code"
+
+
+@pytest.mark.parametrize("checkpointing_steps", [1, None])
+def test_the_divergence_message_names_the_latest_checkpoint_or_says_none_was_written(
+    tmp_path, tiny_data, checkpointing_steps
+):
+    """The message is true both when a checkpoint was written before the divergence and when none was."""
+    with pytest.raises(NonFiniteLossError) as caught:
+        run(
+            tmp_path,
+            tiny_data,
+            model="mae",
+            config_overrides=TINY_MAE,
+            learning_rate=1e6,
+            lr_scheduler_type="constant",
+            args={"checkpointing_steps": checkpointing_steps},
+        )
+    message, out = str(caught.value), tmp_path / "run"
+    assert "at step 2 (epoch 0)" in message
+    if checkpointing_steps:
+        assert f"the latest checkpoint kept is {out / 'step_1'} (step 1)" in message
+    else:
+        assert not out.exists()  # nothing was written, and the message says so
+        assert f"no checkpoint was written ({out} was not created)" in message and "kept" not in message

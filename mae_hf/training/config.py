@@ -40,7 +40,8 @@ class ConfigurationError(ValueError, ArgumentTypeError):
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss or the gradient norm became NaN/inf; training stopped, earlier checkpoints are kept."""
+    """The loss or the gradient norm became NaN/inf; training stopped before that step changed the weights (the
+    script exits with status 3). The message names the step and the latest checkpoint written, or says none was."""
 
 
 class ConfigOverrides(dict):

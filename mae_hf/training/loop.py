@@ -33,7 +33,7 @@ from ..data import image_processor, load_image_dataset
 from ..evaluation import draw_noise, evaluate, objective, own_corruption, sample_seed
 from ..loading import no_progress_bars
 from ..mae import mask_ratio_set
-from .checkpointing import prepare_output_dir, resolve_resume, save_checkpoint
+from .checkpointing import find_checkpoints, prepare_output_dir, resolve_resume, save_checkpoint
 from .config import TRAINER_STATE, ConfigurationError, NonFiniteLossError, RunArgs, TrainingConfig
 from .data import ImageTensorDataset, collate_batch, image_shape
 from .models import build_model, build_optimizer
@@ -366,12 +366,20 @@ def _train_epoch(run: _Run, config, args, output_dir: Path, epoch: int, progress
 
 
 def _check_finite(value: torch.Tensor, step: int, epoch: int, output_dir: Path, what: str) -> None:
-    if not torch.isfinite(value).all():
-        raise NonFiniteLossError(
-            f"Non-finite {what} ({value.item()}) at step {step} (epoch {epoch}); the weights of step {step - 1} are "
-            f"intact and the checkpoints in {output_dir} are kept. Lower --learning_rate or raise --num_warmup_steps, "
-            "then start again (or resume from a checkpoint with --resume_from_checkpoint)."
-        )
+    """Raise `NonFiniteLossError` naming the step and what was written before it: the latest checkpoint, or none."""
+    if torch.isfinite(value).all():
+        return
+    checkpoints = find_checkpoints(output_dir)
+    if checkpoints:
+        kept = f"the latest checkpoint kept is {checkpoints[-1][1]} (step {checkpoints[-1][0]})"
+    else:
+        where = "holds none" if output_dir.is_dir() else "was not created"
+        kept = f"no checkpoint was written ({output_dir} {where})"
+    raise NonFiniteLossError(
+        f"Non-finite {what} ({value.item()}) at step {step} (epoch {epoch}), before that step changed the weights; "
+        f"{kept}. Lower --learning_rate or raise --num_warmup_steps and start the run again (a resume repeats the "
+        "same steps with the learning-rate schedule saved in the checkpoint)."
+    )
 
 
 def _end_of_epoch(run: _Run, config, args, output_dir: Path, epoch: int, progress, epoch_done: bool) -> dict:
