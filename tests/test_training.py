@@ -1,6 +1,7 @@
 """The training loop, in process, on tiny models and tiny data (mae_hf/training/)."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -344,6 +345,91 @@ def test_a_checkpoint_that_would_run_code_is_refused_before_anything_loads_it(tm
     with pytest.raises(ConfigurationError, match="random_states_0.pkl is damaged or unsafe"):
         resolve_resume(explicit, out)
     assert not marker.exists(), "loading the checkpoint ran its code"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A full disk: a clear error, nothing half-written left
+
+
+def _disk_full(kind):
+    """An `Accelerator.save_state` that writes part of a checkpoint and then finds the disk full."""
+    import errno
+    from pathlib import Path
+
+    from safetensors import SafetensorError
+
+    def save_state(self_or_dir, output_dir=None, **kwargs):
+        folder = Path(output_dir or self_or_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.safetensors").write_bytes(b"\x00" * 100)  # cut short
+        if kind == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    return save_state
+
+
+@pytest.mark.parametrize("kind", ["oserror", "safetensors"])
+def test_a_full_disk_while_saving_a_checkpoint_leaves_nothing_half_written(tmp_path, monkeypatch, kind):
+    from accelerate import Accelerator
+
+    from mae_hf.training import OutputWriteError
+    from mae_hf.training.checkpointing import save_checkpoint
+
+    out = tmp_path / "run"
+    earlier = out / "step_2"
+    earlier.mkdir(parents=True)
+    (earlier / "trainer_state.json").write_text(json.dumps({"completed_steps": 2}))
+    (earlier / "model.safetensors").write_bytes(b"weights")
+    accelerator = Accelerator()
+    monkeypatch.setattr(accelerator, "save_state", _disk_full(kind))
+    with pytest.raises(OutputWriteError) as caught:
+        save_checkpoint(accelerator, out, "step_4", {"completed_steps": 4}, limit=None)
+    message = str(caught.value)
+    assert f"checkpoint step_4 into {out}" in message and "the disk is full" in message
+    assert "free some space" in message.lower() and "another --output_dir" in message and str(earlier) in message
+    assert "\n" not in message
+    assert sorted(p.name for p in out.iterdir()) == ["step_2"]  # no .tmp-step_4, no step_4
+    assert (earlier / "model.safetensors").read_bytes() == b"weights"  # the earlier checkpoint is intact
+
+
+def test_a_full_disk_stops_the_script_with_one_line_and_no_traceback(tmp_path, tiny_data, monkeypatch, capsys):
+    from mae_hf.training.arguments import main
+
+    monkeypatch.setattr("mae_hf.training.loop.load_image_dataset", lambda source: tiny_data)
+    monkeypatch.setattr("accelerate.Accelerator.save_state", _disk_full("oserror"))
+    out = tmp_path / "out"
+    flags = ["--model", "dae", "--dataset", "mnist", "--config_overrides", json.dumps(TINY_DAE)]
+    code = main([*flags, "--per_device_train_batch_size", "8", "--checkpointing_steps", "2", "--output_dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 4 and "Traceback" not in err
+    lines = [line for line in re.split(r"[\r\n]", err) if line.strip() and "%|" not in line]  # not the bar
+    assert len(lines) == 1 and lines[0].startswith("train_accelerate.py: error: Could not write checkpoint step_2")
+    assert "the disk is full" in lines[0] and "No checkpoint was written before it" in lines[0]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp-")] if out.exists() else True
+
+
+def test_half_written_folders_of_an_earlier_run_are_removed_at_the_next_start(tmp_path, caplog):
+    from mae_hf.training.checkpointing import prepare_output_dir
+
+    out = tmp_path / "run"
+    for name in ("step_2", ".tmp-step_4", ".tmp-final"):
+        (out / name).mkdir(parents=True)
+        (out / name / "model.safetensors").write_bytes(b"x")
+    (out / "step_2" / "trainer_state.json").write_text(json.dumps({"completed_steps": 2}))
+    args = RunArgs(output_dir=str(out), resume_from_checkpoint="latest")
+    with caplog.at_level("INFO", logger="mae_hf.training.checkpointing"):
+        prepare_output_dir(args, out, resuming=True, is_main=True)
+    assert sorted(p.name for p in out.iterdir()) == ["step_2"]
+    records = [r.getMessage() for r in caplog.records]
+    assert len(records) == 1 and ".tmp-final" in records[0] and ".tmp-step_4" in records[0]
+    # a folder that holds only what a failed first checkpoint left is a fresh run's folder, not "not empty"
+    only = tmp_path / "only"
+    (only / ".tmp-step_1").mkdir(parents=True)
+    prepare_output_dir(RunArgs(output_dir=str(only)), only, resuming=False, is_main=True)
+    assert list(only.iterdir()) == []
 
 
 @pytest.mark.parametrize("checkpointing_steps", [1, None])

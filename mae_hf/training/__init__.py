@@ -12,7 +12,15 @@ Evaluation (`evaluate`) is `mae_hf.evaluation`'s, re-exported here because the l
 
 from ..evaluation import evaluate, evaluate_per_sample
 from .checkpointing import check_checkpoint, checkpoint_model, find_checkpoints, images_seen, trainer_state
-from .config import MODELS, ConfigOverrides, ConfigurationError, NonFiniteLossError, RunArgs, TrainingConfig
+from .config import (
+    MODELS,
+    ConfigOverrides,
+    ConfigurationError,
+    NonFiniteLossError,
+    OutputWriteError,
+    RunArgs,
+    TrainingConfig,
+)
 from .data import ImageTensorDataset, collate_batch, evaluation_dataloader
 from .loop import batch_mask_ratio, training_function
 from .models import build_model, build_optimizer
@@ -22,6 +30,7 @@ __all__ = [
     "ConfigOverrides",
     "ConfigurationError",
     "NonFiniteLossError",
+    "OutputWriteError",
     "RunArgs",
     "TrainingConfig",
     "ImageTensorDataset",

@@ -11,7 +11,7 @@ import sys
 from transformers import HfArgumentParser
 
 from .. import hub
-from .config import ConfigurationError, NonFiniteLossError, RunArgs, TrainingConfig
+from .config import ConfigurationError, NonFiniteLossError, OutputWriteError, RunArgs, TrainingConfig
 from .loop import training_function
 
 __all__ = ["build_parser", "parse_args", "main"]
@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None = None, prog: str = "train_accelerate.py")
 
 def main(argv: list[str] | None = None, prog: str = "train_accelerate.py") -> int:
     """Parse, train, write the folder. Exit status 2: bad arguments or inputs, found before training (or a damaged
-    checkpoint to resume from); 3: the loss diverged (the message names the step)."""
+    checkpoint to resume from); 3: the loss diverged (the message names the step); 4: a checkpoint or the final
+    folder could not be written (a full disk; the message names the folder and what to do). Each is one line on
+    stderr, without a traceback."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("accelerate", "transformers", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -80,4 +82,7 @@ def main(argv: list[str] | None = None, prog: str = "train_accelerate.py") -> in
     except NonFiniteLossError as err:
         print(f"{prog}: training stopped: {err}", file=sys.stderr)
         return 3
+    except OutputWriteError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 4
     return 0

@@ -2,8 +2,9 @@
 
 A checkpoint is accelerate's `save_state` folder (`model.safetensors`, `optimizer.bin`, `scheduler.bin`,
 `random_states_{process}.pkl`) plus our `trainer_state.json` (steps, position in the epoch, log history), saved
-into `.tmp-NAME` and renamed, so a folder named `step_N` / `epoch_N` is complete. A file damaged later (a full
-disk, a copy cut short) is found by `check_checkpoint` before `load_state` would fail with a bare `OSError` or
+into `.tmp-NAME` and renamed, so a folder named `step_N` / `epoch_N` is complete. A write that fails (a full disk)
+removes `.tmp-NAME` and raises `OutputWriteError`; a `.tmp-*` folder left by a killed run is removed at the next
+start (`prepare_output_dir`). A file damaged later (a copy cut short) is found by `check_checkpoint` before `load_state` would fail with a bare `OSError` or
 silently skip the RNG state: `resolve_resume` names the file and falls back to the previous complete checkpoint
 for `latest`, or refuses an explicitly named one.
 
@@ -14,6 +15,7 @@ or unsafe before accelerate's `load_state` sees the folder.
 """
 
 import copy
+import errno
 import json
 import logging
 import os
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from .config import TRAINER_STATE, ConfigurationError, RunArgs
+from .config import TRAINER_STATE, ConfigurationError, OutputWriteError, RunArgs
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ __all__ = [
     "checkpoint_model",
     "images_seen",
     "save_checkpoint",
+    "any_process",
+    "write_failure",
     "resolve_resume",
     "prepare_output_dir",
 ]
@@ -103,17 +107,69 @@ def check_checkpoint(path: str | os.PathLike, num_processes: int = 1) -> str | N
     return None
 
 
+def any_process(accelerator: Accelerator, flag: bool) -> bool:
+    """Whether `flag` is true on any process (a collective: every process calls it), so that all of them raise
+    together instead of waiting for one that failed."""
+    flags = accelerator.reduce(torch.tensor(float(flag), device=accelerator.device), reduction="sum")
+    return bool(flags.item() > 0)
+
+
+def write_failure(err: BaseException, what: str, output_dir: Path) -> OutputWriteError:
+    """
+    The one-line error for a write into `output_dir` that failed with `err` (`what`: "checkpoint step_N", "the final
+    model"): whether the disk is full, that nothing half-written is left, the newest checkpoint that is, and what to
+    do. The caller has removed its temporary folder.
+    """
+    detail = f"{type(err).__name__}: {err}".replace("\n", " ")
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+        sign in str(err) for sign in ("No space left", "StorageFull", "Disk quota exceeded")
+    )
+    cause = f"the disk is full ({detail})" if full else f"the write failed ({detail})"
+    checkpoints = find_checkpoints(output_dir)
+    if checkpoints:
+        latest = checkpoints[-1][1]
+        kept = (
+            f"Nothing half-written is left and the earlier checkpoints are intact (the newest is {latest}). Free some "
+            "space and run the same command with --resume_from_checkpoint latest, or pass another --output_dir on a "
+            f"disk with room and --resume_from_checkpoint {latest}."
+        )
+    else:
+        kept = (
+            "Nothing half-written is left. No checkpoint was written before it: free some space, or pass another "
+            "--output_dir on a disk with room, and start the run again."
+        )
+    return OutputWriteError(f"Could not write {what} into {output_dir}: {cause}. {kept}")
+
+
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, name: str, state: dict, limit: int | None) -> None:
-    """`save_state` into a temporary folder, then rename: a checkpoint folder exists only once complete. Keeps the
-    newest `limit` checkpoints (all when None)."""
+    """
+    `save_state` into a temporary folder, then rename: a checkpoint folder exists only once complete. Keeps the
+    newest `limit` checkpoints (all when None).
+
+    Raises:
+        OutputWriteError: on every process when the write failed on any (a full disk); the temporary folder is
+            removed and the earlier checkpoints are untouched.
+    """
+    from safetensors import SafetensorError
+
     final, tmp = output_dir / name, output_dir / f".tmp-{name}"
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
+    failure = None
+    try:
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2))
+    except (OSError, RuntimeError, SafetensorError) as err:  # torch.save reports a failed write as RuntimeError
+        failure = err
+    if any_process(accelerator, failure is not None):
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        err = failure or OSError(f"the write failed on another process (see its log); {tmp} was removed")
+        raise write_failure(err, f"checkpoint {name}", output_dir) from failure
     if accelerator.is_main_process:
-        (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -165,16 +221,27 @@ def resolve_resume(args: RunArgs, output_dir: Path, num_processes: int = 1) -> P
 
 
 def prepare_output_dir(args: RunArgs, output_dir: Path, resuming: bool, is_main: bool) -> None:
-    """Refuse to mix a new run into an old folder unless asked; with --overwrite_output_dir drop old checkpoints."""
+    """Remove the `.tmp-*` folders an interrupted write left (one log line); refuse to mix a new run into an old
+    folder unless asked; with --overwrite_output_dir drop old checkpoints."""
     existing = list(output_dir.iterdir()) if output_dir.is_dir() else []
+    stale = sorted(p for p in existing if p.is_dir() and p.name.startswith(".tmp-"))
+    existing = [p for p in existing if p not in stale]
     if existing and not resuming and not args.overwrite_output_dir:
         raise ConfigurationError(
             f"--output_dir {str(output_dir)!r} already exists and is not empty; pass --overwrite_output_dir to start "
             "a new run there, or --resume_from_checkpoint latest to continue the run it holds."
         )
+    if is_main and stale:
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        logger.info(
+            "Removed %s in %s: half-written by an earlier run that stopped while writing.",
+            ", ".join(p.name for p in stale),
+            output_dir,
+        )
     if is_main and args.overwrite_output_dir and not resuming:
         for path in existing:
-            if path.is_dir() and (path.name.startswith(CHECKPOINT_PREFIXES) or path.name.startswith(".tmp-")):
+            if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIXES):
                 shutil.rmtree(path)
 
 

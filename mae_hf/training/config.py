@@ -24,6 +24,7 @@ __all__ = [
     "MODELS",
     "ConfigurationError",
     "NonFiniteLossError",
+    "OutputWriteError",
     "ConfigOverrides",
     "TrainingConfig",
     "RunArgs",
@@ -42,6 +43,12 @@ class ConfigurationError(ValueError, ArgumentTypeError):
 class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN/inf; training stopped before that step changed the weights (the
     script exits with status 3). The message names the step and the latest checkpoint written, or says none was."""
+
+
+class OutputWriteError(RuntimeError):
+    """A checkpoint or the final folder could not be written (a full disk, a failed write); the half-written folder
+    is removed and earlier checkpoints are untouched (the script exits with status 4). The message names the output
+    folder and what to do."""
 
 
 class ConfigOverrides(dict):

@@ -33,8 +33,15 @@ from ..data import image_processor, load_image_dataset
 from ..evaluation import draw_noise, evaluate, objective, own_corruption, sample_seed
 from ..loading import no_progress_bars
 from ..mae import mask_ratio_set
-from .checkpointing import find_checkpoints, prepare_output_dir, resolve_resume, save_checkpoint
-from .config import TRAINER_STATE, ConfigurationError, NonFiniteLossError, RunArgs, TrainingConfig
+from .checkpointing import (
+    any_process,
+    find_checkpoints,
+    prepare_output_dir,
+    resolve_resume,
+    save_checkpoint,
+    write_failure,
+)
+from .config import TRAINER_STATE, ConfigurationError, NonFiniteLossError, OutputWriteError, RunArgs, TrainingConfig
 from .data import ImageTensorDataset, collate_batch, image_shape
 from .models import build_model, build_optimizer
 
@@ -134,9 +141,18 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
     if args.with_tracking:
         accelerator.end_training()
     accelerator.wait_for_everyone()
+    failure = None
     if accelerator.is_main_process:
         model_id = hub.redact(repo_id or args.hub_model_id or str(output_dir), hub.known_tokens(args.hub_token))
-        _write_final_folder(run.unwrapped, output_dir, config, hyperparameters, eval_metrics, train_results, model_id)
+        try:
+            _write_final_folder(
+                run.unwrapped, output_dir, config, hyperparameters, eval_metrics, train_results, model_id
+            )
+        except OutputWriteError as err:
+            failure = err
+    if any_process(accelerator, failure is not None):
+        raise failure or OutputWriteError(f"Could not write the final model into {output_dir} (see the main process).")
+    if accelerator.is_main_process:
         if repo_id is not None:
             url = hub.publish(output_dir, repo_id, token=args.hub_token, private=args.hub_private_repo)
             accelerator.print(f"Pushed {output_dir} to {url}")
@@ -471,10 +487,35 @@ def _write_final_folder(
     train_results: dict,
     model_id: str,
 ) -> None:
-    """Stage the model, processor, JSON files and card in a temporary folder, then move them in; the card last."""
+    """Stage the model, processor, JSON files and card in a temporary folder, then move them in; the card last. A
+    failed write (a full disk) removes the staging folder and raises `OutputWriteError`."""
+    from safetensors import SafetensorError
+
     staging = output_dir / ".tmp-final"
     if staging.exists():
         shutil.rmtree(staging)
+    try:
+        _stage_final_folder(model, staging, config, hyperparameters, eval_metrics, train_results, model_id)
+    except (OSError, RuntimeError, SafetensorError) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise write_failure(err, "the final model", output_dir) from err
+    names = sorted(p.name for p in staging.iterdir() if p.name != "README.md") + ["README.md"]
+    for name in names:
+        (staging / name).chmod(0o644)  # safetensors are written 0600 through a temporary file
+        os.replace(staging / name, output_dir / name)
+    staging.rmdir()
+    logger.info("Wrote %s (%s)", output_dir, ", ".join(names))
+
+
+def _stage_final_folder(
+    model,
+    staging: Path,
+    config: TrainingConfig,
+    hyperparameters: dict,
+    eval_metrics: dict,
+    train_results: dict,
+    model_id: str,
+) -> None:
     with no_progress_bars():
         model.save_pretrained(staging)
     image_processor(model.config.image_size, model.config.num_channels).save_pretrained(staging)
@@ -491,9 +532,3 @@ def _write_final_folder(
         train_results=train_results,
     )
     card.save(staging / "README.md")
-    names = sorted(p.name for p in staging.iterdir() if p.name != "README.md") + ["README.md"]
-    for name in names:
-        (staging / name).chmod(0o644)  # safetensors are written 0600 through a temporary file
-        os.replace(staging / name, output_dir / name)
-    staging.rmdir()
-    logger.info("Wrote %s (%s)", output_dir, ", ".join(names))
