@@ -4,8 +4,10 @@ MNIST's digits are white ink on black, cropped to the digit's bounding box, scal
 anti-aliased) to fit a 20×20 box, and placed in a 28×28 field so that the centre of mass of the ink sits at the
 centre. `preprocess_digit` does exactly that to an image of any size or mode:
 
-1. open it (path, bytes, file object, PIL image or array), refusing what is not a readable image or is
-   too large (`MAX_PIXELS`);
+1. open it (path, bytes, file object, PIL image or array), refusing what is not a readable image, or what
+   is too large or too thin, from its header, before decoding: one request may decode at most `MAX_PIXELS` pixels
+   in all (a drawing's background and layers together, at most `MAX_LAYERS` of them), none longer than
+   `MAX_ASPECT` times its width; a drawing's composite, when it comes with one, is all that is read;
 2. get the *ink* as floats in [0, 1]: the alpha channel when the image has real transparency (a drawing on a
    transparent canvas, as `gr.Sketchpad` returns), else the luminance, inverted when the background (the
    border's median) is light; for a photo, the paper is estimated locally and only the largest strokes above an
@@ -23,7 +25,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,11 @@ __all__ = [
     "MNIST_SIZE",
     "DIGIT_BOX",
     "MAX_PIXELS",
+    "MAX_LAYERS",
+    "MAX_ASPECT",
     "DigitImageError",
+    "too_large",
+    "not_numbers",
     "unreadable",
     "open_image",
     "image_to_ink",
@@ -43,8 +49,13 @@ __all__ = [
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20
-# Larger images are refused before decoding (a 10,000×10,000 RGBA image alone is 400 MB).
+# The pixels one request may decode, all its images together; more is refused from the headers, before decoding (a
+# 10,000×10,000 RGBA image alone is 400 MB).
 MAX_PIXELS = 40_000_000
+# A drawing's background and layers: at most this many layers besides the background.
+MAX_LAYERS = 8
+# The long side at most this many times the short one (a 1×39,000,000 strip is within MAX_PIXELS but no digit).
+MAX_ASPECT = 20
 # Images are shrunk (box filter, fast) to this long side before the float work; a digit stays far above 20 px.
 WORKING_SIZE = 1024
 # Ink below this (after background removal, on [0, 1]) counts as empty paper.
@@ -55,13 +66,37 @@ class DigitImageError(ValueError):
     """An input that cannot become a digit image; the message says why and what to do instead."""
 
 
+def too_large(pixels: int | None = None, size: tuple[int, int] | None = None, what: str = "The image") -> str:
+    """The message for an image, or a request's images together (`what`), over `MAX_PIXELS`: `pixels` and the
+    `size` (width, height) where known."""
+    if pixels is None:
+        amount = "over PIL's own safety limit"
+    else:
+        amount = f"{size[0]}×{size[1]} = " if size else ""
+        amount += f"{pixels / 1e6:.0f} megapixels"
+    return (
+        f"{what} is too large: {amount} (the limit is {MAX_PIXELS / 1e6:.0f} megapixels). Downscale it (a digit "
+        "needs only a few hundred pixels) and send it again."
+    )
+
+
+def not_numbers(count: int | None = None) -> str:
+    """The message for an image with (`count`) pixels that are NaN or infinite."""
+    return (
+        f"The image holds {count or 'some'} pixels that are not numbers (NaN or infinity). Send pixel values in "
+        "[0, 1] or [0, 255]."
+    )
+
+
 def _check_size(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise DigitImageError(f"The image has no pixels ({width}×{height}). Upload a picture of a digit.")
     if width * height > MAX_PIXELS:
+        raise DigitImageError(too_large(width * height, (width, height)))
+    if max(width, height) > MAX_ASPECT * min(width, height):
         raise DigitImageError(
-            f"The image is too large: {width}×{height} = {width * height / 1e6:.0f} megapixels (the limit is "
-            f"{MAX_PIXELS / 1e6:.0f}). Downscale it (a digit needs only a few hundred pixels) and upload it again."
+            f"The image is {width}×{height} pixels: more than {MAX_ASPECT} times longer than it is wide, so it cannot "
+            "hold a digit. Crop it to the digit and upload it again."
         )
 
 
@@ -71,14 +106,17 @@ def unreadable(name: str = "The uploaded file") -> str:
     return f"{name} could not be decoded: the file is corrupt or truncated. Save it again as PNG or JPEG and upload it."
 
 
-def open_image(source) -> Image.Image:
+def open_image(source, decode: bool = True) -> Image.Image:
     """
     Open an image from a path, bytes, a binary file object, a PIL image or an array, refusing bad input early.
 
-    The size is checked from the header, before the pixels are decoded, so a huge image is refused at once.
+    The size is checked from the header, before the pixels are decoded, so a huge or needle-thin image is refused at
+    once. With `decode=False` the pixels are not decoded yet (PIL decodes them on first use, or on `load()`), so a
+    caller can check several headers against one budget first.
 
     Raises:
-        DigitImageError: not an image PIL can read, a corrupt or truncated file, no pixels, or over `MAX_PIXELS`.
+        DigitImageError: not an image PIL can read, a corrupt or truncated file, no pixels, over `MAX_PIXELS`, or
+            over `MAX_ASPECT`.
     """
     if source is None:
         raise DigitImageError("No image was given. Draw a digit, upload a picture, or pick an example.")
@@ -106,15 +144,26 @@ def open_image(source) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(fp)
             _check_size(*image.size)
-            image.load()
+            if decode:
+                image.load()
     except DigitImageError:
         raise
     except UnidentifiedImageError as err:
         raise DigitImageError(
             f"{name} is not an image (or not a format this app reads). Upload a PNG, JPEG, GIF, BMP, TIFF or WebP."
         ) from err
-    except Image.DecompressionBombError as err:
-        raise DigitImageError(f"{name} is too large to decode safely ({err}). Downscale it and try again.") from err
+    except Image.DecompressionBombError as err:  # PIL's own limit, far above ours: its header announces even more
+        raise DigitImageError(too_large()) from err
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        logger.debug("Could not decode %s: %s", name, err)
+        raise DigitImageError(unreadable(name)) from err
+    return image
+
+
+def _decode(image: Image.Image, name: str = "The uploaded file") -> Image.Image:
+    """Decode an image opened with `open_image(..., decode=False)`; a corrupt or truncated file is refused."""
+    try:
+        image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         logger.debug("Could not decode %s: %s", name, err)
         raise DigitImageError(unreadable(name)) from err
@@ -132,10 +181,7 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
         arr = arr.astype(np.uint8) * 255
     elif np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
-            raise DigitImageError(
-                f"The image holds {int((~np.isfinite(arr)).sum())} pixels that are not numbers (NaN or infinity). "
-                "Send pixel values in [0, 1] or [0, 255]."
-            )
+            raise DigitImageError(not_numbers(int((~np.isfinite(arr)).sum())))
         arr = arr.astype(np.float64)
         scale = 255.0 if arr.max(initial=0.0) <= 1.0 else 1.0
         arr = np.clip(arr * scale, 0, 255).astype(np.uint8)
@@ -160,6 +206,31 @@ def _shrink(image: Image.Image) -> Image.Image:
     return image.reduce(factor)
 
 
+# EXIF orientation → the transposition that makes the picture upright (as `PIL.ImageOps.exif_transpose`), applied
+# after shrinking, so a large photo is never copied at full size.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    except (TypeError, ValueError, OSError, SyntaxError):  # a damaged EXIF block: taken as upright
+        return 1
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    method = _UPRIGHT.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
 def _gray_and_alpha(image: Image.Image, source_mode: str) -> tuple[np.ndarray, np.ndarray | None]:
     """
     Luminance in [0, 1] and alpha in [0, 1] (None when the image has no transparency), both (H, W).
@@ -172,6 +243,8 @@ def _gray_and_alpha(image: Image.Image, source_mode: str) -> tuple[np.ndarray, n
         mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(arr).all():  # a float TIFF with NaN or inf (counted in the shrunk copy: not told)
+            raise DigitImageError(not_numbers())
         if source_mode.startswith("I;16"):
             top = 65535.0
         elif arr.max(initial=0.0) <= 1.0 and mode == "F":
@@ -208,7 +281,7 @@ def image_to_ink(image: Image.Image) -> np.ndarray:
         DigitImageError: the image is one flat colour, or holds no ink.
     """
     source_mode = image.mode
-    image = _shrink(ImageOps.exif_transpose(image) or image)
+    image = _upright(_shrink(image), _orientation(image))
     gray, alpha = _gray_and_alpha(image, source_mode)
     if alpha is not None and alpha.min() < 0.99:
         if alpha.max() < INK_THRESHOLD:
@@ -293,28 +366,42 @@ def sketch_to_image(value) -> Image.Image:
     """
     The drawing in a `gr.Sketchpad` / `gr.ImageEditor` value, as one image.
 
+    The composite (the canvas as drawn, which a Sketchpad always sends) is all that is read when there is one: the
+    background and the layers, already in it, cost nothing. Without one, the background and the layers are
+    composited here: their headers are checked first against one budget (`MAX_PIXELS` in all, at most
+    `MAX_LAYERS` layers), then each is decoded, shrunk to the working size and merged in turn, so one full-size
+    layer is in memory at a time.
+
     Args:
-        value: an EditorValue dict (`{"background", "layers", "composite"}`, each an array, PIL image or file
-            path), or directly an image in any form `open_image` takes.
+        value: an EditorValue dict (`{"background", "layers", "composite"}`, each an array, PIL image, file path or
+            bytes), or directly an image in any form `open_image` takes.
 
     Raises:
-        DigitImageError: an empty canvas or an unreadable value.
+        DigitImageError: an empty canvas, an unreadable value, or a drawing over the budget.
     """
-    if isinstance(value, dict):
-        composite = value.get("composite")
-        if composite is None:
-            layers = [layer for layer in (value.get("layers") or []) if layer is not None]
-            background = value.get("background")
-            parts = ([background] if background is not None else []) + layers
-            if not parts:
-                raise DigitImageError("The canvas is empty. Draw a digit with the mouse (or a finger) first.")
-            images = [open_image(part).convert("RGBA") for part in parts]
-            composite = images[0]
-            for layer in images[1:]:
-                composite = Image.alpha_composite(composite, layer.resize(composite.size))
-        image = open_image(composite)
-    else:
+    if not isinstance(value, dict):
         image = open_image(value)
+    elif value.get("composite") is not None:
+        image = open_image(value["composite"])
+    else:
+        layers = [layer for layer in (value.get("layers") or []) if layer is not None]
+        if len(layers) > MAX_LAYERS:
+            raise DigitImageError(
+                f"The drawing has {len(layers)} layers; the limit is {MAX_LAYERS}. Merge them, or send the "
+                "drawing's composite."
+            )
+        background = value.get("background")
+        parts = [open_image(part, decode=False) for part in ([background] if background is not None else []) + layers]
+        if not parts:
+            raise DigitImageError("The canvas is empty. Draw a digit with the mouse (or a finger) first.")
+        pixels = sum(part.size[0] * part.size[1] for part in parts)
+        if pixels > MAX_PIXELS:
+            raise DigitImageError(too_large(pixels, what=f"The drawing ({len(parts)} images together)"))
+        image = _shrink(_decode(parts[0])).convert("RGBA")
+        for part in parts[1:]:
+            layer = _shrink(_decode(part)).convert("RGBA")
+            image = Image.alpha_composite(image, layer.resize(image.size))
+            part.close()
     if image.mode in ("RGBA", "LA") and np.asarray(image.getchannel("A")).max() == 0:
         raise DigitImageError("The canvas is empty. Draw a digit with the mouse (or a finger) first.")
     return image

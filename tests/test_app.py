@@ -444,6 +444,65 @@ def test_bad_inputs_get_clear_messages_one_log_line_and_the_server_keeps_serving
     assert len(client.predict(handle_file(str(app.example_files(app.EXAMPLES_DIR)[1])), api_name="/reconstruct")) == 6
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_a_barrage_of_heavy_inputs_is_bounded_and_its_memory_given_back(launched, client, tmp_path):
+    """Large blank uploads and many-layered drawings, four at a time, each just inside the per-request budget or
+    over it: every one is answered with the app's message, and afterwards the server's memory is back within a few
+    hundred MB of what it was before (a barrage once left it 3 GB higher)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError as ClientError
+
+    process = launched[3]
+    big = tmp_path / "big.png"
+    Image.new("RGBA", (6300, 6300)).save(big)  # 39.7 MP of nothing: 160 MB once decoded, 150 KB on disk
+    layer = tmp_path / "layer.png"
+    Image.new("RGBA", (3600, 3600)).save(layer)  # 13 MP
+    deadline = time.monotonic() + 240
+    while not client.predict(api_name="/analysis_status")["ready"]:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    client.predict(handle_file(str(app.example_files(app.EXAMPLES_DIR)[1])), api_name="/reconstruct")
+    idle = _rss_mb(process.pid)
+    clients = [Client(launched[0], verbose=False) for _ in range(4)]
+
+    def upload(k):
+        with pytest.raises(ClientError, match="fully transparent"):
+            clients[k].predict(handle_file(str(big)), api_name="/digit_from_upload")
+
+    def sketch(k, n_layers):
+        value = {
+            "background": handle_file(str(layer)),
+            "layers": [handle_file(str(layer))] * n_layers,
+            "composite": None,
+            "id": None,
+        }
+        with pytest.raises(ClientError, match="canvas is empty|the limit is"):
+            clients[k].predict(value, api_name="/digit_from_sketch")
+
+    peak = idle
+    with ThreadPoolExecutor(4) as pool:
+        for round_ in range(3):
+            jobs = [pool.submit(upload, k) for k in range(2)] + [
+                pool.submit(sketch, 2 + k, 2 + 22 * k) for k in range(2)
+            ]
+            for job in jobs:
+                job.result()
+            peak = max(peak, _rss_mb(process.pid))
+    time.sleep(1)
+    after = _rss_mb(process.pid)
+    assert after - idle < 300, f"RSS {idle:.0f} MB idle, {peak:.0f} MB after a round, {after:.0f} MB after all"
+    assert len(client.predict(handle_file(str(app.example_files(app.EXAMPLES_DIR)[1])), api_name="/reconstruct")) == 6
+
+
 @pytest.mark.slow
 def test_app_py_with_a_bad_model_source_exits_2_at_once(tmp_path):
     start = time.perf_counter()

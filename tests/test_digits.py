@@ -169,6 +169,52 @@ def test_float_images_with_nan_or_inf_are_refused():
             preprocess_digit(arr)
 
 
+def test_float_tiffs_with_nan_or_inf_get_the_nan_message_not_too_little_contrast():
+    for bad in (np.nan, np.inf, -np.inf):
+        arr = np.zeros((60, 80), np.float32)
+        arr[10:40, 20:30] = 1.0
+        arr[5, 5] = bad
+        buf = io.BytesIO()
+        Image.fromarray(arr, mode="F").save(buf, format="TIFF")
+        with pytest.raises(DigitImageError, match="not numbers"):
+            preprocess_digit(buf.getvalue())
+
+
+def test_one_request_decodes_at_most_its_budget_checked_from_the_headers(tmp_path):
+    """A drawing's images count together against `MAX_PIXELS` (24 layers of 39.7 megapixels each once took 9.7 GB),
+    the layers are limited, a needle-thin strip is refused, and an image over PIL's own bomb limit gets our
+    message. Every image here is a header with an unusable body: a refusal about its size, not its corruption,
+    shows it was refused before decoding."""
+    from mae_hf.digits import MAX_LAYERS
+
+    layer = tmp_path / "layer.png"
+    layer.write_bytes(huge_png_header(6300, 6300))  # 39.7 MP: under the limit alone
+    with pytest.raises(DigitImageError, match=r"drawing \(3 images together\) is too large: 119 megapixels"):
+        preprocess_digit({"background": str(layer), "layers": [str(layer)] * 2, "composite": None})
+    with pytest.raises(DigitImageError, match=f"24 layers; the limit is {MAX_LAYERS}"):
+        preprocess_digit({"background": None, "layers": [str(layer)] * 24, "composite": None})
+    strip = tmp_path / "strip.png"
+    strip.write_bytes(huge_png_header(39_000_000, 1))
+    with pytest.raises(DigitImageError, match="more than 20 times longer than it is wide"):
+        preprocess_digit(str(strip))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(huge_png_header(20_000, 20_000))  # 400 MP: over PIL's own limit (2 × 89.5 MP)
+    with pytest.raises(DigitImageError, match="limit is 40 megapixels") as err:
+        preprocess_digit(str(bomb))
+    assert "decompression bomb" not in str(err.value).lower() and "exceeds limit" not in str(err.value)
+
+
+def test_a_drawings_layers_are_not_read_when_it_has_a_composite(tmp_path):
+    """The composite is the canvas as drawn: the background and layers beside it (here unreadable files) cost
+    nothing."""
+    rgba = np.zeros((100, 200, 4), np.uint8)
+    rgba[10:70, 20:50, 3] = 255
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(huge_png_header(6300, 6300))
+    value = {"background": str(junk), "layers": [str(junk)] * 24, "composite": _png_bytes(Image.fromarray(rgba))}
+    np.testing.assert_allclose(preprocess_digit(value), preprocess_digit(Image.fromarray(rgba)), atol=1e-6)
+
+
 def test_missing_file_and_non_image_file(tmp_path):
     with pytest.raises(DigitImageError, match="'nope.png' could not be decoded") as err:
         open_image(tmp_path / "nope.png")

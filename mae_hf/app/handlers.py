@@ -24,8 +24,11 @@ class Handlers:
         try:
             return method(*args)
         except AppError as err:
-            logger.info("Request refused (%s): %s", err.title, err)
-            raise gr.Error(str(err), title=err.title, print_exception=False) from None
+            message, title = str(err), err.title
+        # Raised outside the `except`, so the gr.Error carries no chain back to the refused request's frames: gradio
+        # keeps the errors it reports, and a chained one kept each refused upload's decoded pixels alive for good.
+        logger.info("Request refused (%s): %s", title, message)
+        raise gr.Error(message, title=title, print_exception=False)
 
     def _wait_for_models(self) -> None:
         status = self.service.status()
