@@ -490,7 +490,7 @@ def test_a_barrage_of_heavy_inputs_is_bounded_and_its_memory_given_back(launched
 
     peak = idle
     with ThreadPoolExecutor(4) as pool:
-        for round_ in range(3):
+        for _ in range(3):
             jobs = [pool.submit(upload, k) for k in range(2)] + [
                 pool.submit(sketch, 2 + k, 2 + 22 * k) for k in range(2)
             ]
