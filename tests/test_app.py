@@ -419,6 +419,45 @@ def test_no_caller_can_read_a_local_file_through_the_app(launched, client, tmp_p
 
 
 @pytest.mark.slow
+def test_every_refusal_reaches_the_caller_as_a_short_message_with_one_short_log_line(launched, client):
+    """Raw HTTP, as a caller who is not the page: wrong types, values out of range or not offered, a 1 MB string, an
+    image as a number or a bare string, a drawing of the wrong shape. Each answer names the problem in a short
+    message (gradio's own refusals used to reach the caller as `{"error": null}` and log a traceback)."""
+    import httpx
+
+    url, log = launched[0], launched[1]
+    config = httpx.get(f"{url}config").json()
+    fns = {d.get("api_name"): i for i, d in enumerate(config["dependencies"]) if d.get("api_name")}
+    with open(app.example_files(app.EXAMPLES_DIR)[4], "rb") as f:
+        uploaded = httpx.post(f"{url}gradio_api/upload", files={"files": ("4.png", f, "image/png")}).json()[0]
+    digit = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+    huge = "x" * 1_000_000
+    cases = [
+        ("reconstruct", [digit, "abc", 0.5, 0, "own"], "MAE mask ratio takes a number from 0.1 to 0.8; got 'abc'"),
+        ("reconstruct", [digit, 5.0, 0.5, 0, "own"], "MAE mask ratio takes a number from 0.1 to 0.8; got 5.0"),
+        ("reconstruct", [digit, 0.75, None, 0, "own"], "DAE noise takes a number from 0 to 1.5; got None"),
+        ("reconstruct", [digit, 0.75, 0.5, "abc", "own"], "Seed takes a whole number from 0; got 'abc'"),
+        ("reconstruct", [digit, 0.75, 0.5, 0, huge], "What each model is given takes one of 'own', 'mask', 'noise'"),
+        ("reconstruct", [42, 0.75, 0.5, 0, "own"], "The image must be an uploaded file"),
+        ("attention", ["/etc/passwd", 0.75, 0.5, 0, "own"], "The image must be an uploaded file"),
+        ("latent_space", [digit, "nope"], "Second map takes one of 'mae_cls', 'mae_mean', 'raw_pixels'; got 'nope'"),
+        ("digit_from_upload", [{"url": "http://example.com/digit.png"}], "The image must be an uploaded file"),
+        ("digit_from_sketch", ["abc"], "A drawing must be"),
+        ("digit_from_sketch", [{"background": None, "layers": 5, "composite": None}], "A drawing must be"),
+    ]
+    before = log.read_text()
+    for api_name, data, expected in cases:
+        message = _join(url, fns[api_name], data)
+        error = message["output"].get("error")
+        assert message["success"] is False and error and expected in error, (api_name, expected, error)
+        assert len(error) < 300, (api_name, len(error))
+    new = log.read_text()[len(before) :]
+    assert "Traceback" not in new and new.count("Request refused") == len(cases), new[-3000:]
+    assert max(len(line) for line in new.splitlines()) < 400
+    assert huge[:1000] not in new
+
+
+@pytest.mark.slow
 def test_bad_inputs_get_clear_messages_one_log_line_and_the_server_keeps_serving(launched, client, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError as ClientError

@@ -11,7 +11,16 @@ from .service import AppError, ModelService
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Handlers"]
+__all__ = ["Handlers", "SERVER_ERROR"]
+
+SERVER_ERROR = "The server could not answer this request: an error on its side, which it logged. Please try again."
+
+
+def _refuse(message: str, title: str):
+    """Refuse a request: one log line, and `gr.Error` (no traceback) with the message for the caller."""
+    if title != "Server error":
+        logger.info("Request refused (%s): %s", title, message)
+    raise gr.Error(message, title=title, print_exception=False)
 
 
 class Handlers:
@@ -21,14 +30,19 @@ class Handlers:
         self.service = service
 
     def _run(self, method, *args):
+        """`method(*args)`; an `AppError` becomes a `gr.Error` with its message (one log line), anything else (a bug
+        of ours) a `gr.Error` saying so, logged with its traceback: the caller always gets a message, never an
+        exception's internals."""
         try:
             return method(*args)
         except AppError as err:
             message, title = str(err), err.title
+        except Exception:  # noqa: BLE001 - see the docstring
+            logger.exception("The request failed")
+            message, title = SERVER_ERROR, "Server error"
         # Raised outside the `except`, so the gr.Error carries no chain back to the refused request's frames: gradio
         # keeps the errors it reports, and a chained one kept each refused upload's decoded pixels alive for good.
-        logger.info("Request refused (%s): %s", title, message)
-        raise gr.Error(message, title=title, print_exception=False)
+        _refuse(message, title)
 
     def _wait_for_models(self) -> None:
         status = self.service.status()
@@ -67,7 +81,7 @@ class Handlers:
         table. Called while the models are still loading, it waits for them.
         """
         if image is None:
-            raise gr.Error("There is no digit yet: draw, upload or pick one.", title="No digit", print_exception=False)
+            _refuse("There is no digit yet: draw, upload or pick one.", "No digit")
         self._wait_for_models()
         return self._run(self.service.reconstruct, image, mask_ratio, noise_factor, seed, corruption)
 
@@ -87,11 +101,7 @@ class Handlers:
         clean digit).
         """
         if image is None:
-            raise gr.Error(
-                "There is no digit yet: draw, upload or pick one on the Reconstruct tab.",
-                title="No digit",
-                print_exception=False,
-            )
+            _refuse("There is no digit yet: draw, upload or pick one on the Reconstruct tab.", "No digit")
         self._wait_for_models()
         return self._run(self.service.attention, image, mask_ratio, seed, corruption)
 

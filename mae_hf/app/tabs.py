@@ -11,7 +11,7 @@ import gradio as gr
 
 from ..labels import COMPARE_MODES, FEATURE_LABELS, MEASURE_HELP
 from .handlers import Handlers
-from .inputs import DigitImage, DigitSketchpad
+from .inputs import CheckedDropdown, CheckedNumber, CheckedRadio, CheckedSlider, DigitImage, DigitSketchpad
 
 __all__ = [
     "DigitControls",
@@ -41,10 +41,10 @@ class DigitControls:
     """The Reconstruct tab's current digit and settings, for the tabs that work on them."""
 
     digit: gr.Image
-    mask_ratio: gr.Slider
-    noise_factor: gr.Slider
-    seed: gr.Number
-    corruption: gr.Radio
+    mask_ratio: CheckedSlider
+    noise_factor: CheckedSlider
+    seed: CheckedNumber
+    corruption: CheckedRadio
 
     @property
     def inputs(self) -> list:
@@ -132,7 +132,7 @@ def reconstruct_tab(lab: Handlers, examples: list[Path]) -> DigitControls:
                     elem_id="examples",
                 )
             low, high = MASK_RATIO_RANGE
-            mask_ratio = gr.Slider(
+            mask_ratio = CheckedSlider(
                 low,
                 high,
                 value=0.75,
@@ -141,7 +141,7 @@ def reconstruct_tab(lab: Handlers, examples: list[Path]) -> DigitControls:
                 info=f"Share of the 4×4 patches hidden from the MAE ({low:g} to {high:g}: where it fills the "
                 "holes clearly better than guessing the average digit; it was trained at 0.75).",
             )
-            noise_factor = gr.Slider(
+            noise_factor = CheckedSlider(
                 0.0,
                 1.5,
                 value=0.5,
@@ -150,10 +150,10 @@ def reconstruct_tab(lab: Handlers, examples: list[Path]) -> DigitControls:
                 info="Strength (std) of the Gaussian noise added to the DAE's input; trained at 0.5.",
             )
             with gr.Row():
-                seed = gr.Number(
+                seed = CheckedNumber(
                     value=0, precision=0, minimum=0, label="Seed", info="Same seed, same mask and noise.", min_width=100
                 )
-                corruption = gr.Radio(COMPARE_MODES, value="own", label="What each model is given", scale=2)
+                corruption = CheckedRadio(COMPARE_MODES, value="own", label="What each model is given", scale=2)
 
     gr.Markdown("### Masked autoencoder (ViT)")
     with gr.Row():
@@ -244,7 +244,7 @@ def latent_tab(lab: Handlers, controls: DigitControls) -> tuple[list, gr.Dropdow
     """t-SNE maps with the current digit placed, its nearest training digits, and the clustering measures."""
     status = gr.Markdown(elem_classes="explain", elem_id="latent-status")
     with gr.Row():
-        mae_features = gr.Dropdown(
+        mae_features = CheckedDropdown(
             MAE_FEATURE_CHOICES,
             value="mae_cls",
             label="Second map",
