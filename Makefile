@@ -9,19 +9,26 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint install info models report study clean torch-check
+.PHONY: test demo lint install info models report results-page study clean torch-check
 
+# The first `make demo` or `make test` sets up .venv (a few minutes): each step says what it does, and pip shows
+# what it downloads and installs.
 $(PY):
+	@echo "==> Setting up $(VENV) (first use only, a few minutes): a $(PYTHON) virtual environment"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 # CPU torch first (docs/install.md): torch alone from the CPU index (--no-deps, so its dependencies are not looked
 # up there too), then its dependencies, the package and its test extras from the default index.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --no-deps "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@echo "==> [1/3] PyTorch ($(TORCH_SPEC)$(if $(TORCH_INDEX), CPU build from $(TORCH_INDEX)))"
+	$(PY) -m pip install --no-deps "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	@echo "==> [2/3] PyTorch's own dependencies"
+	$(PY) -m pip install "$(TORCH_SPEC)"
+	@echo "==> [3/3] mae_hf and what it needs (transformers, gradio, the test tools, ...)"
+	$(PY) -m pip install -e ".[dev]"
 	touch $(STAMP)
+	@echo "==> $(VENV) is ready"
 
 install: $(STAMP)
 
@@ -59,9 +66,18 @@ models: $(STAMP)
 # training digits), then docs/RESULTS.md from its markdown.
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf report --dae pretrained/dae-mnist --mae pretrained/mae-mnist --dataset mnist \
-		--split test --n 2000 --n_train 4000 --scorecard_n 10000 --seed 0 --full_train $(MNIST) --out docs/results --no_progress
-	{ cat docs/results_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' \
-		-e 's/^(#+) /#\1 /' docs/results/report.md; } > docs/RESULTS.md
+		--split test --n 2000 --n_train 4000 --scorecard --scorecard_n 10000 --seed 0 --full_train $(MNIST) \
+		--out docs/results --no_progress
+	$(MAKE) results-page
+
+# docs/RESULTS.md without rerunning the report: its title, the answer to each claim in words (`mae-hf answer`, from
+# docs/results/metrics.json and docs/study/study.json; the README's answer block gets the same), the notes, then
+# the report's markdown. `make report` and `make study` end with it.
+results-page: $(STAMP)
+	set -e; { head -n 1 docs/results_notes.md; echo; $(VENV)/bin/mae-hf answer; tail -n +2 docs/results_notes.md; \
+		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' -e 's/^(#+) /#\1 /' \
+		docs/results/report.md; } > docs/RESULTS.md
+	$(VENV)/bin/mae-hf answer --readme README.md
 
 # The architecture x corruption study: 4 cells x 3 seeds on MNIST's 60,000 digits, each analysed at 6 budgets.
 # Seed 0 trains all 20 epochs; seeds 1 and 2 the first $(STUDY_OTHER_SEEDS_EPOCHS) epochs of the same schedule (the
@@ -75,6 +91,7 @@ study: $(STAMP)
 		--other_seeds_epochs $(STUDY_OTHER_SEEDS_EPOCHS) $(STUDY_ARGS)
 	{ cat docs/study_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' \
 		docs/study/study.md; } > docs/STUDY.md
+	$(MAKE) results-page
 
 # Which torch a fresh machine gets from TORCH_SPEC/TORCH_INDEX: pip's resolution in isolated mode (no local pip
 # configuration), without installing anything.

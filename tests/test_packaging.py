@@ -119,3 +119,17 @@ def test_the_installed_wheel_trains_writes_a_card_and_reports_outside_the_reposi
     )
     metrics = json.loads((work / "report" / "metrics.json").read_text())
     assert metrics["settings"]["n"] == 30 and (work / "report" / "report.html").is_file()
+
+
+def test_the_first_make_demo_says_what_it_installs(tmp_path):
+    """`make demo` on a fresh machine sets up .venv for minutes: every install step is announced, and pip is not
+    silenced (it shows what it downloads), so the first run is never silent (a dry run of the recipe)."""
+    venv = tmp_path / "venv"
+    result = _run(["make", "-n", "demo", f"VENV={venv}"], cwd=REPO)
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    installs = [i for i, line in enumerate(lines) if " -m pip install " in line and "--upgrade pip" not in line]
+    assert len(installs) == 3, lines
+    for i in installs:
+        assert "--quiet" not in lines[i] and " -q " not in lines[i], lines[i]
+        assert lines[i - 1].startswith("echo") and "==>" in lines[i - 1], (lines[i - 1], lines[i])
+    assert any(line.startswith("echo") and "ready" in line for line in lines[installs[-1] :])
