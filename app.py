@@ -11,45 +11,18 @@ request made meanwhile waits for the models and says so.
 """
 
 import argparse
-import atexit
-import ctypes
 import logging
 import os
-import shutil
-import signal
 import sys
-import tempfile
 from pathlib import Path
 
-
-def _private_temp_dir() -> None:
-    """Uploads, drawings and served images go to a folder of this process's own, removed when it ends (also on
-    SIGTERM), unless GRADIO_TEMP_DIR says otherwise."""
-    if os.environ.get("GRADIO_TEMP_DIR"):
-        return
-    folder = tempfile.mkdtemp(prefix="mae_hf-app-")
-    os.environ["GRADIO_TEMP_DIR"] = folder
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run atexit on SIGTERM too
-
-
-def _give_large_blocks_back() -> None:
-    """Memory freed after a large upload goes back to the system. glibc's malloc serves a large block from its own
-    heap once a block of that size was freed (its mmap threshold rises with every free, up to 32 MB), and keeps it:
-    a burst of large images left the server gigabytes larger for good. A fixed threshold (documented `mallopt`
-    setting `M_MMAP_THRESHOLD`, like `MALLOC_MMAP_THRESHOLD_=1048576` in the environment) maps every block over
-    1 MB and unmaps it when freed. Not glibc (macOS, musl): nothing to do."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_mmap_threshold = -3  # <malloc.h>
-    libc.mallopt(m_mmap_threshold, 1 << 20)
-
-
 if __name__ == "__main__":
-    _private_temp_dir()  # before gradio is imported: it reads GRADIO_TEMP_DIR then
-    _give_large_blocks_back()
+    from mae_hf.app import lifecycle
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Before gradio is imported: it reads GRADIO_TEMP_DIR then.
+    lifecycle.stop_cleanly_on_signals(lifecycle.private_temp_dir())
+    lifecycle.give_memory_back()
 
 import gradio as gr  # noqa: E402
 
@@ -202,8 +175,8 @@ def serve(
 
 def main(argv: list[str] | None = None) -> int:
     """Check the model sources (exit 2 with a message when one is plainly unusable), serve the page, then load the
-    models in the background. A busy port exits 1 with one line naming --port."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    models in the background. A busy port exits 1 with one line naming --port. Logs at INFO (as `python app.py`
+    sets it up), without the libraries' chatter."""
     for noisy in ("httpx", "transformers", "huggingface_hub", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv)
