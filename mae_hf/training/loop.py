@@ -144,9 +144,17 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
     failure = None
     if accelerator.is_main_process:
         model_id = hub.redact(repo_id or args.hub_model_id or str(output_dir), hub.known_tokens(args.hub_token))
+        model_is_folder = not (repo_id or args.hub_model_id)  # the card's snippet loads the output folder
         try:
             _write_final_folder(
-                run.unwrapped, output_dir, config, hyperparameters, eval_metrics, train_results, model_id
+                run.unwrapped,
+                output_dir,
+                config,
+                hyperparameters,
+                eval_metrics,
+                train_results,
+                model_id,
+                model_is_folder,
             )
         except OutputWriteError as err:
             failure = err
@@ -486,6 +494,7 @@ def _write_final_folder(
     eval_metrics: dict,
     train_results: dict,
     model_id: str,
+    model_is_folder: bool,
 ) -> None:
     """Stage the model, processor, JSON files and card in a temporary folder, then move them in; the card last. A
     failed write (a full disk) removes the staging folder and raises `OutputWriteError`."""
@@ -495,7 +504,9 @@ def _write_final_folder(
     if staging.exists():
         shutil.rmtree(staging)
     try:
-        _stage_final_folder(model, staging, config, hyperparameters, eval_metrics, train_results, model_id)
+        _stage_final_folder(
+            model, staging, config, hyperparameters, eval_metrics, train_results, model_id, model_is_folder
+        )
     except (OSError, RuntimeError, SafetensorError) as err:
         shutil.rmtree(staging, ignore_errors=True)
         raise write_failure(err, "the final model", output_dir) from err
@@ -515,6 +526,7 @@ def _stage_final_folder(
     eval_metrics: dict,
     train_results: dict,
     model_id: str,
+    model_is_folder: bool,
 ) -> None:
     with no_progress_bars():
         model.save_pretrained(staging)
@@ -526,6 +538,7 @@ def _stage_final_folder(
     card = cards.render_model_card(
         model_kind=config.model,
         model_id=model_id,
+        model_is_folder=model_is_folder,
         model_config=model.config,
         config=asdict(config),
         eval_metrics=eval_metrics,
