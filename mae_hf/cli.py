@@ -19,6 +19,16 @@ def pretrained_dir() -> Path:
     return Path(os.environ.get(PRETRAINED_ENV, REPO_ROOT / "pretrained"))
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's formatter that appends each option's default, except where the default says nothing (`None`, a
+    flag's `False`) or the help already explains it in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -88,7 +98,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         scorecard_n=args.scorecard_n,
     )
     try:
-        make_report(
+        result = make_report(
             args.dae,
             args.mae,
             args.dataset,
@@ -102,7 +112,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as err:
         logger.error("%s", err)
         return 2
-    print(f"Report written to {args.out}/report.md, report.html and metrics.json")
+    seconds = sum(result.metrics["timings_s"].values())
+    print(f"Report written to {Path(args.out) / 'report.md'}, report.html and metrics.json ({seconds:.0f} s)")
     return 0
 
 
@@ -204,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_info = sub.add_parser("info", help="versions, dataset sources and where bundled models are looked for")
+    shows_defaults = {"formatter_class": DefaultsHelpFormatter}  # every subcommand's --help shows its defaults
+    p_info = sub.add_parser(
+        "info", **shows_defaults, help="versions, dataset sources and where bundled models are looked for"
+    )
     p_info.set_defaults(func=cmd_info)
     # `mae-hf train ...` is forwarded whole to train_accelerate.py's parser (see main); listed here for --help.
     sub.add_parser(
@@ -213,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the DAE or the MAE (same flags as train_accelerate.py; `mae-hf train --help`)",
     )
     p_rep = sub.add_parser(
-        "report", help="analyse a DAE and an MAE side by side: report.md/html, metrics.json, figures"
+        "report", **shows_defaults, help="analyse a DAE and an MAE side by side: report.md/html, metrics.json, figures"
     )
     p_rep.add_argument("--dae", required=True, help="DAE folder (save_pretrained) or Hub id")
     p_rep.add_argument("--mae", required=True, help="ViTMAE folder (save_pretrained) or Hub id")
@@ -231,9 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--seed", type=int, default=0, help="seed of masks, noise and t-SNE")
     p_rep.add_argument("--mask_ratio", type=float, default=None, help="MAE masking (default: the MAE's config)")
     p_rep.add_argument("--noise_factor", type=float, default=None, help="DAE noise (default: the DAE's config)")
-    p_rep.add_argument("--cache_dir", default=None, help="cache of latents and t-SNE maps (default ~/.cache/mae_hf)")
+    p_rep.add_argument(
+        "--cache_dir",
+        default=None,
+        help="cache of latents and t-SNE maps (default: $MAE_HF_CACHE, else ~/.cache/mae_hf)",
+    )
     p_rep.add_argument("--no_cache", action="store_true", help="compute everything afresh, write no cache")
-    p_rep.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    p_rep.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     p_rep.add_argument(
         "--full_train",
         default=None,
@@ -242,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_rep.set_defaults(func=cmd_report)
 
-    p_curve = sub.add_parser("curve", help="score every checkpoint of a finished training run: its learning curve")
+    p_curve = sub.add_parser(
+        "curve", **shows_defaults, help="score every checkpoint of a finished training run: its learning curve"
+    )
     p_curve.add_argument(
         "run_dir", help="a finished --output_dir whose checkpoints were kept (--checkpoints_total_limit 0)"
     )
@@ -254,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_curve.add_argument("--out", default=None, help="default: RUN_DIR/learning_curve.json")
     p_curve.set_defaults(func=cmd_curve)
 
-    p_push = sub.add_parser("push", help="upload a trained model folder to the Hub, its card rendered for the repo id")
+    p_push = sub.add_parser(
+        "push", **shows_defaults, help="upload a trained model folder to the Hub, its card rendered for the repo id"
+    )
     p_push.add_argument("model_dir", help="a finished --output_dir of train_accelerate.py")
     p_push.add_argument(
         "--repo-id",
@@ -266,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_push.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
     p_push.add_argument("--private", action="store_true", help="create the repo as private")
     p_push.set_defaults(func=cmd_push)
-    p_space = sub.add_parser("push-space", help="upload the Gradio app with the bundled models as a Hugging Face Space")
+    p_space = sub.add_parser(
+        "push-space", **shows_defaults, help="upload the Gradio app with the bundled models as a Hugging Face Space"
+    )
     p_space.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True, help="user/space-name")
     p_space.add_argument(
         "--models",
@@ -281,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_st = sub.add_parser(
         "study",
+        **shows_defaults,
         help="the architecture x corruption grid (ViT/CNN x masking/noise) over seeds: study.md, study.json, figures",
     )
     p_st.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")

@@ -1,10 +1,14 @@
+import argparse
 import logging
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
-from mae_hf.cli import main
+from mae_hf.cli import build_parser, main
 
 
 def test_info_lists_versions_sources_and_model_dir(capsys, tmp_path, monkeypatch):
@@ -24,7 +28,6 @@ def test_console_script_runs():
 
 
 def test_unknown_command_exits_2(capsys):
-    import pytest
 
     with pytest.raises(SystemExit) as exc:
         main(["nope"])
@@ -39,3 +42,49 @@ def test_mae_hf_keeps_opentsne_notes_off_the_console(caplog):
     with caplog.at_level(logging.INFO):
         fit_tsne(np.random.default_rng(0).random((60, 5)))
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("openTSNE")]
+
+
+def _subcommands() -> dict:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name: p for name, p in sub.choices.items() if name != "train"}  # train's --help is its own parser's
+
+
+def test_every_subcommand_help_shows_its_defaults():
+    """An option with a real default shows it in --help: argparse's own "(default: ...)", or the help's words where
+    the default is computed (None: "the MAE's config")."""
+    for name, p in _subcommands().items():
+        text = " ".join(p.format_help().split())
+        for action in p._actions:
+            if not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+                continue
+            assert "default" in (action.help or "") or f"(default: {action.default})" in text, (name, action.dest)
+
+
+class _Recorded:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, dae, mae, dataset, split, out, settings, **kwargs):
+        self.calls.append({"out": out, "settings": settings, **kwargs})
+        return SimpleNamespace(metrics={"timings_s": {"load": 1.0, "reconstruction": 2.0}})
+
+
+def test_report_prints_a_clean_path(monkeypatch, capsys):
+    """`--out report/` (the README's form) is printed as report/report.md, once."""
+    import mae_hf.report
+
+    record = _Recorded()
+    monkeypatch.setattr(mae_hf.report, "make_report", record)
+    assert main(["report", "--dae", "d", "--mae", "m", "--out", "report/"]) == 0
+    out = capsys.readouterr().out
+    assert "report/report.md" in out and "//" not in out and out.count("Report written") == 1
+
+
+def test_report_folder_is_ignored_by_git():
+    """`mae-hf report --out report/` in a checkout writes nothing git would offer to commit."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(["git", "check-ignore", "-q", "report/report.md"], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, "add /report/ to .gitignore"

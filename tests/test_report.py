@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ import torch
 from mae_hf import DAEConfig, DAEModel, build_mae
 from mae_hf.cli import main
 from mae_hf.loading import load_dae, load_mae
-from mae_hf.report import REPORT_FILES, AnalysisResult, ReportSettings, make_report, to_jsonable
+from mae_hf.report import REPORT_FILES, STAGES, AnalysisResult, ReportSettings, make_report, to_jsonable
+from mae_hf.report.writer import stage_progress
 
 from .conftest import TINY_MAE
 
@@ -75,6 +77,21 @@ def test_cli_report_missing_folder_exits_2(models, tmp_path, caplog):
         ["report", "--dae", str(tmp_path / "missing"), "--mae", str(models / "mae"), "--out", str(tmp_path / "r")]
     )
     assert code == 2 and "not a local folder" in caplog.text
+
+
+def progress_lines(err: str) -> list[str]:
+    """What a terminal shows, one entry per redraw of a line (tqdm redraws with \\r)."""
+    return [s.strip() for s in re.split(r"[\r\n]", err) if s.strip()]
+
+
+def test_progress_draws_each_stage_once(capsys):
+    with stage_progress(len(STAGES)) as on_stage:
+        for i, name in enumerate(STAGES):
+            on_stage(name, i, len(STAGES))
+    lines = progress_lines(capsys.readouterr().err)
+    for name in STAGES:
+        assert sum(line.endswith(name.replace("_", " ") + "]") for line in lines) == 1, (name, lines)
+    assert sum("100%" in line for line in lines) == 1, lines
 
 
 @pytest.mark.slow

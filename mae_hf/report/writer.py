@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,7 +24,7 @@ from .pipeline import STAGES, AnalysisResult, ReportSettings, run_analysis
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REPORT_FILES", "report_figures", "write_report", "make_report"]
+__all__ = ["REPORT_FILES", "stage_progress", "report_figures", "write_report", "make_report"]
 
 REPORT_FILES = (
     "report.md",
@@ -40,6 +42,23 @@ REPORT_FILES = (
     "weights_dae.png",
     "weights_mae.png",
 )
+
+
+@contextmanager
+def stage_progress(n_stages: int, enabled: bool = True, desc: str = "analysis") -> Iterator[Callable]:
+    """
+    One progress bar over the analysis's stages; yields the `on_stage(name, index, n_stages)` callback that
+    `run_analysis` calls as each stage starts. Each stage is drawn once, and the finished bar once, when it closes.
+    """
+    with tqdm(total=n_stages, desc=desc, disable=not enabled) as bar:
+
+        def on_stage(name: str, index: int, _: int) -> None:
+            bar.n = index
+            bar.set_postfix_str(name.replace("_", " "))  # draws the bar (once)
+
+        yield on_stage
+        bar.n = n_stages
+        bar.set_postfix_str("done", refresh=False)  # drawn by the bar's close
 
 
 def report_figures(result: AnalysisResult, n_show: int = 8) -> dict:
@@ -187,16 +206,8 @@ def make_report(
         dataset, split, settings.n, settings.n_train, dae_model, mae_model, cache, full_train, settings.scorecard_n
     )
     load_s = time.perf_counter() - t
-    with tqdm(total=len(STAGES), desc="analysis", disable=not progress) as bar:
-
-        def on_stage(name, index, _):
-            bar.n = index
-            bar.set_postfix_str(name.replace("_", " "))
-            bar.refresh()
-
+    with stage_progress(len(STAGES), enabled=progress) as on_stage:
         result = run_analysis(dae_model, mae_model, data, settings, cache, on_stage=on_stage)
-        bar.n = len(STAGES)
-        bar.refresh()
     result.metrics["timings_s"] = {"load": load_s, **result.metrics["timings_s"]}
     curves = {
         name: json.loads((Path(folder) / "learning_curve.json").read_text())
@@ -205,5 +216,5 @@ def make_report(
     }
     meta = {"dae": str(dae), "mae": str(mae), "dataset": dataset, "split": split, "full_train": full_train}
     write_report(result, out, meta, settings.n_show, curves)
-    logger.info("Report written to %s (%.1f s)", out, sum(result.metrics["timings_s"].values()))
+    logger.debug("Report written to %s (%.1f s)", out, sum(result.metrics["timings_s"].values()))
     return result
