@@ -95,6 +95,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         seed=args.seed,
         mask_ratio=args.mask_ratio,
         noise_factor=args.noise_factor,
+        scorecard=args.scorecard,
         scorecard_n=args.scorecard_n,
     )
     try:
@@ -236,10 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--n", type=int, default=1000, help="images analysed, the first n of the split")
     p_rep.add_argument("--n_train", type=int, default=2000, help="train images the kNN and linear probe are fit on")
     p_rep.add_argument(
+        "--scorecard",
+        action="store_true",
+        help="also compute the scorecard: 5-NN and probe on every training set, the mask-ratio sweep against the "
+        "baselines (minutes more; `make report` passes it for docs/RESULTS.md)",
+    )
+    p_rep.add_argument(
         "--scorecard_n",
         type=int,
         default=None,
-        help="images the scorecard scores, the first N of the split (default: --n; 10000: MNIST's whole test set)",
+        help="with --scorecard: images it scores, the first N of the split (default: --n; 10000: MNIST's whole test "
+        "set)",
     )
     p_rep.add_argument("--out", default="report", help="output folder")
     p_rep.add_argument("--seed", type=int, default=0, help="seed of masks, noise and t-SNE")
@@ -255,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument(
         "--full_train",
         default=None,
-        help="also fit the scorecard's 5-NN and probe on this source's whole train split (e.g. "
+        help="with --scorecard: also fit its 5-NN and probe on this source's whole train split (e.g. "
         "ylecun/mnist, or a folder of MNIST IDX files: the 60,000 digits)",
     )
     p_rep.set_defaults(func=cmd_report)

@@ -70,8 +70,9 @@ class _Recorded:
         return SimpleNamespace(metrics={"timings_s": {"load": 1.0, "reconstruction": 2.0}})
 
 
-def test_report_prints_a_clean_path(monkeypatch, capsys):
-    """`--out report/` (the README's form) is printed as report/report.md, once."""
+def test_report_prints_a_clean_path_and_leaves_the_scorecard_to_its_flag(monkeypatch, capsys):
+    """`--out report/` (the README's form) is printed as report/report.md; the scorecard runs only with
+    --scorecard (make report passes it), so the default report stays fast."""
     import mae_hf.report
 
     record = _Recorded()
@@ -79,6 +80,14 @@ def test_report_prints_a_clean_path(monkeypatch, capsys):
     assert main(["report", "--dae", "d", "--mae", "m", "--out", "report/"]) == 0
     out = capsys.readouterr().out
     assert "report/report.md" in out and "//" not in out and out.count("Report written") == 1
+    assert record.calls[-1]["settings"].scorecard is False
+    assert main(["report", "--dae", "d", "--mae", "m", "--scorecard", "--scorecard_n", "50"]) == 0
+    assert record.calls[-1]["settings"].scorecard is True and record.calls[-1]["settings"].scorecard_n == 50
+
+
+def test_scorecard_options_without_the_scorecard_are_refused(tmp_path, caplog):
+    code = main(["report", "--dae", "d", "--mae", "m", "--full_train", "mnist", "--out", str(tmp_path)])
+    assert code == 2 and "add --scorecard" in caplog.text
 
 
 def test_report_folder_is_ignored_by_git():

@@ -95,6 +95,25 @@ def test_progress_draws_each_stage_once(capsys):
 
 
 @pytest.mark.slow
+def test_cli_report_prints_each_line_once_and_runs_the_scorecard_only_when_asked(models, tmp_path, capsys, caplog):
+    args = ["report", "--dae", str(models / "dae"), "--mae", str(models / "mae"), "--n", "60", "--n_train", "120"]
+    assert main([*args, "--no_cache", "--out", f"{tmp_path}/r/"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{tmp_path}/r/report.md" in out and "//" not in out
+    assert (out + caplog.text).count("Report written") == 1
+    lines = progress_lines(err)
+    for name in STAGES:
+        assert sum(line.endswith(name.replace("_", " ") + "]") for line in lines) == 1, (name, lines)
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert "scorecard" not in metrics and not metrics["settings"]["scorecard"]
+
+    assert main([*args, "--no_cache", "--no_progress", "--scorecard", "--out", str(tmp_path / "s")]) == 0
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["scorecard"]["n_test"] == 60 and metrics["scorecard"]["mae"]["sweep"]
+    assert "## 5. Scorecard" in (tmp_path / "s" / "report.md").read_text()
+
+
+@pytest.mark.slow
 def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
     settings = ReportSettings(n=60, n_train=120, n_attention=8, n_show=4)
     out, cache = tmp_path / "report", tmp_path / "cache"
@@ -205,7 +224,7 @@ def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
         "mnist",
         "test",
         out,
-        ReportSettings(n=40, n_train=100, n_attention=8, n_show=4, scorecard_n=120),
+        ReportSettings(n=40, n_train=100, n_attention=8, n_show=4, scorecard=True, scorecard_n=120),
         cache_dir=None,
         progress=False,
     )

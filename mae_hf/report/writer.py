@@ -199,6 +199,11 @@ def make_report(
         full_train: a source whose whole train split the scorecard's classifiers are also fit on.
     """
     settings = settings or ReportSettings()
+    if not settings.scorecard and (full_train is not None or settings.scorecard_n is not None):
+        raise ValueError(
+            "--full_train and --scorecard_n only change the scorecard, which is off: add --scorecard "
+            "(ReportSettings(scorecard=True))."
+        )
     t = time.perf_counter()
     dae_model, mae_model = load_dae(dae), load_mae(mae)
     cache = AnalysisCache(cache_dir)
