@@ -9,6 +9,7 @@ from mae_hf import DAEConfig, DAEModel, build_mae
 from mae_hf.cli import main
 from mae_hf.loading import load_dae, load_mae
 from mae_hf.report import REPORT_FILES, STAGES, AnalysisResult, ReportSettings, make_report, to_jsonable
+from mae_hf.report.tables import reconstruction_table
 from mae_hf.report.writer import stage_progress
 
 from .conftest import TINY_MAE
@@ -235,3 +236,17 @@ def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
     assert [r["mask_ratio"] for r in sweep][:2] == [0.1, 0.2] and all("margin" in r for r in sweep)
     assert set(metrics["scorecard"]["raw_pixels"]["classifiers"]["train"]) == {"knn", "probe"}
     assert (out / "learning_curves.png").is_file() and "## 6. Learning curves" in (out / "report.md").read_text()
+
+
+def summary(mean: float, n: int = 2000) -> dict:
+    return {"mean": mean, "std": 1.0, "n": n}
+
+
+def test_the_reconstruction_table_names_the_digits_it_covers():
+    """The card scores all 10,000 test digits, the report and the app the first --n: each row says which."""
+    cell = {"psnr": summary(18.58), "ssim": summary(0.75), "psnr_input": summary(11.0), "psnr_masked": summary(17.4)}
+    table = {"mae": {"mask": cell, "noise": cell}, "dae": {"mask": cell, "noise": cell}}
+    headers, rows = reconstruction_table(table)
+    assert len(rows) == 4 and all(len(row) == len(headers) for row in rows)
+    assert all("first 2,000 test digits" in row[0] for row in rows)
+    assert rows[0][1] == "18.58 ± 1.00"  # the number itself is unchanged

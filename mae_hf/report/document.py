@@ -133,7 +133,8 @@ def report_document(metrics: dict, meta: dict) -> Document:
         f"patches (one mask shared by both models); noise: clamp(x + {rc['noise_factor']} · N(0, 1), 0, 1). Image i "
         "gets the mask and noise the model cards' evaluation gives test image i (`mae_hf.evaluation`). Under masking, "
         "whole-image scores are taken with the visible patches pasted back, for both models; the MAE on noisy input "
-        f"runs with masking off. SSIM: {rc['ssim_settings']}."
+        f"runs with masking off. SSIM: {rc['ssim_settings']}. Each row names the digits it covers: a model card "
+        "scores every test digit, so its figure for the same model differs a little from this one."
     )
     d.p(" ".join(MEASURE_HELP[k] for k in ("psnr", "ssim", "psnr_masked", "psnr_input")))
     d.img(
@@ -142,7 +143,7 @@ def report_document(metrics: dict, meta: dict) -> Document:
         "DAE on the masked input, noisy input, DAE reconstruction, MAE on the noisy input. Column titles: PSNR (dB) of "
         "the MAE (pasted, masking) / the DAE (noise), each under its own corruption.",
     )
-    d.table(*reconstruction_table(rc))
+    d.table(*reconstruction_table(rc, meta["split"]))
     d.img("psnr_hist.png", "Per-image PSNR, with the corrupted inputs' own PSNR.")
     d.img("ssim_hist.png", "Per-image SSIM.")
     dr = rc["data_range_check"]

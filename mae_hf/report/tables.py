@@ -9,6 +9,7 @@ from ..labels import FEATURE_LABELS, PAIR_LABELS
 __all__ = [
     "fmt",
     "mean_std",
+    "digits_scored",
     "reconstruction_table",
     "latent_table",
     "radius_table",
@@ -36,15 +37,30 @@ def mean_std(summary: dict, digits: int = 2) -> str:
     return f"{fmt(summary['mean'], digits)} ± {fmt(summary['std'], digits)}"
 
 
-def reconstruction_table(reconstruction: dict) -> tuple[list[str], list[list[str]]]:
-    """Each model under its own corruption and the other's: PSNR, SSIM, masked-region PSNR, input PSNR."""
-    headers = ["Model and input", "PSNR (dB)", "SSIM", "Masked-region PSNR (dB)", "Corrupted input PSNR (dB)"]
+def digits_scored(n: int, split: str = "test") -> str:
+    """Which digits a number covers, in words: "first 2,000 test digits". A model card scores every test digit, the
+    report and the app the first `n`, so a number shown without its digits looks like a second figure for it."""
+    return f"first {n:,} {split} digits"
+
+
+def reconstruction_table(reconstruction: dict, split: str = "test") -> tuple[list[str], list[list[str]]]:
+    """Each model under its own corruption and the other's: PSNR, SSIM, masked-region PSNR, input PSNR. Each row
+    names the digits it was scored on (the first N of `split`), so it is not mistaken for a card's whole-test-set
+    figure."""
+    headers = [
+        "Model and input (digits scored)",
+        "PSNR (dB)",
+        "SSIM",
+        "Masked-region PSNR (dB)",
+        "Corrupted input PSNR (dB)",
+    ]
     rows = []
     for model, corruption in PAIRS:
         c = reconstruction[model][corruption]
+        n = c["psnr"].get("n")
         rows.append(
             [
-                PAIR_LABELS[model, corruption],
+                PAIR_LABELS[model, corruption] + (f", {digits_scored(n, split)}" if n is not None else ""),
                 mean_std(c["psnr"]),
                 mean_std(c["ssim"], 3),
                 mean_std(c["psnr_masked"]) if "psnr_masked" in c else "—",
