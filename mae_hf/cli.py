@@ -118,6 +118,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_answer(args: argparse.Namespace) -> int:
+    import json
+
+    from .answer import answer_block, replace_answer_block
+
+    try:
+        results = [json.loads(Path(f).read_text()) if f else None for f in (args.metrics, args.study)]
+        block = answer_block(*results)
+        if args.readme:
+            readme = Path(args.readme)
+            readme.write_text(replace_answer_block(readme.read_text(), block))
+    except (OSError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    if args.readme:
+        print(f"The answer block of {args.readme} rewritten")
+    else:
+        sys.stdout.write(block)  # Markdown, for `make results-page` to put into docs/RESULTS.md
+    return 0
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from .study import StudySettings, run_study, settings_from_args
     from .training import ConfigurationError
@@ -267,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
         "ylecun/mnist, or a folder of MNIST IDX files: the 60,000 digits)",
     )
     p_rep.set_defaults(func=cmd_report)
+
+    p_ans = sub.add_parser(
+        "answer",
+        **shows_defaults,
+        help="each claim answered in one sentence, from the report's metrics.json and the study's study.json",
+    )
+    p_ans.add_argument("--metrics", default="docs/results/metrics.json", help="the shipped models' report ('' to omit)")
+    p_ans.add_argument("--study", default="docs/study/study.json", help="the study's results ('' to omit)")
+    p_ans.add_argument(
+        "--readme",
+        default=None,
+        help="rewrite this file's answer block (between its answer markers) instead of printing",
+    )
+    p_ans.set_defaults(func=cmd_answer)
 
     p_curve = sub.add_parser(
         "curve", **shows_defaults, help="score every checkpoint of a finished training run: its learning curve"

@@ -8,6 +8,8 @@ __all__ = [
     "FEATURE_SETS",
     "PLACEABLE_FEATURES",
     "MEASURE_HELP",
+    "MEASURE_LABELS",
+    "CLAIM_DIRECTION_LABELS",
     "PAIR_LABELS",
 ]
 
@@ -64,3 +66,29 @@ MEASURE_HELP = {
     "near_zero": "Near-zero weights: share of weights with |w| below a threshold (absolute, or relative to the "
     "layer's spread), trained vs the same network at initialisation.",
 }
+# Each measure's name as tables and sentences show it, for the report's verdicts (`mae_hf.analysis.verdicts`) and
+# the study's (`mae_hf.analysis.factorial.MEASURES`); the keys stay in metrics.json and study.json.
+MEASURE_LABELS = {
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "psnr_masked": "masked-region PSNR (dB)",
+    "psnr_input": "input PSNR (dB)",
+    "psnr_noisy": "PSNR on the same noisy digits (dB)",
+    "tsne_radius": "t-SNE radius (the study's measure)",
+    "original_radius": "radius in the features",
+    "scale_free_radius": "scale-free radius",
+    "silhouette": "silhouette",
+    "trustworthiness": "t-SNE trustworthiness",
+    "knn_accuracy": "5-NN accuracy",
+    "linear_probe_accuracy": "linear-probe accuracy",
+    "probe_accuracy": "linear-probe accuracy",
+    "near_zero_fraction_absolute": "near-zero weights, absolute threshold",
+    "near_zero_fraction_relative": "near-zero weights relative to the layer's spread",
+    "near_zero_fraction_absolute_change_from_init": "near-zero weights gained in training, absolute threshold",
+    "near_zero_fraction_relative_change_from_init": "near-zero weights gained in training, relative threshold",
+    "near_zero_absolute": "near-zero weights, absolute threshold",
+    "near_zero_relative": "near-zero weights relative to the layer's spread",
+    "near_zero_relative_vs_init": "near-zero weights gained in training, relative threshold",
+}
+# What a claim predicts for one measure (the verdict rows' `claim`), in words.
+CLAIM_DIRECTION_LABELS = {"mae < dae": "MAE lower", "mae > dae": "MAE higher", "dae > mae": "DAE higher"}

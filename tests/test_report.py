@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,12 +8,15 @@ import torch
 
 from mae_hf import DAEConfig, DAEModel, build_mae
 from mae_hf.cli import main
+from mae_hf.labels import MEASURE_LABELS
 from mae_hf.loading import load_dae, load_mae
 from mae_hf.report import REPORT_FILES, STAGES, AnalysisResult, ReportSettings, make_report, to_jsonable
-from mae_hf.report.tables import reconstruction_table
+from mae_hf.report.tables import reconstruction_table, verdict_summary, verdict_table
 from mae_hf.report.writer import stage_progress
 
 from .conftest import TINY_MAE
+
+ROOT = Path(__file__).resolve().parents[1]
 
 KEYS = (
     "psnr",
@@ -250,3 +254,15 @@ def test_the_reconstruction_table_names_the_digits_it_covers():
     assert len(rows) == 4 and all(len(row) == len(headers) for row in rows)
     assert all("first 2,000 test digits" in row[0] for row in rows)
     assert rows[0][1] == "18.58 ± 1.00"  # the number itself is unchanged
+
+
+def test_verdict_tables_show_words_not_keys():
+    """Every measure of the shipped report's verdicts has a label a person reads; its values are unchanged."""
+    metrics = json.loads((ROOT / "docs" / "results" / "metrics.json").read_text())
+    for verdict in metrics["verdicts"].values():
+        _, rows = verdict_table(verdict)
+        for row, r in zip(rows, verdict["measures"]):
+            assert row[0] == MEASURE_LABELS[r["measure"]] and "_" not in row[0] + row[1] + row[4]
+            assert row[2:4] == [f"{r['dae']:.4f}", f"{r['mae']:.4f}"]
+        assert "_" not in verdict_summary(verdict)
+    assert verdict_summary(metrics["verdicts"]["H1"]).startswith("Holds under 13 of 18 measures: ")

@@ -6,13 +6,16 @@ import html
 import re
 from pathlib import Path
 
+from ..answer import claim_answers
 from ..labels import MEASURE_HELP
 from .tables import (
     class_radius_table,
+    digits_scored,
     fmt,
     latent_table,
     radius_table,
     reconstruction_table,
+    verdict_summary,
     verdict_table,
     weights_table,
 )
@@ -44,6 +47,9 @@ class Document:
     def img(self, filename: str, caption: str):
         self.blocks.append(("img", filename, caption))
 
+    def ul(self, items: list[str]):
+        self.blocks.append(("ul", list(items)))
+
     def markdown(self) -> str:
         out = []
         for b in self.blocks:
@@ -58,6 +64,8 @@ class Document:
                         + ["| " + " | ".join(r) + " |" for r in b[2]]
                     )
                 )
+            elif b[0] == "ul":
+                out.append("\n".join(f"- {item}" for item in b[1]))
             else:
                 out.append(f"![{b[2]}]({b[1]})\n\n*{b[2]}*")
         return "\n\n".join(out) + "\n"
@@ -81,6 +89,8 @@ class Document:
                 body.append(
                     f"<div class='table'><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
                 )
+            elif b[0] == "ul":
+                body.append("<ul>" + "".join(f"<li>{self._inline(item)}</li>" for item in b[1]) + "</ul>")
             else:
                 data = base64.b64encode((folder / b[1]).read_bytes()).decode()
                 body.append(
@@ -115,17 +125,17 @@ def report_document(metrics: dict, meta: dict) -> Document:
     )
 
     d.h(2, "Verdicts")
+    d.p("In words (`mae-hf answer` adds the architecture × corruption study):")
+    d.ul(list(claim_answers(metrics, models="these models").values()))
     d.p(
-        "Each claim of the study, checked under every measure that bears on it. A measure holds when the comparison "
-        "the claim predicts is true in the numbers below."
+        "Each claim of the study, checked under every measure that bears on it, on the "
+        f"{digits_scored(s['n'], meta['split'])}. A measure holds when the comparison the claim predicts is true in "
+        "the numbers below."
     )
     for key, v in vd.items():
         d.h(3, f"{key}: {v['claim']}")
         d.table(*verdict_table(v))
-        d.p(
-            f"Holds under {len(v['holds_under'])} of {len(v['measures'])} measures"
-            + (f": {', '.join(v['holds_under'])}." if v["holds_under"] else ".")
-        )
+        d.p(verdict_summary(v))
 
     d.h(2, "1. Reconstruction quality")
     d.p(

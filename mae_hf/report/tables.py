@@ -4,7 +4,7 @@ built once here and shown by both the report and the app."""
 import math
 
 from ..analysis.reconstruction import PAIRS
-from ..labels import FEATURE_LABELS, PAIR_LABELS
+from ..labels import CLAIM_DIRECTION_LABELS, FEATURE_LABELS, MEASURE_LABELS, PAIR_LABELS
 
 __all__ = [
     "fmt",
@@ -15,6 +15,8 @@ __all__ = [
     "radius_table",
     "class_radius_table",
     "weights_table",
+    "measure_label",
+    "verdict_summary",
     "verdict_table",
     "verdict_mark",
 ]
@@ -148,16 +150,44 @@ def verdict_mark(holds: bool) -> str:
     return "holds" if holds else "does not hold"
 
 
+def measure_label(row: dict) -> str:
+    """A verdict row's measure in words, with the MAE features or the inputs it was taken on: "silhouette — MAE CLS
+    token", "PSNR (dB) — MAE: masked, DAE: noisy"."""
+    label = MEASURE_LABELS.get(row["measure"], row["measure"])
+    on = FEATURE_LABELS.get(row["features"], row["features"]) if row.get("features") else row.get("corruption")
+    return f"{label} — {on}" if on else label
+
+
+def verdict_summary(verdict: dict) -> str:
+    """How many of a claim's measures it holds under, in words: per MAE feature set where the rows have one
+    ("Holds under 13 of 18 measures: 6 of 6 with MAE CLS token; ..."), else the measures it holds under."""
+    rows = verdict["measures"]
+    held = [r for r in rows if r["holds"]]
+    head = f"Holds under {len(held)} of {len(rows)} measures"
+    if not held:
+        return head + "."
+    if all(r.get("features") for r in rows):
+        features = list(dict.fromkeys(r["features"] for r in rows))
+        counts = [
+            f"{sum(r['holds'] for r in rows if r['features'] == f)} of "
+            f"{sum(r['features'] == f for r in rows)} with {FEATURE_LABELS.get(f, f)}"
+            for f in features
+        ]
+        return f"{head}: {'; '.join(counts)}."
+    return f"{head}: {'; '.join(measure_label(r) for r in held)}."
+
+
 def verdict_table(verdict: dict) -> tuple[list[str], list[list[str]]]:
-    """One claim's measures: both models' values, what the claim predicts, and whether it holds."""
-    headers = ["Measure", "Features / input", "DAE", "MAE", "The claim says", "Verdict"]
+    """One claim's measures, in words: both models' values, what the claim predicts, and whether it holds (the
+    measures' keys stay in `metrics.json`)."""
+    headers = ["Measure", "MAE features / input", "DAE", "MAE", "The claim says", "Verdict"]
     rows = [
         [
-            r["measure"],
-            r.get("features") or r.get("corruption") or "",
+            MEASURE_LABELS.get(r["measure"], r["measure"]),
+            FEATURE_LABELS.get(r["features"], r["features"]) if r.get("features") else r.get("corruption", ""),
             fmt(r["dae"], 4),
             fmt(r["mae"], 4),
-            r["claim"],
+            CLAIM_DIRECTION_LABELS.get(r["claim"], r["claim"]),
             verdict_mark(r["holds"]),
         ]
         for r in verdict["measures"]
