@@ -38,29 +38,44 @@ from mae_hf.app.tabs import (  # noqa: E402
     reconstruct_tab,
     weights_tab,
 )
-from mae_hf.app.views import study_grid_markdown  # noqa: E402
+from mae_hf.app.views import answer_from_results, study_grid_markdown  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
 STUDY_JSON = HERE / "docs" / "study" / "study.json"
+RESULTS_JSON = HERE / "docs" / "results" / "metrics.json"
 logger = logging.getLogger("mae_hf.app")
 
+# Tables scroll sideways in their own box rather than squeeze: a cell breaks only between words, a header or a
+# number never (gradio's Markdown breaks anywhere, "D AE", "240,00 / 0"). The neighbours gallery keeps its eight
+# columns in the page's width (four on a phone) instead of running off the edge, and is as tall as its two rows.
 CSS = """
 .pixelated img { image-rendering: pixelated; object-fit: contain; }
 #examples img { image-rendering: pixelated; }
 .explain { font-size: 0.9em; opacity: 0.85; }
 .caption p { margin: 0.2em 0; }
-.table-wrap, .gradio-dataframe { overflow-x: auto; }
+.prose table { display: block; max-width: 100%; overflow-x: auto; }
+.prose th, .prose td { overflow-wrap: normal; word-break: normal; }
+#neighbours .grid-wrap { min-height: 0 !important; height: auto !important; }
+#neighbours .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)) !important; }
+@media (max-width: 640px) { #neighbours .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; } }
 """
-# Select the Sketchpad's brush once the page is ready, so a visitor can draw at once (gradio starts without a tool).
+# The draw tool is active whenever the canvas is shown: gradio's editor starts (and restarts, whenever its value is
+# cleared, e.g. by picking an example) with no tool, and says "select the draw tool to start". Whenever neither of
+# the Sketchpad's two tools (brush, eraser: the first two toolbar buttons, found by place, not by their labels,
+# which follow the visitor's language) is selected, the brush is.
 SELECT_BRUSH_JS = """
 () => {
-  let tries = 0;
+  let queued = false;
   const pick = () => {
-    const brush = document.querySelector('#sketchpad button[aria-label="Brush"]');
-    if (brush) { brush.click(); } else if (tries++ < 50) { setTimeout(pick, 100); }
+    queued = false;
+    const tools = [...document.querySelectorAll('#sketchpad .toolbar-wrap .half-container button')].slice(0, 2);
+    if (tools.length && !tools.some(b => b.classList.contains('highlight'))) { tools[0].click(); }
   };
-  pick();
+  const soon = () => { if (!queued) { queued = true; requestAnimationFrame(pick); } };
+  new MutationObserver(soon).observe(document.body,
+    {subtree: true, childList: true, attributes: true, attributeFilter: ['class']});
+  soon();
 }
 """
 
@@ -115,7 +130,7 @@ def build_demo(service: ModelService, examples_dir: Path = EXAMPLES_DIR) -> gr.B
             "side by side."
         )
         model_status = gr.Markdown(status["message"], visible=not status["ready"], elem_id="model-status")
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):
             with gr.Tab("Reconstruct", id="reconstruct"):
                 controls = reconstruct_tab(lab, example_files(examples_dir))
             with gr.Tab("Metrics", id="metrics-tab"):
@@ -127,7 +142,8 @@ def build_demo(service: ModelService, examples_dir: Path = EXAMPLES_DIR) -> gr.B
             with gr.Tab("Weights", id="weights-tab"):
                 weight_outputs = weights_tab()
             with gr.Tab("About", id="about"):
-                summary, verdicts = about_tab(status, study_grid_markdown(STUDY_JSON))
+                answer = answer_from_results(RESULTS_JSON, STUDY_JSON)
+                summary, verdicts = about_tab(status, answer, study_grid_markdown(STUDY_JSON))
         # The dataset endpoints (the tabs themselves are filled in by the timer).
         status_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(lab.metrics, None, metric_outputs, api_name="metrics")

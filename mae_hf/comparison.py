@@ -154,13 +154,15 @@ def to_display(image, scale: int = 10, pixel_mask=None, mask_color: tuple[int, i
     return rgb.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def metrics_table(metrics: list[dict]) -> list[list[str]]:
+def metrics_table(metrics: list[dict]) -> tuple[list[str], list[list[str]]]:
     """
-    `Comparison.metrics` as display rows: name, corrupted-input PSNR, output PSNR, output SSIM, masked-region PSNR.
+    `Comparison.metrics` as a display table `(headers, rows)`: name, corrupted-input PSNR, output PSNR, output SSIM,
+    masked-region PSNR.
 
     PSNR in dB with 2 decimals (capped at `mae_hf.evaluation.PSNR_MAX`), SSIM with 3; "—" where nothing was masked.
     """
-    return [
+    headers = ["Output", "Corrupted input PSNR (dB)", "Output PSNR (dB)", "Output SSIM", "Masked-region PSNR (dB)"]
+    rows = [
         [
             row["name"],
             fmt(row["input_psnr"], 2),
@@ -170,3 +172,4 @@ def metrics_table(metrics: list[dict]) -> list[list[str]]:
         ]
         for row in metrics
     ]
+    return headers, rows

@@ -126,14 +126,20 @@ def plot_metric_histograms(values: dict, metric: str, bins: int = 30, ax=None):
 
 
 def plot_tsne(
-    coordinates: np.ndarray, labels: np.ndarray, title: str = "", ax=None, highlight: np.ndarray | None = None
+    coordinates: np.ndarray,
+    labels: np.ndarray,
+    title: str = "",
+    ax=None,
+    highlight: np.ndarray | None = None,
+    legend: bool = True,
 ):
     """
     A 2-D t-SNE scatter coloured by class.
 
     Args:
         coordinates: (N, 2). labels: (N,) class ids. highlight: optional (M, 2) points drawn as black stars
-            (e.g. a new digit placed into the map).
+            (e.g. a new digit placed into the map). legend: a class legend inside the axes (`plot_tsne_maps` draws
+            one below its panels instead).
 
     Returns:
         (Figure, Axes).
@@ -151,7 +157,8 @@ def plot_tsne(
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=6, markerscale=2, loc="best", ncol=2)
+    if legend:
+        ax.legend(fontsize=6, markerscale=2, loc="best", ncol=2)
     return fig, ax
 
 
@@ -277,21 +284,21 @@ def plot_weight_histograms(trained: dict, init: dict | None = None, ncols: int =
     """
     layers = list(trained)
     nrows = max(1, -(-len(layers) // ncols))
-    fig = Figure(figsize=(3 * ncols, 2.2 * nrows))
+    fig = Figure(figsize=(3.4 * ncols, 2.6 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, layer in zip(axes.flat, layers):
         h = trained[layer]
         ax.stairs(h["counts"], h["edges"], fill=True, alpha=0.6, label="trained")
         if init is not None and layer in init:
             ax.stairs(init[layer]["counts"], init[layer]["edges"], color="black", label="init")
-        ax.set_title(layer, fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.set_title(layer, fontsize=10)
+        ax.tick_params(labelsize=9)
     for ax in axes.flat[len(layers) :]:
         ax.axis("off")
     if layers:
-        axes.flat[0].legend(fontsize=6)
+        axes.flat[0].legend(fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return fig, axes
 
@@ -330,7 +337,8 @@ def plot_grid_tsne(coordinates: dict, labels: np.ndarray, titles: dict):
 
 def plot_tsne_maps(panels: dict, labels: np.ndarray, size: float = 3.4, highlights: dict | None = None):
     """
-    t-SNE maps side by side, each titled inside its own panel.
+    t-SNE maps side by side, each titled inside its own panel, with one class legend below them (readable, and
+    over no point).
 
     Args:
         panels: `{title: (N, 2) coordinates}`. labels: (N,) classes. highlights: optional `{title: (M, 2)}` points
@@ -339,12 +347,16 @@ def plot_tsne_maps(panels: dict, labels: np.ndarray, size: float = 3.4, highligh
     Returns:
         (Figure, (panels,) array of Axes).
     """
-    fig = Figure(figsize=(size * len(panels), size + 0.3))
+    fig = Figure(figsize=(size * len(panels), size + 0.8))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, xy) in zip(axes, panels.items()):
-        plot_tsne(xy, labels, title=title, ax=ax, highlight=(highlights or {}).get(title))
-        ax.title.set_fontsize(8)
-    fig.tight_layout()
+        plot_tsne(xy, labels, title=title, ax=ax, highlight=(highlights or {}).get(title), legend=False)
+        ax.title.set_fontsize(10)
+    handles, names = axes[0].get_legend_handles_labels()
+    ncol = min(len(names), 5 * len(panels))  # 5 a panel: two rows under a map of its own
+    rows = -(-len(names) // max(ncol, 1))
+    fig.legend(handles, names, loc="lower center", ncol=ncol, fontsize=10, markerscale=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
     return fig, axes
 
 

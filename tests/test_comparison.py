@@ -71,7 +71,8 @@ def test_no_mask_means_a_perfect_paste_and_no_masked_region(tiny_dae, tiny_mae, 
     r = compare_reconstructions(tiny_dae, tiny_mae, digit, mask_ratio=0.0, seed=0)
     assert r.mae_pixel_mask is None
     assert r.metrics[1]["psnr"] == PSNR_MAX  # the one PSNR rule: capped, as on the test set
-    table = metrics_table(r.metrics)
+    headers, table = metrics_table(r.metrics)
+    assert headers[2] == "Output PSNR (dB)" and len(headers) == 5
     assert table[1][2] == "100.00" and table[0][4] == "—"
     assert [len(row) for row in table] == [5, 5, 5]
     assert table[2][0] == "DAE reconstruction" and float(table[2][3]) == pytest.approx(r.metrics[2]["ssim"], abs=5e-4)

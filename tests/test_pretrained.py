@@ -130,7 +130,7 @@ def test_the_card_the_report_and_the_app_give_the_same_numbers(mnist, tmp_path):
     from gradio_client import Client
 
     from mae_hf.report import ReportSettings, make_report
-    from mae_hf.report.tables import reconstruction_table
+    from mae_hf.report.tables import markdown_table, reconstruction_table
 
     n, n_train = 200, 300
     make_report(
@@ -193,4 +193,4 @@ def test_the_card_the_report_and_the_app_give_the_same_numbers(mnist, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert table["data"] == reconstruction_table(reconstruction)[1]
+    assert table == markdown_table(*reconstruction_table(reconstruction))

@@ -78,7 +78,7 @@ class Handlers:
         `image`: a picture of a digit (a 28×28 one is taken as MNIST-formatted); `corruption`: "own" (MAE masked,
         DAE noised), "mask" or "noise" (the same corruption for both). Returns the MAE's input, reconstruction and
         pasted output, the DAE's input and reconstruction (112×112 PNGs, hidden patches in blue) and the PSNR/SSIM
-        table. Called while the models are still loading, it waits for them.
+        table (Markdown). Called while the models are still loading, it waits for them.
         """
         if image is None:
             _refuse("There is no digit yet: draw, upload or pick one.", "No digit")
@@ -114,15 +114,16 @@ class Handlers:
     def latent_space(self, image=None, mae_features: str = "mae_cls"):
         """
         The t-SNE maps of the test digits (DAE bottleneck and `mae_features`: "mae_cls", "mae_mean" or
-        "raw_pixels"), the digit placed into both as a star when given, its nearest training digits, and the
-        radius and measure tables. Before the dataset analysis is done: its status and empty outputs.
+        "raw_pixels", one PNG each), the digit placed into both as a star when given, its nearest training digits,
+        and the placement, radius and measure tables (Markdown). Before the dataset analysis is done: its status
+        and empty outputs.
         """
         return self._run(self.service.latent_space, image, mae_features)
 
     def latent_space_if_ready(self, image, mae_features):
         """The Latent tab after the digit changed: nothing while the analysis is running."""
         if not self.service.analysis_status()["ready"]:
-            return [gr.skip()] * 6
+            return [gr.skip()] * 7
         return self.latent_space(image, mae_features)
 
     # -- the test set and the models -------------------------------------------------------------------------------
@@ -133,12 +134,12 @@ class Handlers:
 
     def metrics(self):
         """Test-set PSNR and SSIM histograms of both models under both corruptions, and the summary table (status
-        Markdown, two PNGs, rows; None until the analysis is ready)."""
+        Markdown, two PNGs, a Markdown table; None until the analysis is ready)."""
         return self._run(self.service.metrics)
 
     def weights(self):
         """Per-layer weight histograms (trained vs init) of both models and the near-zero table (status Markdown,
-        two PNGs, rows; None until the analysis is ready)."""
+        two PNGs, a Markdown table; None until the analysis is ready)."""
         return self._run(self.service.weights)
 
     def verdicts(self) -> str:
@@ -154,7 +155,7 @@ class Handlers:
                 message,
                 *[gr.skip()] * 3,
                 message,
-                *[gr.skip()] * 5,
+                *[gr.skip()] * 6,
                 message,
                 *[gr.skip()] * 3,
                 message,

@@ -20,7 +20,7 @@ from .views import (
     attention_figures,
     attention_summary,
     dataset_views,
-    latent_maps_image,
+    latent_map_images,
     model_summary,
     to_uint8,
     verdicts_markdown,
@@ -221,11 +221,12 @@ class ModelService:
         Corrupt the digit and reconstruct it with both models (`mae_hf.comparison.compare_reconstructions`).
 
         Returns: the MAE's input, reconstruction and pasted image, the DAE's input and reconstruction (each enlarged
-        `DISPLAY_SCALE`×, hidden patches in blue) and the PSNR/SSIM rows.
+        `DISPLAY_SCALE`×, hidden patches in blue) and the PSNR/SSIM table (Markdown).
         """
         x = self._digit_tensor(image)
         models = self.wait()
         from ..comparison import compare_reconstructions, metrics_table, to_display
+        from ..report.tables import markdown_table
 
         try:
             r = compare_reconstructions(
@@ -249,7 +250,7 @@ class ModelService:
             show(r.mae_pasted),
             show(r.dae_input, r.dae_pixel_mask),
             show(r.dae_reconstruction),
-            metrics_table(r.metrics),
+            markdown_table(*metrics_table(r.metrics)),
         )
 
     def attention(self, image, mask_ratio: float = 0.75, seed: int = 0, corruption: str = "own") -> tuple:
@@ -268,15 +269,15 @@ class ModelService:
 
     def latent_space(self, image=None, mae_features: str = "mae_cls") -> tuple:
         """
-        The t-SNE maps of the DAE bottleneck and `mae_features` (test digits by class), the digit placed into both
-        when given, its nearest training digits, and the radius / measure tables. Until the dataset analysis is
-        ready: its status and Nones.
+        The t-SNE maps of the DAE bottleneck and of `mae_features` (test digits by class), the digit placed into
+        both when given, its nearest training digits, and the placement, radius and measure tables (Markdown).
+        Until the dataset analysis is ready: its status and Nones.
         """
         from ..labels import PLACEABLE_FEATURES
 
         status = self.analysis_status()
         if not status["ready"]:
-            return status["message"], None, None, None, None, None
+            return status["message"], None, None, None, None, None, None
         if mae_features not in PLACEABLE_FEATURES or mae_features == "dae":
             raise AppError(
                 f"`mae_features` must be one of {[f for f in PLACEABLE_FEATURES if f != 'dae']}.", "Invalid setting"
@@ -285,6 +286,7 @@ class ModelService:
         from ..analysis.latents import extract_feature_set
         from ..comparison import to_display
         from ..labels import FEATURE_LABELS
+        from ..report.tables import markdown_table
 
         a, keys, placements = self.analysis, ("dae", mae_features), {}
         if image is not None:
@@ -310,14 +312,19 @@ class ModelService:
                 (to_display(a.train_x[i], DISPLAY_SCALE), f"{a.train_y[i]}, {d:.2f}")
                 for i, d in zip(p["neighbours"], p["distances"])
             ]
+        placement = (
+            markdown_table(["Features", "t-SNE x", "t-SNE y", "Neighbours' labels", "Most common label"], rows)
+            if rows
+            else "*Draw, upload or pick a digit on the Reconstruct tab to place it in the maps.*"
+        )
         v = self._dataset_views()
         return (
             status["message"],
-            latent_maps_image(a.result, keys, placements),
+            *latent_map_images(a.result, keys, placements),
             gallery or None,
-            rows or None,
-            v["radius_table"][1],
-            v["measures_table"][1],
+            placement,
+            v["radius_table"],
+            v["measures_table"],
         )
 
     # -- the test set and the models -------------------------------------------------------------------------------
@@ -329,20 +336,20 @@ class ModelService:
             return self._views
 
     def metrics(self) -> tuple:
-        """Status, test-set PSNR and SSIM histograms under both corruptions, the summary rows (Nones until ready)."""
+        """Status, test-set PSNR and SSIM histograms under both corruptions, the summary table (Nones until ready)."""
         status = self.analysis_status()
         if not status["ready"]:
             return status["message"], None, None, None
         v = self._dataset_views()
-        return status["message"], v["psnr"], v["ssim"], v["metrics_table"][1]
+        return status["message"], v["psnr"], v["ssim"], v["metrics_table"]
 
     def weights(self) -> tuple:
-        """Status, per-layer weight histograms of both models (trained vs init), the near-zero rows."""
+        """Status, per-layer weight histograms of both models (trained vs init), the near-zero table."""
         status = self.analysis_status()
         if not status["ready"]:
             return status["message"], None, None, None
         v = self._dataset_views()
-        return status["message"], v["weights_dae"], v["weights_mae"], v["weights_table"][1]
+        return status["message"], v["weights_dae"], v["weights_mae"], v["weights_table"]
 
     def verdicts(self) -> str:
         """The study's claims H1–H3 with the verdict under each measure (Markdown; the status until ready)."""

@@ -1,7 +1,8 @@
 """The app's tabs, one small function each: each builds its components and wires its handlers (`Handlers`).
 
 Images show no label badge (`show_label=False`): their titles are Markdown above them or inside the figure, so
-nothing is covered. Tables take the page's whole width, one under the other.
+nothing is covered. Tables are Markdown (built by `mae_hf.report.tables`, the report's own, headers included), so
+they scroll sideways on a narrow screen and never break a word or a number.
 """
 
 from dataclasses import dataclass
@@ -26,14 +27,7 @@ __all__ = [
 ]
 
 # The mask ratios the slider offers: where the shipped MAE beats predicting the mean image by 3 dB (docs/RESULTS.md).
-MASK_RATIO_RANGE = (0.1, 0.8)  # the MAE beats both baselines by >= 3 dB here (docs/RESULTS.md)
-RECONSTRUCTION_HEADERS = [
-    "Output",
-    "Corrupted input PSNR (dB)",
-    "Output PSNR (dB)",
-    "Output SSIM",
-    "Masked-region PSNR (dB)",
-]
+MASK_RATIO_RANGE = (0.1, 0.8)
 
 
 @dataclass
@@ -68,6 +62,12 @@ def _titled_image(title: str, elem_id: str, **kwargs) -> gr.Image:
     return _image(elem_id, **kwargs)
 
 
+def _table(title: str, elem_id: str) -> gr.Markdown:
+    """A titled table, filled with Markdown by a handler."""
+    gr.Markdown(f"**{title}**", elem_classes="caption")
+    return gr.Markdown(elem_id=elem_id, elem_classes="table")
+
+
 def example_files(folder: Path) -> list[Path]:
     """The example digits (PNG files from the MNIST test split), sorted by digit."""
     return sorted(folder.glob("*.png"), key=lambda p: p.stem.rsplit("-", 1)[-1])
@@ -81,7 +81,7 @@ def reconstruct_tab(lab: Handlers, examples: list[Path]) -> DigitControls:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=300):
             gr.Markdown("**1. Draw, upload or pick a digit**", elem_classes="caption")
-            with gr.Tabs():
+            with gr.Tabs(overflow_behavior="wrap"):
                 with gr.Tab("Draw", id="draw"):
                     sketch = DigitSketchpad(
                         show_label=False,
@@ -173,13 +173,7 @@ def reconstruct_tab(lab: Handlers, examples: list[Path]) -> DigitControls:
             gr.Markdown(
                 " ".join(MEASURE_HELP[k] for k in ("psnr", "ssim", "psnr_input", "psnr_masked")), elem_classes="explain"
             )
-    table = gr.Dataframe(
-        headers=RECONSTRUCTION_HEADERS,
-        label="How close each output is to the current digit",
-        interactive=False,
-        wrap=True,
-        elem_id="metrics",
-    )
+    table = _table("How close each output is to the current digit", "metrics")
 
     controls = DigitControls(digit, mask_ratio, noise_factor, seed, corruption)
     outputs = [mae_input, mae_recon, mae_pasted, dae_input, dae_recon, table]
@@ -192,9 +186,11 @@ def reconstruct_tab(lab: Handlers, examples: list[Path]) -> DigitControls:
         trigger_mode="always_last",
         show_progress="hidden",
     ).success(lambda: None, None, upload, api_visibility="private")
-    upload.upload(lab.digit_from_upload, upload, digit, api_name="digit_from_upload").success(
-        lambda: None, None, sketch, api_visibility="private"
-    )
+    # A refused upload: its one toast, the current digit kept as it was (no error badge over it), the upload box
+    # emptied (not a broken image).
+    uploaded = upload.upload(lab.digit_from_upload, upload, digit, api_name="digit_from_upload", show_progress="hidden")
+    uploaded.success(lambda: None, None, sketch, api_visibility="private")
+    uploaded.failure(lambda: None, None, upload, api_visibility="private")
     if picked is not None:
         picked.load_input_event.then(
             lambda: (None, None),
@@ -227,13 +223,7 @@ def metrics_tab() -> list:
             psnr = _titled_image("PSNR of every test digit", "psnr-hist")
         with gr.Column(min_width=300):
             ssim = _titled_image("SSIM of every test digit", "ssim-hist")
-    table = gr.Dataframe(
-        headers=["Model and input", "PSNR (dB)", "SSIM", "Masked-region PSNR (dB)", "Corrupted input PSNR (dB)"],
-        label="Mean ± std over the test digits",
-        interactive=False,
-        wrap=True,
-        elem_id="metrics-table",
-    )
+    table = _table("Mean ± std over the test digits", "metrics-table")
     return [status, psnr, ssim, table]
 
 
@@ -241,38 +231,38 @@ MAE_FEATURE_CHOICES = [(FEATURE_LABELS[k], k) for k in ("mae_cls", "mae_mean", "
 
 
 def latent_tab(lab: Handlers, controls: DigitControls) -> tuple[list, gr.Dropdown]:
-    """t-SNE maps with the current digit placed, its nearest training digits, and the clustering measures."""
+    """t-SNE maps with the current digit placed, its nearest training digits, and the clustering measures; they
+    follow the current digit and the second map's choice by themselves."""
     status = gr.Markdown(elem_classes="explain", elem_id="latent-status")
-    with gr.Row():
-        mae_features = CheckedDropdown(
-            MAE_FEATURE_CHOICES,
-            value="mae_cls",
-            label="Second map",
-            info="Which features to compare with the DAE's bottleneck.",
-            scale=2,
-        )
-        place = gr.Button("Place the current digit", variant="primary", scale=1)
-    maps = _titled_image("t-SNE maps of the test digits, coloured by class; the star is the current digit", "tsne-maps")
+    mae_features = CheckedDropdown(
+        MAE_FEATURE_CHOICES,
+        value="mae_cls",
+        label="Second map",
+        info="Which features to compare with the DAE's bottleneck.",
+        elem_id="second-map",
+    )
     gr.Markdown(
-        "**Its 8 nearest training digits**: top row in the DAE's bottleneck, bottom row in the second map's "
-        "features (under each: its label, its distance)",
+        "**t-SNE maps of the test digits, coloured by class; the star is the current digit**", elem_classes="caption"
+    )
+    with gr.Row():
+        with gr.Column(min_width=320):
+            dae_map = _image("tsne-dae")
+        with gr.Column(min_width=320):
+            second_map = _image("tsne-second")
+    gr.Markdown(
+        "**The current digit's nearest training digits**: the first eight in the DAE's bottleneck, the next eight "
+        "in the second map's features (on each: its label, its distance)",
         elem_classes="caption",
     )
     neighbours = gr.Gallery(
         show_label=False,
         columns=8,
-        height="auto",
         format="png",
         object_fit="contain",
         elem_classes="pixelated",
         elem_id="neighbours",
     )
-    placement = gr.Dataframe(
-        headers=["Features", "t-SNE x", "t-SNE y", "Neighbours' labels", "Most common label"],
-        label="Where the current digit lands",
-        interactive=False,
-        wrap=True,
-    )
+    placement = _table("Where the current digit lands", "placement-table")
     gr.Markdown(
         "The study measured how tight each class is by its radius in the t-SNE map. "
         + " ".join(
@@ -289,50 +279,25 @@ def latent_tab(lab: Handlers, controls: DigitControls) -> tuple[list, gr.Dropdow
         ),
         elem_classes="explain",
     )
-    radii = gr.Dataframe(
-        headers=[
-            "Features",
-            "t-SNE radius (the study's)",
-            "Radius in the features",
-            "Scale-free radius",
-            "Scale-free radius in t-SNE",
-        ],
-        label="Mean radius of a class",
-        interactive=False,
-        wrap=True,
-        elem_id="radius-table",
+    radii = _table("Mean radius of a class", "radius-table")
+    measures = _table("Is the class in the features? (raw pixels: the baseline to beat)", "measures-table")
+    outputs = [status, dae_map, second_map, neighbours, placement, radii, measures]
+    mae_features.change(
+        lab.latent_space, [controls.digit, mae_features], outputs, api_name="latent_space", trigger_mode="always_last"
     )
-    measures = gr.Dataframe(
-        headers=[
-            "Features",
-            "Size",
-            "Scale-free radius (lower = tighter)",
-            "Silhouette",
-            "Trustworthiness",
-            "5-NN accuracy",
-            "Linear-probe accuracy",
-        ],
-        label="Is the class in the features? (raw pixels: the baseline to beat)",
-        interactive=False,
-        wrap=True,
-        elem_id="measures-table",
+    controls.digit.change(
+        lab.latent_space_if_ready,
+        [controls.digit, mae_features],
+        outputs,
+        api_visibility="private",
+        trigger_mode="always_last",
     )
-    outputs = [status, maps, neighbours, placement, radii, measures]
-    place.click(lab.latent_space, [controls.digit, mae_features], outputs, api_name="latent_space")
-    for event in (mae_features.change, controls.digit.change):
-        event(
-            lab.latent_space_if_ready,
-            [controls.digit, mae_features],
-            outputs,
-            api_visibility="private",
-            trigger_mode="always_last",
-        )
     return outputs, mae_features
 
 
 def attention_tab(lab: Handlers, controls: DigitControls, tab: gr.Tab) -> None:
-    """The current digit's MAE attention and rollout, and both models' saliency, under the current mask; it runs
-    when the tab is opened with a digit in place, and again on the button."""
+    """The current digit's MAE attention and rollout, and both models' saliency, under the current mask; computed
+    when the tab is opened with a digit in place."""
     gr.Markdown(
         "MAE: attention from the CLS token to every patch, per layer (rows) and head (columns), and attention "
         "rollout (Abnar & Zuidema 2020) over the layers; masking off, and under the Reconstruct tab's mask for "
@@ -340,17 +305,20 @@ def attention_tab(lab: Handlers, controls: DigitControls, tab: gr.Tab) -> None:
         "for both models.",
         elem_classes="explain",
     )
-    run = gr.Button("Explain the current digit", variant="primary", elem_id="explain")
     with gr.Row():
         with gr.Column(min_width=300):
             plain = _titled_image("CLS attention, masking off", "attention-plain")
         with gr.Column(min_width=300):
             masked = _titled_image("CLS attention under the current mask", "attention-masked")
     overlays = _titled_image("Rollout and saliency over the digit", "saliency")
-    summary = gr.Markdown(elem_id="attention-summary")
+    summary = gr.Markdown(
+        "*Draw, upload or pick a digit on the Reconstruct tab: its attention and saliency show here.*",
+        elem_id="attention-summary",
+    )
     outputs = [plain, masked, overlays, summary]
-    run.click(lab.attention, controls.inputs, outputs, api_name="attention")
     tab.select(lab.attention_if_digit, controls.inputs, outputs, api_visibility="private", show_progress="minimal")
+    # The API endpoint (the page computes on opening the tab): an event of a button that is never shown.
+    gr.Button(visible=False).click(lab.attention, controls.inputs, outputs, api_name="attention")
 
 
 def weights_tab() -> list:
@@ -361,21 +329,16 @@ def weights_tab() -> list:
         "tables excluded).",
         elem_classes="explain",
     )
-    table = gr.Dataframe(
-        headers=["Model", "State", "Weights", "Near zero (absolute)", "Near zero (relative)"],
-        label="Share of weights near zero",
-        interactive=False,
-        wrap=True,
-        elem_id="weights-table",
-    )
+    table = _table("Share of weights near zero", "weights-table")
     dae = _titled_image("DAE", "weights-dae")
     mae = _titled_image("MAE", "weights-mae")
     return [status, dae, mae, table]
 
 
-def about_tab(models_status: dict, study_markdown: str) -> tuple[gr.Markdown, gr.Markdown]:
-    """What the two models are, where they come from, their cards, and the study's claims with our verdicts.
-    Returns the model summary and the verdicts (both filled in later)."""
+def about_tab(models_status: dict, answer_markdown: str, study_markdown: str) -> tuple[gr.Markdown, gr.Markdown]:
+    """The answer to each of the study's claims in words first; then what the two models are, where they come from,
+    their cards, and our verdicts in detail. Returns the model summary and the verdicts (both filled in later)."""
+    gr.Markdown("### The short answer\n\n" + answer_markdown, elem_id="answer")
     gr.Markdown(
         "**mae_hf** compares a *masked autoencoder* (transformers' `ViTMAEForPreTraining`: hides most 4×4 patches and "
         "predicts them from the rest) with a *convolutional denoising autoencoder* (adds Gaussian noise and learns to "
@@ -384,9 +347,10 @@ def about_tab(models_status: dict, study_markdown: str) -> tuple[gr.Markdown, gr
     )
     summary = gr.Markdown(models_status["message"], elem_id="model-summary")
     gr.Markdown(
-        "### The study's claims, and our verdicts\n\nThe study behind this project claimed (H1) MAE latents "
-        'cluster by class more tightly, (H2) the DAE has more near-zero weights so it "learns less", and (H3) '
-        "the MAE reconstructs better. Each is checked under every measure that bears on it."
+        "### The study's claims, and our verdicts in detail\n\nThe study behind this project claimed (H1) MAE "
+        'latents cluster by class more tightly, (H2) the DAE has more near-zero weights so it "learns less", and (H3) '
+        "the MAE reconstructs better. Each is checked under every measure that bears on it, on the test digits this "
+        "app analyses."
     )
     verdicts = gr.Markdown(elem_id="verdicts")
     gr.Markdown(study_markdown, elem_id="study-grid")

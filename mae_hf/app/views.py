@@ -14,11 +14,12 @@ __all__ = [
     "to_uint8",
     "attention_figures",
     "attention_summary",
-    "latent_maps_image",
+    "latent_map_images",
     "dataset_views",
     "verdicts_markdown",
     "model_summary",
     "study_grid_markdown",
+    "answer_from_results",
 ]
 
 DISPLAY_SCALE = 4  # 28×28 → 112×112 by nearest neighbour; the browser enlarges further with crisp pixels
@@ -65,20 +66,19 @@ def attention_summary(maps: dict, mask_ratio: float) -> str:
     )
 
 
-def latent_maps_image(result, keys: tuple[str, ...], placements: dict) -> np.ndarray:
-    """The t-SNE maps of `keys` side by side, each titled inside its panel, the placed digit as a star."""
+def latent_map_images(result, keys: tuple[str, ...], placements: dict) -> list[np.ndarray]:
+    """One t-SNE map per feature set of `keys` (so a narrow page stacks them), each titled inside its panel with
+    its silhouette and 5-NN accuracy, the legend below it, the placed digit as a star."""
     from .. import plotting
     from ..report.tables import fmt
 
-    lm = result.metrics["latents"]
-    panels, stars = {}, {}
+    lm, images = result.metrics["latents"], []
     for k in keys:
         title = f"{FEATURE_LABELS[k]}\nsilhouette {fmt(lm[k]['silhouette'], 2)}, 5-NN {fmt(lm[k]['knn_accuracy'], 2)}"
-        panels[title] = result.latent_maps[k]["coordinates"]
-        if k in placements:
-            stars[title] = placements[k]["coordinates"][None]
-    fig, _ = plotting.plot_tsne_maps(panels, result.y, size=4.6, highlights=stars)
-    return plotting.figure_to_rgb(fig, dpi=90)
+        stars = {title: placements[k]["coordinates"][None]} if k in placements else {}
+        fig, _ = plotting.plot_tsne_maps({title: result.latent_maps[k]["coordinates"]}, result.y, 5.0, stars)
+        images.append(plotting.figure_to_rgb(fig, dpi=90))
+    return images
 
 
 def dataset_views(result) -> dict:
@@ -101,35 +101,30 @@ def dataset_views(result) -> dict:
         fig.tight_layout()
         views[metric] = plotting.figure_to_rgb(fig, dpi=90)
     m = result.metrics
-    views["metrics_table"] = tables.reconstruction_table(m["reconstruction"])
-    views["radius_table"] = tables.radius_table(m["latents"])
-    views["measures_table"] = tables.latent_table(m["latents"])
-    views["weights_table"] = tables.weights_table(m["weights"])
+    views["metrics_table"] = tables.markdown_table(*tables.reconstruction_table(m["reconstruction"]))
+    views["radius_table"] = tables.markdown_table(*tables.radius_table(m["latents"]))
+    views["measures_table"] = tables.markdown_table(*tables.latent_table(m["latents"]))
+    views["weights_table"] = tables.markdown_table(*tables.weights_table(m["weights"]))
     for name in ("dae", "mae"):
         h = result.weights[name]
         fig, _ = plotting.plot_weight_histograms(
-            h["trained"], h["init"], title=f"{name.upper()} weights per layer: trained (filled) vs init (outline)"
+            h["trained"],
+            h["init"],
+            ncols=3,
+            title=f"{name.upper()} weights per layer: trained (filled) vs init (outline)",
         )
-        views[f"weights_{name}"] = plotting.figure_to_rgb(fig, dpi=80)
+        views[f"weights_{name}"] = plotting.figure_to_rgb(fig, dpi=90)
     return views
 
 
 def verdicts_markdown(result) -> str:
-    """The claims H1–H3, each with the measures, both models' numbers and whether the claim holds under each."""
-    from ..report.tables import verdict_table
+    """The claims H1–H3 on the app's own analysis, each with its measures in words, both models' numbers and whether
+    the claim holds under each."""
+    from ..report.tables import markdown_table, verdict_summary, verdict_table
 
     out = []
     for key, v in result.metrics["verdicts"].items():
-        headers, rows = verdict_table(v)
-        out += [
-            f"#### {key}: {v['claim']}",
-            f"**Holds under {len(v['holds_under'])} of {len(v['measures'])} measures.**",
-            "",
-            "| " + " | ".join(headers) + " |",
-            "|" + " --- |" * len(headers),
-        ]
-        out += ["| " + " | ".join(row) + " |" for row in rows]
-        out.append("")
+        out += [f"#### {key}: {v['claim']}", f"**{verdict_summary(v)}**", "", markdown_table(*verdict_table(v)), ""]
     s = result.metrics["settings"]
     out.append(
         f"*Computed by the analysis engine on {s['n']} test and {s['n_train']} training digits; `mae-hf report` "
@@ -176,13 +171,30 @@ GRID_ROWS = (
 )
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def answer_from_results(metrics_path: Path, study_path: Path) -> str:
+    """The short answer to each claim, in words (`mae_hf.answer`), from the committed results: the shipped models'
+    report and the study (either may be missing)."""
+    from ..answer import answer_markdown
+
+    metrics, study = _read_json(metrics_path), _read_json(study_path)
+    if metrics is None and study is None:
+        return "*No results yet: `make report` and `make study` write them.*"
+    return answer_markdown(metrics, study)
+
+
 def study_grid_markdown(path: Path) -> str:
     """The architecture × corruption study (docs/study/study.json) for the About tab: each claim's verdict at every
     training budget, and the grid at the full budget."""
     head = "### Beyond the study: architecture × corruption, at every training budget\n\n"
-    try:
-        study = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    study = _read_json(path)
+    if study is None:
         return head + "*No study results yet: `make study` writes them.*"
     try:
         cells, budgets = study["cells"], study["budgets"]

@@ -193,3 +193,12 @@ def verdict_table(verdict: dict) -> tuple[list[str], list[list[str]]]:
         for r in verdict["measures"]
     ]
     return headers, rows
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    """`(headers, rows)` as a Markdown table (cells' `|` escaped), the one way the report and the app write one."""
+
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(headers), "|" + " --- |" * len(headers), *(line(r) for r in rows)])
