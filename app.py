@@ -26,6 +26,7 @@ if __name__ == "__main__":
 
 import gradio as gr  # noqa: E402
 
+from mae_hf.app.analysis import SHIPPED_NAME  # noqa: E402
 from mae_hf.app.handlers import Handlers  # noqa: E402
 from mae_hf.app.service import ModelService  # noqa: E402
 from mae_hf.app.sources import bundled_model_dir, check_model_source  # noqa: E402
@@ -196,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "transformers", "huggingface_hub", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv)
+    # The bundled models' dataset analysis ships with them (`make report`): used when it belongs to --dae / --mae.
+    os.environ.setdefault("MAE_HF_APP_ANALYSIS", str(bundled_model_dir(HERE) / SHIPPED_NAME))
     problems = [p for p in (check_model_source(args.dae, "--dae"), check_model_source(args.mae, "--mae")) if p]
     if problems:
         logger.error("%s", "\n".join(problems))

@@ -1,4 +1,5 @@
-"""Cold start of the app: process start to the first page, and to the first answered `/reconstruct`.
+"""Cold start of the app: process start to the first page, to the first answered `/reconstruct`, and to every tab
+filled (the dataset analysis ready), on a fresh machine's empty cache.
 
 Starts `python app.py --port N` (bundled models unless `--dae`/`--mae`, `HF_HUB_OFFLINE=1`) as a fresh process,
 polls http://127.0.0.1:N/ with urllib every 50 ms until it answers HTTP 200 (**page**), then connects with
@@ -8,15 +9,20 @@ process is stopped after each run. Repeated `--repeats` times; prints each run, 
 average (1 min) before each run, the CPU time (user + system) of the app at both moments, and when the models were
 loaded (its log).
 
-Targets: page ≤ 6 s and first answer ≤ 15 s on 2 CPU cores (median of 5). Measure on a quiet machine: `--max-load 0.5` waits (up to
+Then it polls `/analysis_status` until the dataset analysis behind the Metrics, Latent, Weights and About tabs is
+ready (**tabs filled**), and reads from the app's log when the models were loaded: **tabs after the models** is the
+difference. Every run has an empty analysis cache (`MAE_HF_CACHE` in a new temporary folder), as a fresh machine or
+a Space's cold start has: with the bundled models the app uses their shipped analysis (`pretrained/app-analysis.npz`).
+
+Targets: page ≤ 6 s, first answer ≤ 15 s, every tab filled ≤ 20 s after the models loaded, on 2 CPU cores (median
+of 5). Measure on a quiet machine: `--max-load 0.5` waits (up to
 `--wait` s) before each run until the 1-minute load average is at most 0.5, and the load is printed either way.
 
     python benchmarks/app_cold_start.py [--repeats 5] [--max-load 0.5] [--dae DIR --mae DIR]
     python benchmarks/app_cold_start.py --app app.py --app ../main/app.py   # before / after, alternating
 
-"Cold" is a new Python process with the operating system's file cache warm (as for any restart); the dataset
-analysis comes from the report cache when it has run before (`$MAE_HF_CACHE`), which the first answer does not
-wait for either way.
+"Cold" is a new Python process with the operating system's file cache warm (as for any restart) and an empty
+analysis cache.
 """
 
 import argparse
@@ -98,8 +104,9 @@ def run_once(app: str, args, Client, handle_file) -> dict:
         command += ["--dae", args.dae]
     if args.mae:
         command += ["--mae", args.mae]
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    with tempfile.TemporaryFile("w+") as log:
+    cache = tempfile.TemporaryDirectory(prefix="mae_hf-cold-cache-")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MAE_HF_CACHE=cache.name)
+    with cache, tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
         process = subprocess.Popen(
             command, cwd=Path(app).parent, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
@@ -113,18 +120,28 @@ def run_once(app: str, args, Client, handle_file) -> dict:
             answer_cpu = _cpu_seconds(process.pid)
             if len(out) not in (6, 7):  # 7: the app of before, which also returned the model input
                 raise SystemExit(f"/reconstruct returned {len(out)} outputs, expected 6: {out}")
+            while not (status := client.predict(api_name="/analysis_status"))["ready"]:
+                if status["failed"] or time.perf_counter() - start > args.timeout:
+                    raise SystemExit(f"The dataset analysis did not get ready: {status['message']}")
+                time.sleep(0.2)
+            tabs = time.perf_counter() - start
         finally:
             process.terminate()
             process.wait(timeout=30)
         log.seek(0)
         text = log.read()
     loaded = re.search(r"(?:Models loaded in|Model process ready) ([0-9.]+) s", text)
+    analysis = re.search(r"Dataset analysis ready in ([0-9.]+) s \((\w+)\)", text)
     return {
         "page": page,
         "answer": answer,
+        "tabs": tabs,
         "page_cpu": page_cpu,
         "answer_cpu": answer_cpu,
         "models_s": float(loaded.group(1)) if loaded else float("nan"),
+        # the analysis starts when the models are loaded, and its log line says how long it took and from where
+        "tabs_after_models": float(analysis.group(1)) if analysis else float("nan"),
+        "analysis_from": analysis.group(2) if analysis else "?",
     }
 
 
@@ -162,21 +179,26 @@ def main() -> int:
             runs[app].append(r)
             print(
                 f"{app} run {i + 1}: page (first HTTP 200) {r['page']:5.2f} s   first /reconstruct answer "
-                f"{r['answer']:5.2f} s   app CPU time {r['page_cpu']:.1f} / {r['answer_cpu']:.1f} s   models "
-                f"ready after {r['models_s']:.1f} s   load average before {load:.2f}",
+                f"{r['answer']:5.2f} s   every tab filled {r['tabs']:5.2f} s ({r['tabs_after_models']:.1f} s after "
+                f"the models, analysis {r['analysis_from']})   app CPU time {r['page_cpu']:.1f} / "
+                f"{r['answer_cpu']:.1f} s   models ready after {r['models_s']:.1f} s   load average before {load:.2f}",
                 flush=True,
             )
     for app, rs in runs.items():
-        page, answer = (statistics.median(r[k] for r in rs) for k in ("page", "answer"))
+        page, answer, tabs, after = (
+            statistics.median(r[k] for r in rs) for k in ("page", "answer", "tabs", "tabs_after_models")
+        )
         cpu = [statistics.median(r[k] for r in rs) for k in ("page_cpu", "answer_cpu")]
         loads = [r["load"] for r in rs]
         print(
-            f"{app}, median of {len(rs)}: page {page:.2f} s, first answer {answer:.2f} s; the app's CPU time by "
-            f"then {cpu[0]:.1f} s / {cpu[1]:.1f} s (load average before the runs {min(loads):.2f}–{max(loads):.2f})"
+            f"{app}, median of {len(rs)}: page {page:.2f} s, first answer {answer:.2f} s, every tab filled "
+            f"{tabs:.2f} s ({after:.1f} s after the models); the app's CPU time by the first answer {cpu[0]:.1f} s / "
+            f"{cpu[1]:.1f} s (load average before the runs {min(loads):.2f}–{max(loads):.2f})"
         )
         print(
             f"  targets: page <= 6 s {'met' if page <= 6 else 'NOT met'}, "
-            f"first answer <= 15 s {'met' if answer <= 15 else 'NOT met'}"
+            f"first answer <= 15 s {'met' if answer <= 15 else 'NOT met'}, "
+            f"every tab <= 20 s after the models {'met' if after <= 20 else 'NOT met'}"
         )
     return 0
 

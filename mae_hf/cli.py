@@ -139,6 +139,26 @@ def cmd_answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app_analysis(args: argparse.Namespace) -> int:
+    from .app.analysis import AnalysisSettings, BackgroundAnalysis
+    from .loading import ModelLoadError, load_models
+
+    try:
+        models = load_models(args.dae, args.mae)
+        models.check_compatible()
+        settings = AnalysisSettings.from_env(shipped=None)  # the app's own settings, computed (or from the cache)
+    except (ModelLoadError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    analysis = BackgroundAnalysis(models.dae, models.mae, settings).start()
+    if not analysis.wait():
+        logger.error("The analysis failed: %s", analysis.error)
+        return 1
+    out = analysis.write_shipped(args.out)
+    print(f"The app's analysis of {args.dae} and {args.mae} written to {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from .study import StudySettings, run_study, settings_from_args
     from .training import ConfigurationError
@@ -302,6 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="rewrite this file's answer block (between its answer markers) instead of printing",
     )
     p_ans.set_defaults(func=cmd_answer)
+
+    p_app = sub.add_parser(
+        "app-analysis",
+        **shows_defaults,
+        help="compute the app's dataset analysis of two models and save it to ship with them, so the app's tabs fill "
+        "in at once on a first start (`make report` writes the bundled models')",
+    )
+    p_app.add_argument("--dae", required=True, help="DAE folder (save_pretrained) or Hub id")
+    p_app.add_argument("--mae", required=True, help="ViTMAE folder (save_pretrained) or Hub id")
+    p_app.add_argument("--out", required=True, help="the file to write; the app reads pretrained/app-analysis.npz")
+    p_app.set_defaults(func=cmd_app_analysis)
 
     p_curve = sub.add_parser(
         "curve", **shows_defaults, help="score every checkpoint of a finished training run: its learning curve"

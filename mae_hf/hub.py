@@ -221,8 +221,10 @@ SPACE_SOURCES = (
     "mae_hf",
     "examples",
     "pretrained",
+    "pretrained/app-analysis.npz",  # the bundled models' dataset analysis: the tabs fill in at once
     "model_cards",
     "docs/study/study.json",
+    "docs/results/metrics.json",  # with study.json, the About tab's answer to each claim
 )
 SPACE_LFS = ("*.png", "*.jpg", "*.safetensors", "*.bin", "*.gz", "*.npz", "*.pt")
 # .pyi: the stubs gradio writes next to modules that subclass its components (the Space writes its own)
@@ -232,8 +234,9 @@ SPACE_SKIP = ("__pycache__", ".pyc", ".pyi", ".DS_Store")
 def space_files(root: str | os.PathLike) -> dict[str, Path]:
     """
     The files `push_space` uploads from a checkout at `root`: `{path in the Space: source file}` — the app, the
-    package, the bundled models (as `files_to_upload` gives them: no checkpoints or logs), the examples, the card
-    templates and the study results the About tab shows; README.md and .gitattributes are written by `push_space`.
+    package, the bundled models (as `files_to_upload` gives them: no checkpoints or logs) and their dataset analysis,
+    the examples, the card templates and the results the About tab shows; README.md and .gitattributes are written
+    by `push_space`.
     """
     root = Path(root)
     missing = [s for s in SPACE_SOURCES if not (root / s).exists()]

@@ -180,6 +180,43 @@ def test_dataset_tabs_show_progress_then_fill_in(service):
     assert "H1" in service.verdicts() and "✅" not in service.verdicts()  # words every font shows
 
 
+def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its_models(
+    service, model_dirs, tmp_path, monkeypatch, caplog
+):
+    """The analysis written beside its models is used on a fresh machine (an empty cache) without running the
+    analysis again, and a digit is placed as before; other settings (or models) compute as usual."""
+    import logging
+
+    import mae_hf.report
+    from mae_hf.app.analysis import AnalysisSettings
+
+    assert service.analysis.wait(240), service.analysis.status()
+    shipped = service.analysis.write_shipped(tmp_path / "app-analysis.npz")
+    assert shipped.stat().st_size < 5 * 2**20  # the features are recomputed at start, not shipped
+    models = service.models
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the shipped analysis should have been used")
+
+    monkeypatch.setattr(mae_hf.report, "run_analysis", no_analysis)
+    settings = AnalysisSettings(n=N_TEST, n_train=N_TRAIN, cache_dir=str(tmp_path / "empty"), shipped=str(shipped))
+    fresh = ModelService.loaded(models, settings)
+    assert fresh.analysis.wait(240), fresh.analysis.status()
+    assert fresh.analysis.source == "shipped" and "shipped with the models" in fresh.analysis_status()["message"]
+    assert fresh.metrics()[3] == service.metrics()[3]
+    digit = str(app.example_files(app.EXAMPLES_DIR)[2])
+    placed, before = fresh.latent_space(digit, "mae_cls"), service.latent_space(digit, "mae_cls")
+    assert placed[4] == before[4] and len(placed[3]) == 16  # the same place and neighbours
+
+    monkeypatch.undo()
+    other = AnalysisSettings(n=N_TEST + 10, n_train=N_TRAIN, cache_dir=str(tmp_path / "empty2"), shipped=str(shipped))
+    with caplog.at_level(logging.INFO, logger="mae_hf.app.analysis"):
+        computed = ModelService.loaded(models, other)
+        assert computed.analysis.wait(240), computed.analysis.status()
+    assert computed.analysis.source == "computed"
+    assert "is for other models or settings" in caplog.text
+
+
 def test_bad_analysis_settings_are_shown_and_the_models_still_answer(model_dirs, monkeypatch):
     monkeypatch.setenv("MAE_HF_APP_N", "many")
     s = ModelService.loaded(load_models(*model_dirs))

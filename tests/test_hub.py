@@ -195,9 +195,8 @@ def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
         for m in ("dae-mnist", "mae-mnist")
         for name in hub.files_to_upload(root / "pretrained" / m)
     ]
-    expected = sorted(
-        {".gitattributes", "README.md", "app.py", "requirements.txt", "docs/study/study.json", *tracked, *models}
-    )
+    results = ["docs/study/study.json", "docs/results/metrics.json", "pretrained/app-analysis.npz"]
+    expected = sorted({".gitattributes", "README.md", "app.py", "requirements.txt", *results, *tracked, *models})
     assert seen["files"] == expected
     assert not any("step_" in f or "epoch_" in f or f.endswith(".gitignore") for f in seen["files"])
     from huggingface_hub import SpaceCard
@@ -206,7 +205,7 @@ def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
     assert card.data.models == ["alice/dae-mnist", "alice/mae-mnist"]
     assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
     assert len(card.data.short_description) <= 60
-    for pattern in ("*.png", "*.safetensors"):
+    for pattern in ("*.png", "*.safetensors", "*.npz"):
         assert f"{pattern} filter=lfs diff=lfs merge=lfs -text" in seen["gitattributes"]
 
 

@@ -24,7 +24,7 @@ __all__ = [
     "extract_mae_features",
     "extract_mae_masked_flat",
     "extract_features",
-    "extract_feature_set",
+    "extract_feature_sets",
 ]
 
 
@@ -111,20 +111,25 @@ def extract_features(
     return {k: feats[k] for k in FEATURE_SETS}
 
 
-def extract_feature_set(dae, mae, pixel_values: torch.Tensor, feature_set: str) -> np.ndarray:
+def extract_feature_sets(dae, mae, pixel_values: torch.Tensor, feature_sets) -> dict[str, np.ndarray]:
     """
-    One feature set of `mae_hf.analysis.latents` for new images (the same extraction the maps were fit on).
+    Placeable feature sets of `mae_hf.analysis.latents` for new images (the same extraction the maps were fit on),
+    each model run once (the MAE's CLS and mean-pooled tokens come from one forward).
 
     Args:
-        pixel_values: (B, C, H, W) in [0, 1]. feature_set: one of `PLACEABLE_FEATURES`.
+        pixel_values: (B, C, H, W) in [0, 1]. feature_sets: some of `PLACEABLE_FEATURES`.
 
     Returns:
-        (B, D) float32.
+        `{feature_set: (B, D) float32}`.
     """
-    if feature_set == "raw_pixels":
-        return pixel_values.flatten(1).numpy().astype(np.float32)
-    if feature_set == "dae":
-        return extract_dae_latents(dae, pixel_values)
-    if feature_set in ("mae_cls", "mae_mean"):
-        return extract_mae_features(mae, pixel_values)[feature_set]
-    raise ValueError(f"A digit can be placed into {list(PLACEABLE_FEATURES)}, not {feature_set!r}.")
+    unknown = [f for f in feature_sets if f not in PLACEABLE_FEATURES]
+    if unknown:
+        raise ValueError(f"A digit can be placed into {list(PLACEABLE_FEATURES)}, not {unknown[0]!r}.")
+    out = {}
+    if "raw_pixels" in feature_sets:
+        out["raw_pixels"] = pixel_values.flatten(1).numpy().astype(np.float32)
+    if "dae" in feature_sets:
+        out["dae"] = extract_dae_latents(dae, pixel_values)
+    if {"mae_cls", "mae_mean"} & set(feature_sets):
+        out |= {k: v for k, v in extract_mae_features(mae, pixel_values).items() if k in feature_sets}
+    return out

@@ -1,18 +1,34 @@
 """The app's dataset analysis: the report's `run_analysis` on the test digits, once, in a background thread, beside
 the requests (both only read the models), with its progress readable at any time. Its `AnalysisResult` is cached in the
-report's `AnalysisCache`, so a second start with the same models and data is ready within a second or two."""
+report's `AnalysisCache`, so a second start with the same models and data is ready within a second or two.
 
+A first start need not compute it either: `write_shipped` saves the result beside the models it belongs to (the
+bundled models' `pretrained/app-analysis.npz`, written by `mae-hf app-analysis` in `make report`), without the
+feature arrays that are quicker to recompute than to ship, and under the key of everything it depends on (the models'
+weights, the digits, the settings). A start whose key matches loads it and recomputes only those features (a few
+seconds) instead of the whole analysis (minutes on a Space); any other models or settings compute as before.
+"""
+
+import json
 import logging
 import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AnalysisSettings", "BackgroundAnalysis"]
+__all__ = ["AnalysisSettings", "BackgroundAnalysis", "SHIPPED_NAME"]
 
 RESULT_VERSION = 1
+# The shipped analysis of a pair of models, in the folder that holds both (pretrained/app-analysis.npz).
+SHIPPED_NAME = "app-analysis.npz"
+# The array a shipped analysis keeps its key in (JSON), and the arrays it leaves out (recomputed at start).
+SHIPPED_KEY = "shipped_key"
+RECOMPUTED = ("features", "train_features")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -35,7 +51,8 @@ class AnalysisSettings:
             and neighbours are searched in (`MAE_HF_APP_N_TRAIN`, default 4000). dataset / split: the data
             (`MAE_HF_APP_DATASET`, default the shipped MNIST; split `test`). n_attention: digits for the attention
             statistics. seed: masks, noise and t-SNE. cache_dir: the `AnalysisCache` folder (`MAE_HF_CACHE`,
-            default `~/.cache/mae_hf`); None disables it.
+            default `~/.cache/mae_hf`); None disables it. shipped: a shipped analysis (`write_shipped`) to use when
+            it belongs to these models and settings (`MAE_HF_APP_ANALYSIS`; the app passes the bundled models').
     """
 
     n: int = 1000
@@ -47,6 +64,7 @@ class AnalysisSettings:
     cache_dir: str | None = field(
         default_factory=lambda: os.environ.get("MAE_HF_CACHE", os.path.expanduser("~/.cache/mae_hf"))
     )
+    shipped: str | None = field(default_factory=lambda: os.environ.get("MAE_HF_APP_ANALYSIS"))
 
     @classmethod
     def from_env(cls, **overrides) -> "AnalysisSettings":
@@ -81,8 +99,10 @@ class BackgroundAnalysis:
         self.error: str | None = None
         self.stage, self.stage_index, self.n_stages = "waiting to start", 0, 1
         self.seconds: float | None = None
-        self.from_cache = False
+        self.source: str | None = None  # "computed", "cache" or "shipped"
         self.result = None
+        self._arrays: dict | None = None
+        self._key: list | None = None
         self.train_x = self.train_y = None
         self._embeddings: dict = {}
 
@@ -101,7 +121,9 @@ class BackgroundAnalysis:
         """One line of Markdown: what is being computed, that it failed and why, or how it was done."""
         s = self.settings
         if self.ready:
-            how = "from the cache" if self.from_cache else f"in {self.seconds:.0f} s"
+            how = {"cache": "from the cache", "shipped": "shipped with the models"}.get(
+                self.source, f"in {self.seconds:.0f} s"
+            )
             return (
                 f"Computed on the first {s.n:,} `{s.split}` digits of `{s.dataset}` (classifiers and neighbours: "
                 f"{len(self.train_x):,} training digits), {how}."
@@ -130,9 +152,7 @@ class BackgroundAnalysis:
         try:
             self._compute()
             self.seconds = time.perf_counter() - start
-            logger.info(
-                "Dataset analysis ready in %.1f s (%s)", self.seconds, "cache" if self.from_cache else "computed"
-            )
+            logger.info("Dataset analysis ready in %.1f s (%s)", self.seconds, self.source)
         except Exception as err:  # noqa: BLE001 - shown in the tabs; the app keeps serving
             logger.exception("The dataset analysis failed")
             self.error = f"{type(err).__name__}: {err}"
@@ -168,17 +188,56 @@ class BackgroundAnalysis:
             array_fingerprint(data["x"], data["train_x"]),
             asdict(settings),
         ]
-        computed = []
+        shipped = self._read_shipped(key)
+        if shipped is not None:
+            self._set_stage("features for placing a digit", 1, 2)
+            result = AnalysisResult.from_arrays(shipped)
+            _add_placement_features(result, dae, mae, data)
+            self.source = "shipped"
+        else:
+            computed = []
 
-        def compute():
-            computed.append(True)
-            return run_analysis(
-                dae, mae, data, settings, cache, on_stage=lambda name, i, n: self._set_stage(name, i + 1, n + 1)
-            ).to_arrays()
+            def compute():
+                computed.append(True)
+                return run_analysis(
+                    dae, mae, data, settings, cache, on_stage=lambda name, i, n: self._set_stage(name, i + 1, n + 1)
+                ).to_arrays()
 
-        self.result = AnalysisResult.from_arrays(cache.arrays("app-analysis", key, compute))
-        self.from_cache = not computed
+            self._arrays = cache.arrays("app-analysis", key, compute)
+            result = AnalysisResult.from_arrays(self._arrays)
+            self.source = "computed" if computed else "cache"
+        self._key, self.result = key, result
         self.train_x, self.train_y = data["train_x"], data["train_y"].numpy()
+
+    def _read_shipped(self, key: list) -> dict | None:
+        """The shipped analysis's arrays if `settings.shipped` holds one computed under `key`, else None (a missing,
+        damaged or foreign file is said in one line and computed around)."""
+        from ..report.cache import DAMAGED_ENTRY_ERRORS
+
+        path = self.settings.shipped
+        if not path or not Path(path).is_file():
+            return None
+        try:
+            with np.load(path) as stored:
+                if str(stored[SHIPPED_KEY]) != json.dumps(key, sort_keys=True):
+                    logger.info("The shipped analysis %s is for other models or settings: computing", Path(path).name)
+                    return None
+                return {k: stored[k] for k in stored.files if k != SHIPPED_KEY}
+        except DAMAGED_ENTRY_ERRORS as err:
+            logger.warning("The shipped analysis %s is damaged (%s): computing", Path(path).name, type(err).__name__)
+            return None
+
+    def write_shipped(self, path: str | os.PathLike) -> Path:
+        """Save the (computed or cached) analysis to ship with its models, without the features the app recomputes
+        at start, under its key; written whole or not at all. Returns the path."""
+        if not self.ready or self._arrays is None:
+            raise ValueError("Only an analysis computed here (or from the cache) can be shipped; wait() for it first.")
+        arrays = {k: v for k, v in self._arrays.items() if k.rsplit("/", 1)[-1] not in RECOMPUTED}
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays, **{SHIPPED_KEY: np.array(json.dumps(self._key, sort_keys=True))})
+        os.replace(tmp, path)
+        return path
 
     def embedding(self, feature_set: str):
         """The openTSNE map of `feature_set` that can place new points (rebuilt from the cached coordinates once)."""
@@ -194,3 +253,15 @@ class BackgroundAnalysis:
                     m["features"], m["coordinates"], seed=self.settings.seed
                 )
             return self._embeddings[feature_set]
+
+
+def _add_placement_features(result, dae, mae, data: dict) -> None:
+    """The features a digit is placed with (its t-SNE position, its nearest training digits), computed again for a
+    shipped analysis: every placeable feature set of the analysed and the training digits."""
+    from ..analysis.latents import extract_feature_sets
+    from ..labels import PLACEABLE_FEATURES
+
+    keys = [k for k in PLACEABLE_FEATURES if k in result.latent_maps]
+    for name, images in (("features", data["x"]), ("train_features", data["train_x"])):
+        for key, values in extract_feature_sets(dae, mae, images, keys).items():
+            result.latent_maps[key][name] = values

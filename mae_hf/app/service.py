@@ -283,7 +283,7 @@ class ModelService:
                 f"`mae_features` must be one of {[f for f in PLACEABLE_FEATURES if f != 'dae']}.", "Invalid setting"
             )
         from ..analysis.clustering import place_digit
-        from ..analysis.latents import extract_feature_set
+        from ..analysis.latents import extract_feature_sets
         from ..comparison import to_display
         from ..labels import FEATURE_LABELS
         from ..report.tables import markdown_table
@@ -292,7 +292,7 @@ class ModelService:
         if image is not None:
             x = self._digit_tensor(image)
             models = self.wait()
-            feats = {k: extract_feature_set(models.dae, models.mae, x, k) for k in keys}
+            feats = extract_feature_sets(models.dae, models.mae, x, keys)
             for k in keys:
                 placements[k] = place_digit(a.embedding(k), feats[k], a.result.latent_maps[k]["train_features"])
         gallery, rows = [], []
