@@ -133,3 +133,19 @@ def test_the_first_make_demo_says_what_it_installs(tmp_path):
         assert "--quiet" not in lines[i] and " -q " not in lines[i], lines[i]
         assert lines[i - 1].startswith("echo") and "==>" in lines[i - 1], (lines[i - 1], lines[i])
     assert any(line.startswith("echo") and "ready" in line for line in lines[installs[-1] :])
+
+
+def test_the_readme_says_where_its_snippets_run_and_they_run_there():
+    """The README's snippets use folders relative to the repository root: each such block says so just above it,
+    and the Python one runs from there (as a new user pastes it)."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    blocks = list(re.finditer(r"```(\w+)\n(.*?)```", text, re.S))
+    relative = [b for b in blocks if re.search(r"pretrained/|train_accelerate\.py|--out report", b.group(2))]
+    assert relative
+    for block in relative:
+        above = text[: block.start()].rstrip().rsplit("\n\n", 1)[-1]
+        assert "repository root" in above, block.group(2)[:80]
+    (python,) = [b.group(2) for b in relative if b.group(1) == "python"]
+    _run([sys.executable, "-c", python], cwd=REPO, timeout=300)
