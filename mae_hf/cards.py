@@ -182,17 +182,25 @@ def _training_section(config: dict, train_results: dict, dataset: dict) -> str:
         lines.append(f"| final training loss | {train_results['final_train_loss']:.5f} (mean over the last epoch) |")
     history = train_results.get("log_history") or []
     if len(history) > 1:
+        # Runs since the validation split evaluate every epoch on it; earlier runs logged the test split.
+        split = "validation" if "validation_loss" in history[0] else "test"
+        heading = {
+            "validation": f"Validation metrics after each epoch ({train_results.get('num_validation_examples', 0):,} "
+            "training images held out for choices, `mae_hf.validation`; the test split is scored once, above):",
+            "test": "Test metrics after each epoch (this run predates the validation split: every epoch was scored "
+            "on the test split):",
+        }[split]
         lines += [
             "",
-            "Test metrics after each epoch:",
+            heading,
             "",
-            "| epoch | step | train loss | test loss | test PSNR | test SSIM |",
+            f"| epoch | step | train loss | {split} loss | {split} PSNR | {split} SSIM |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for row in history:
             lines.append(
-                f"| {row['epoch']} | {row['step']} | {row['train_loss']:.5f} | {row['test_loss']:.5f} | "
-                f"{row['test_psnr']:.2f} | {row['test_ssim']:.4f} |"
+                f"| {row['epoch']} | {row['step']} | {row['train_loss']:.5f} | {row[f'{split}_loss']:.5f} | "
+                f"{row[f'{split}_psnr']:.2f} | {row[f'{split}_ssim']:.4f} |"
             )
     return "\n".join(lines)
 

@@ -188,7 +188,16 @@ class TrainingConfig:
         default=None, metadata=_help("Train on the first N training images only (quick runs and tests).")
     )
     max_eval_samples: int | None = field(
-        default=None, metadata=_help("Evaluate on the first N test images only (quick runs and tests).")
+        default=None,
+        metadata=_help("Evaluate on the first N validation and N test images only (quick runs and tests)."),
+    )
+    validation_size: int | None = field(
+        default=None,
+        metadata=_help(
+            "Training images held out as the validation split, where every epoch is evaluated (default: one in six, "
+            "at most 10,000, stratified by class: mae_hf.validation). They are trained on too (no label is read); "
+            "the test split is scored once, at the end."
+        ),
     )
 
     def __post_init__(self):
@@ -250,7 +259,7 @@ class TrainingConfig:
         ):
             if int(getattr(self, name)) < 1:
                 fail(f"--{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("max_train_steps", "max_train_samples", "max_eval_samples"):
+        for name in ("max_train_steps", "max_train_samples", "max_eval_samples", "validation_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 fail(f"--{name} must be >= 1 when given, got {value}.")

@@ -14,13 +14,21 @@ __all__ = ["ImageTensorDataset", "collate_batch", "evaluation_dataloader", "imag
 class ImageTensorDataset(torch.utils.data.Dataset):
     """
     A split decoded once into a uint8 tensor (N, C, H, W); an item is `{"pixel_values": (C, H, W) float in [0, 1],
-    "index": int}`. `__getitems__` builds a whole batch with one indexing op (see `collate_batch`).
+    "index": int}`, the index being the image's position in its split (`indices`; a `subset` keeps them, so a
+    validation image is corrupted exactly as in the training set). `__getitems__` builds a whole batch with one
+    indexing op (see `collate_batch`).
     """
 
-    def __init__(self, images: torch.Tensor):
+    def __init__(self, images: torch.Tensor, indices: torch.Tensor | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"`images` must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}.")
         self.images = images
+        self.indices = torch.arange(len(images)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
+
+    def subset(self, positions) -> "ImageTensorDataset":
+        """The images at `positions`, keeping their indices in the split."""
+        positions = torch.as_tensor(positions, dtype=torch.long)
+        return ImageTensorDataset(self.images[positions], self.indices[positions])
 
     @classmethod
     def from_dataset(
@@ -39,11 +47,11 @@ class ImageTensorDataset(torch.utils.data.Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, index: int) -> dict:
-        return {"pixel_values": self.images[index].float() / 255, "index": int(index)}
+        return {"pixel_values": self.images[index].float() / 255, "index": int(self.indices[index])}
 
     def __getitems__(self, indices: list[int]) -> dict:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return {"pixel_values": self.images[idx].float() / 255, "index": idx}  # (B, C, H, W), (B,)
+        return {"pixel_values": self.images[idx].float() / 255, "index": self.indices[idx]}  # (B, C, H, W), (B,)
 
 
 def collate_batch(batch) -> dict[str, torch.Tensor]:

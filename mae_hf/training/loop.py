@@ -33,6 +33,7 @@ from ..data import image_processor, load_image_dataset
 from ..evaluation import draw_noise, evaluate, objective, own_corruption, sample_seed
 from ..loading import no_progress_bars
 from ..mae import mask_ratio_set
+from ..validation import validation_indices
 from .checkpointing import (
     any_process,
     find_checkpoints,
@@ -70,9 +71,11 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: object
     train_loader: DataLoader
-    eval_loader: DataLoader
+    validation_loader: DataLoader
+    test_loader: DataLoader
     num_train: int
-    num_eval: int
+    num_validation: int
+    num_test: int
     max_train_steps: int
     num_train_epochs: int
     state: dict = field(default_factory=dict)
@@ -86,8 +89,10 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
     """
     Train a DAE or an MAE as `config` says and write a Hub-ready folder to `args.output_dir`.
 
-    Writes `config.json`, `model.safetensors` (plus the DAE's code for `trust_remote_code`), `preprocessor_config.json`,
-    `training_args.json`, `eval_results.json` (final test metrics, `mae_hf.evaluation.evaluate`),
+    Every epoch is evaluated on the validation split (`mae_hf.validation`: training images, trained on too), the
+    test split once, at the end. Writes `config.json`, `model.safetensors` (plus the DAE's code for
+    `trust_remote_code`), `preprocessor_config.json`, `training_args.json`, `eval_results.json` (the final model's
+    test metrics, `mae_hf.evaluation.evaluate`),
     `train_results.json`, the model card `README.md`, `step_N`/`epoch_N` checkpoints and, with tracking,
     TensorBoard logs in `runs/`. Everything that can be checked is checked before any work (`ConfigurationError`).
     A NaN/inf loss or gradient norm raises `NonFiniteLossError` naming the step, before that step changes the
@@ -207,13 +212,19 @@ def _load_data(config: TrainingConfig, data: DatasetDict | None) -> DatasetDict:
 def _prepare(accelerator, model, config: TrainingConfig, data, image_size: int, num_channels: int) -> _Run:
     """Decode the data once, build the optimiser and schedule, and let the accelerator prepare them."""
     train_set = ImageTensorDataset.from_dataset(data["train"], num_channels, image_size, config.max_train_samples)
+    try:
+        held_out = validation_indices(data["train"].select(range(len(train_set)))["label"], config.validation_size)
+    except ValueError as err:
+        raise ConfigurationError(f"{err} Lower --validation_size.") from err
+    validation_set = train_set.subset(held_out[: config.max_eval_samples])
     test_set = ImageTensorDataset.from_dataset(data["test"], num_channels, image_size, config.max_eval_samples)
     # The order is seeded (the same on every process) and depends only on (seed, epoch).
     train_loader = DataLoader(
         train_set, batch_size=config.per_device_train_batch_size, shuffle=True, collate_fn=collate_batch
     )
-    eval_loader = DataLoader(
-        test_set, batch_size=config.per_device_eval_batch_size, shuffle=False, collate_fn=collate_batch
+    validation_loader, test_loader = (
+        DataLoader(split, batch_size=config.per_device_eval_batch_size, shuffle=False, collate_fn=collate_batch)
+        for split in (validation_set, test_set)
     )
     optimizer = build_optimizer(model, config, accelerator.device.type)
     # Steps are counted on the prepared (sharded) loader, as in transformers' *_no_trainer.py examples.
@@ -229,8 +240,8 @@ def _prepare(accelerator, model, config: TrainingConfig, data, image_size: int, 
         num_warmup_steps=config.num_warmup_steps * accelerator.num_processes,
         num_training_steps=max_train_steps * accelerator.num_processes,
     )
-    model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, eval_loader, scheduler
+    model, optimizer, train_loader, validation_loader, test_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, validation_loader, test_loader, scheduler
     )
     if len(train_loader) == 0:
         raise ConfigurationError("The training split is empty.")
@@ -240,8 +251,10 @@ def _prepare(accelerator, model, config: TrainingConfig, data, image_size: int, 
         optimizer,
         scheduler,
         train_loader,
-        eval_loader,
+        validation_loader,
+        test_loader,
         len(train_set),
+        len(validation_set),
         len(test_set),
         max_train_steps,
         math.ceil(max_train_steps / steps_per_epoch),
@@ -276,18 +289,20 @@ def _restore(run: _Run, checkpoint: Path | None) -> None:
 
 
 def _train(run: _Run, config: TrainingConfig, args: RunArgs, output_dir: Path) -> dict | None:
-    """Every remaining epoch (evaluated and checkpointed at its end); returns the final test metrics, or None when
-    the run stopped at `--stop_after_epochs` with epochs left."""
+    """Every remaining epoch (evaluated on validation and checkpointed at its end); returns the final model's test
+    metrics (the test split's one evaluation), or None when the run stopped at `--stop_after_epochs` with epochs
+    left."""
     acc, state = run.accelerator, run.state
     total_batch = config.per_device_train_batch_size * acc.num_processes * config.gradient_accumulation_steps
     acc.print(
         f"***** Training {config.model.upper()} on {config.dataset} *****\n"
-        f"  examples: {run.num_train} train / {run.num_eval} test, epochs = {run.num_train_epochs}, "
+        f"  examples: {run.num_train} train ({run.num_validation} of them the validation split) / {run.num_test} "
+        f"test, epochs = {run.num_train_epochs}, "
         f"optimisation steps = {run.max_train_steps}, total batch size = {total_batch} "
         f"({acc.num_processes} process(es) on {acc.device})"
     )
     stop = args.stop_after_epochs if args.stop_after_epochs and args.stop_after_epochs < run.num_train_epochs else None
-    eval_metrics, starting_epoch = None, state["epoch"]
+    starting_epoch = state["epoch"]
     # Log lines (a saved checkpoint, a warning) go above the bar, not onto its line; the bar is closed (its line
     # ended) before an error is printed.
     with (
@@ -300,12 +315,10 @@ def _train(run: _Run, config: TrainingConfig, args: RunArgs, output_dir: Path) -
             if state["completed_steps"] >= run.max_train_steps or (stop is not None and epoch >= stop):
                 break
             epoch_done = _train_epoch(run, config, args, output_dir, epoch, progress, resuming=epoch == starting_epoch)
-            eval_metrics = _end_of_epoch(run, config, args, output_dir, epoch, progress, epoch_done)
+            _end_of_epoch(run, config, args, output_dir, epoch, progress, epoch_done)
     if stop is not None and state["epoch"] >= stop and state["completed_steps"] < run.max_train_steps:
         return None
-    if eval_metrics is None:  # resumed from the last checkpoint: nothing left to train
-        eval_metrics = evaluate(run.model, run.eval_loader, acc, seed=config.eval_seed)
-    return eval_metrics
+    return evaluate(run.model, run.test_loader, acc, seed=config.eval_seed)
 
 
 def _logs_above_the_bar(enabled: bool):
@@ -406,10 +419,10 @@ def _check_finite(value: torch.Tensor, step: int, epoch: int, output_dir: Path, 
     )
 
 
-def _end_of_epoch(run: _Run, config, args, output_dir: Path, epoch: int, progress, epoch_done: bool) -> dict:
-    """Test metrics and the log line of an epoch, and its checkpoint when it ran to its end."""
+def _end_of_epoch(run: _Run, config, args, output_dir: Path, epoch: int, progress, epoch_done: bool) -> None:
+    """Validation metrics and the log line of an epoch, and its checkpoint when it ran to its end."""
     acc, state = run.accelerator, run.state
-    metrics = evaluate(run.model, run.eval_loader, acc, seed=config.eval_seed)
+    metrics = evaluate(run.model, run.validation_loader, acc, seed=config.eval_seed)
     train_loss = state["epoch_loss_sum"] / max(state["epoch_loss_count"], 1)
     state["log_history"].append(
         {
@@ -417,18 +430,18 @@ def _end_of_epoch(run: _Run, config, args, output_dir: Path, epoch: int, progres
             "step": state["completed_steps"],
             "train_loss": train_loss,
             "train_samples": state["train_samples"],
-            **{f"test_{k}": v for k, v in metrics.items()},
+            **{f"validation_{k}": v for k, v in metrics.items()},
         }
     )
     line = (
         f"epoch {epoch}: step {state['completed_steps']}/{run.max_train_steps}, train loss {train_loss:.5f}, "
-        + ", ".join(f"test {k} {v:.4f}" for k, v in metrics.items() if k != "num_samples")
+        + ", ".join(f"validation {k} {v:.4f}" for k, v in metrics.items() if k != "num_samples")
     )
     if acc.is_local_main_process:
         progress.write(line)  # above the progress bar, not on its line
     if args.with_tracking:
         acc.log(
-            {"epoch_train_loss": train_loss, **{f"test_{k}": v for k, v in metrics.items()}},
+            {"epoch_train_loss": train_loss, **{f"validation_{k}": v for k, v in metrics.items()}},
             step=state["completed_steps"],
         )
     if epoch_done:
@@ -440,7 +453,6 @@ def _end_of_epoch(run: _Run, config, args, output_dir: Path, epoch: int, progres
             args.checkpoints_total_limit,
         )
         state.update(epoch=epoch + 1, batches_in_epoch=0)
-    return metrics
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -481,7 +493,8 @@ def _train_results(run: _Run, config: TrainingConfig, command: str) -> dict:
         "hardware": _hardware(acc),
         "command": command,
         "num_train_examples": run.num_train,
-        "num_eval_examples": run.num_eval,
+        "num_validation_examples": run.num_validation,
+        "num_eval_examples": run.num_test,
         "log_history": s["log_history"],
     }
 
