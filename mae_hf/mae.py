@@ -16,10 +16,10 @@ ratio in the config (`mask_ratio_set`).
 import contextlib
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
+from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 
 from .corruption import mask_to_image, random_patch_noise, spatial_order_noise
 
@@ -27,7 +27,6 @@ __all__ = [
     "MAE_PRESETS",
     "mae_config",
     "build_mae",
-    "get_2d_sincos_pos_embed",
     "initialize_mae_weights",
     "MAEForward",
     "forward_encoder",
@@ -95,44 +94,24 @@ def mae_config(preset: str = "mnist", **overrides) -> ViTMAEConfig:
     return ViTMAEConfig(**kwargs)
 
 
-def get_2d_sincos_pos_embed(embed_dim: int, grid_size: int, cls_token: bool = True) -> torch.Tensor:
-    """
-    The original MAE's fixed 2-D sin-cos position table (facebookresearch/mae `util/pos_embed.py` layout).
-
-    Half of the channels encode one grid axis and half the other, each as `[sin | cos]` of the position times
-    frequencies `1 / 10000 ** (i / (D / 4))`. As in the original (and in the pretrained `facebook/vit-mae-*`
-    weights), the first half encodes the column (w) and the second the row (h).
-
-    Returns:
-        (1, grid_size**2 [+1], embed_dim) float32, patches in row-major order, a zero row first for the CLS token.
-    """
-    if embed_dim % 4:
-        raise ValueError(f"`embed_dim` must be divisible by 4, got {embed_dim}.")
-    omega = 1.0 / 10000 ** (np.arange(embed_dim // 4, dtype=np.float64) / (embed_dim / 4))  # (D/4,)
-    rows, cols = np.meshgrid(np.arange(grid_size), np.arange(grid_size), indexing="ij")  # (G, G) each
-
-    def one_axis(pos: np.ndarray) -> np.ndarray:
-        out = np.outer(pos.reshape(-1), omega)  # (G*G, D/4)
-        return np.concatenate([np.sin(out), np.cos(out)], axis=1)  # (G*G, D/2)
-
-    table = np.concatenate([one_axis(cols), one_axis(rows)], axis=1)  # (G*G, D)
-    if cls_token:
-        table = np.concatenate([np.zeros((1, embed_dim)), table], axis=0)
-    return torch.from_numpy(table).float().unsqueeze(0)
-
-
 @torch.no_grad()
 def initialize_mae_weights(model: ViTMAEForPreTraining) -> ViTMAEForPreTraining:
     """
-    Initialise a config-built ViTMAE as the original MAE does: fixed sin-cos position tables (encoder and decoder),
-    cls/mask tokens ~ N(0, 0.02), patch projection xavier-uniform as a linear layer, linear layers xavier-uniform
-    with zero bias, LayerNorms (1, 0).
+    Initialise a config-built ViTMAE as the original MAE does: fixed 2-D sin-cos position tables in encoder and
+    decoder (transformers' `build_2d_sinusoidal_position_embedding` in the original MAE's layout: first half the
+    column, second half the row, a zero row for CLS), cls/mask tokens ~ N(0, 0.02), patch projection xavier-uniform
+    as a linear layer, linear layers xavier-uniform with zero bias, LayerNorms (1, 0).
     """
     config = model.config
     grid = config.image_size // config.patch_size
     emb = model.vit.embeddings
-    emb.position_embeddings.copy_(get_2d_sincos_pos_embed(config.hidden_size, grid))
-    model.decoder.decoder_pos_embed.copy_(get_2d_sincos_pos_embed(config.decoder_hidden_size, grid))
+    for table in (emb.position_embeddings, model.decoder.decoder_pos_embed):  # (1, 1+L, D) each
+        sincos = build_2d_sinusoidal_position_embedding(grid, grid, embed_dim=table.shape[-1], cls_token=True)
+        # transformers' builder lays a row out as [sin_h|cos_h|sin_w|cos_w]; the original MAE (and so the pretrained
+        # facebook/vit-mae weights and ours) has the halves the other way round, [sin_w|cos_w|sin_h|cos_h]: swap
+        # them exactly as ViTMAEEmbeddings.initialize_weights and ViTMAEDecoder.initialize_weights do.
+        half = table.shape[-1] // 2
+        table.copy_(torch.cat([sincos[:, half:], sincos[:, :half]], dim=-1).unsqueeze(0))
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)

@@ -1,9 +1,13 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
-from transformers import ViTMAEForPreTraining, ViTMAEModel
+from safetensors.torch import load_file
+from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 
-from mae_hf import build_mae, extract_mae_latents, get_2d_sincos_pos_embed, mae_attentions, mae_config, reconstruct_mae
+from mae_hf import MAE_PRESETS, build_mae, extract_mae_latents, mae_attentions, mae_config, reconstruct_mae
 from mae_hf.corruption import mask_patches, random_patch_noise
 from mae_hf.mae import forward_encoder, forward_mae
 
@@ -25,29 +29,63 @@ def test_presets_shapes():
         assert extract_mae_latents(model, x).shape == (2, 1 + length, 32)
 
 
-def test_sincos_matches_original_mae_and_transformers_layout():
-    table = get_2d_sincos_pos_embed(32, 7)
-    assert table.shape == (1, 50, 32)
-    assert torch.all(table[0, 0] == 0)  # CLS row
-    # transformers' builder is [sin_h|cos_h|sin_w|cos_w]; the original MAE (and pretrained weights) swap halves
-    ref = build_2d_sinusoidal_position_embedding(7, 7, embed_dim=32, cls_token=True)
-    ref = torch.cat([ref[:, 16:], ref[:, :16]], dim=-1)
-    assert torch.allclose(table[0], ref, atol=1e-6)
-    # patch (row 0, col 1): first half encodes the column → sin(1 * omega_0) = sin(1)
-    assert table[0, 2, 0] == pytest.approx(torch.sin(torch.tensor(1.0)).item(), abs=1e-6)
-    assert table[0, 2, 16] == pytest.approx(0.0, abs=1e-6)
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
 
 
-def test_fresh_model_has_sincos_embeddings_and_nonzero_tokens(tiny_mae):
-    grid = 7
-    assert torch.equal(tiny_mae.vit.embeddings.position_embeddings, get_2d_sincos_pos_embed(32, grid))
-    assert torch.equal(tiny_mae.decoder.decoder_pos_embed, get_2d_sincos_pos_embed(16, grid))
+def original_mae_pos_embed(embed_dim: int, grid_size: int) -> torch.Tensor:
+    """The oracle: facebookresearch/mae `util/pos_embed.py`'s `get_2d_sincos_pos_embed(embed_dim, grid_size,
+    cls_token=True)` step for step (its meshgrid puts w first, so the first half of a row encodes the column)."""
+
+    def one_axis(dim: int, pos: np.ndarray) -> np.ndarray:  # get_1d_sincos_pos_embed_from_grid
+        omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))  # (D/4,)
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)  # (G*G, D/4)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)  # (G*G, D/2)
+
+    axis = np.arange(grid_size, dtype=np.float32)
+    grid = np.stack(np.meshgrid(axis, axis), axis=0)  # (2, G, G): grid[0] is w, grid[1] is h
+    table = np.concatenate([one_axis(embed_dim // 2, grid[0]), one_axis(embed_dim // 2, grid[1])], axis=1)
+    table = np.concatenate([np.zeros([1, embed_dim]), table], axis=0)  # (1+G*G, D), a zero row for CLS
+    return torch.from_numpy(table).float().unsqueeze(0)
+
+
+def test_sincos_matches_original_mae_and_transformers_layout(tiny_mae):
+    """A fresh build's encoder and decoder tables are the original MAE's (the layout the pretrained facebook/vit-mae
+    weights, and ours, were trained with), i.e. transformers' builder with its halves swapped, as ViTMAE's own
+    `initialize_weights` swaps them."""
+    for table, dim in ((tiny_mae.vit.embeddings.position_embeddings, 32), (tiny_mae.decoder.decoder_pos_embed, 16)):
+        assert table.shape == (1, 50, dim) and torch.all(table[0, 0] == 0)  # CLS row
+        torch.testing.assert_close(table, original_mae_pos_embed(dim, 7), rtol=0, atol=1e-6)
+        canonical = build_2d_sinusoidal_position_embedding(7, 7, embed_dim=dim, cls_token=True)  # [h | w]
+        assert torch.equal(table[0], torch.cat([canonical[:, dim // 2 :], canonical[:, : dim // 2]], dim=-1))
+        assert not torch.allclose(table[0], canonical)  # unswapped, the halves would encode the wrong axes
+        # patch (row 0, col 1) is token 2, patch (row 1, col 0) token 8: the first half encodes the column
+        sin1 = torch.sin(torch.tensor(1.0)).item()
+        assert table[0, 2, 0].item() == pytest.approx(sin1, abs=1e-6) and table[0, 2, dim // 2].item() == 0
+        assert table[0, 8, 0].item() == 0 and table[0, 8, dim // 2].item() == pytest.approx(sin1, abs=1e-6)
+
+
+def test_shipped_models_tables_are_a_fresh_builds():
+    """The bundled MAEs' saved position tables equal, bit for bit, those `build_mae` gives today for their config:
+    the tables they were trained with are the ones a new run starts from."""
+    folders = sorted(p.parent for p in PRETRAINED.glob("mae-*/model.safetensors"))
+    assert PRETRAINED / "mae-mnist" in folders
+    for folder in folders:
+        config = ViTMAEConfig.from_pretrained(folder)
+        fresh = build_mae("mnist", seed=0, **{k: getattr(config, k) for k in MAE_PRESETS["mnist"]})
+        saved = load_file(folder / "model.safetensors")
+        assert torch.equal(saved["vit.embeddings.position_embeddings"], fresh.vit.embeddings.position_embeddings)
+        assert torch.equal(saved["decoder.decoder_pos_embed"], fresh.decoder.decoder_pos_embed)
+
+
+def test_fresh_model_has_frozen_tables_and_nonzero_tokens(tiny_mae):
     assert not tiny_mae.vit.embeddings.position_embeddings.requires_grad
+    assert not tiny_mae.decoder.decoder_pos_embed.requires_grad
     assert tiny_mae.vit.embeddings.cls_token.abs().sum() > 0
     assert tiny_mae.decoder.mask_token.abs().sum() > 0
-    # the trap this guards against: a config-built model has zeros
+    # the trap this guards against: a config-built model has no sin-cos tables and zero tokens
     broken = ViTMAEForPreTraining(mae_config("mnist", **TINY_MAE))
-    assert broken.decoder.decoder_pos_embed.abs().sum() == 0
+    assert not torch.allclose(broken.vit.embeddings.position_embeddings, original_mae_pos_embed(32, 7), atol=1e-3)
+    assert broken.decoder.decoder_pos_embed.abs().sum() == 0 and broken.decoder.mask_token.abs().sum() == 0
 
 
 def test_build_is_seeded():
