@@ -20,7 +20,7 @@ $(PY):
 
 # CPU torch first (docs/install.md): torch alone from the CPU index (--no-deps, so its dependencies are not looked
 # up there too), then its dependencies, the package and its test extras from the default index.
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): setup.cfg pyproject.toml | $(PY)
 	@echo "==> [1/3] PyTorch ($(TORCH_SPEC)$(if $(TORCH_INDEX), CPU build from $(TORCH_INDEX)))"
 	$(PY) -m pip install --no-deps "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	@echo "==> [2/3] PyTorch's own dependencies"

@@ -36,7 +36,15 @@ def _run(cmd, cwd, timeout=600, **env):
 def built(tmp_path_factory) -> tuple[Path, str]:
     """The wheel, and the build's output with the build backend's own messages (pip --verbose)."""
     out = tmp_path_factory.mktemp("wheel")
-    result = _run([sys.executable, "-m", "pip", "wheel", "--verbose", "--no-deps", "-w", str(out), str(REPO)], cwd=out)
+    # A build folder of its own: files left in the working tree's build/lib by an earlier build (a module since
+    # renamed, a stub) would ship in the wheel too, and hide what setup.cfg puts there.
+    extra_config = out / "build.cfg"
+    extra_config.write_text(f"[build]\nbuild_base = {out / 'build'}\n")
+    result = _run(
+        [sys.executable, "-m", "pip", "wheel", "--verbose", "--no-deps", "-w", str(out), str(REPO)],
+        cwd=out,
+        DIST_EXTRA_CONFIG=str(extra_config),
+    )
     (path,) = out.glob("mae_hf-*.whl")
     return path, result.stdout + result.stderr
 
@@ -47,7 +55,7 @@ def wheel(built) -> Path:
 
 
 def test_building_prints_no_deprecation_warning_from_our_packaging_files(built):
-    """No setuptools deprecation box about our pyproject.toml in the build backend's output."""
+    """No setuptools deprecation box about our setup.cfg or pyproject.toml in the build backend's output."""
     log = built[1]
     assert "running bdist_wheel" in log or "Building wheel" in log, log[-2000:]
     assert "Deprecat" not in log and "!!" not in log, log[-4000:]
@@ -64,6 +72,29 @@ def test_the_wheel_holds_the_package_and_its_card_templates_and_no_app_dependenc
     for optional in ("gradio", "tensorboard", "playwright", "pytest"):
         assert not any(optional in line for line in core), optional
     assert any("gradio" in line and 'extra == "app"' in line for line in requires)
+
+
+def test_the_wheel_ships_every_subpackage_once_with_its_data_and_the_command(wheel):
+    """setup.cfg lists the packages by name (model_cards/ maps to mae_hf.model_cards, which `find:` cannot do), so a
+    new subpackage fails here until it is listed. The top-level card templates are in the wheel once, under mae_hf/;
+    the shipped MNIST test set, the README (as the long description), the license and `mae-hf` come with it."""
+    sources = [p for p in (REPO / "mae_hf").rglob("*.py") if "__pycache__" not in p.parts]
+    expected = {p.relative_to(REPO).as_posix() for p in sources}
+    expected |= {f"mae_hf/model_cards/{p.name}" for p in (REPO / "model_cards").glob("*.md")}
+    expected |= {f"mae_hf/mnist/{p.name}" for p in (REPO / "mae_hf" / "mnist").glob("*.gz")}
+    assert len(expected) > 40 and "mae_hf/model_cards/mae.md" in expected
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        info = next(n for n in names if n.endswith(".dist-info/METADATA")).rsplit("/", 1)[0]
+        metadata = z.read(f"{info}/METADATA").decode()
+        entry_points = z.read(f"{info}/entry_points.txt").decode()
+    assert sorted(set(expected) - set(names)) == []
+    assert len(names) == len(set(names))
+    assert [n for n in names if "model_cards/" in n and not n.startswith("mae_hf/model_cards/")] == []
+    assert not any(n.startswith("tests/") or n.endswith(".pyi") for n in names)
+    assert "mae-hf = mae_hf.cli:main" in entry_points
+    assert "License-Expression: Apache-2.0" in metadata and "Requires-Python: >=3.11" in metadata
+    assert "Version: 0.1.0" in metadata and (REPO / "README.md").read_text().strip() in metadata
 
 
 @pytest.mark.slow
