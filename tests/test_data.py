@@ -1,6 +1,7 @@
 import gzip
 import struct
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -87,36 +88,73 @@ def test_idx_errors(tmp_path):
         read_idx(tmp_path / "bad")
 
 
-def write_pngs(folder, classes=("cat", "dog"), per_class=6, mode="L", size=12):
-    rng = np.random.default_rng(0)
+def write_pngs(folder, classes=("cat", "dog"), per_class=6, mode="L", size=12, seed=0):
+    """Random images in one sub-folder per class; returns {(class, image bytes)} of what was written."""
+    rng = np.random.default_rng(seed)
+    written = set()
     for c in classes:
         (folder / c).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             shape = (size, size) if mode == "L" else (size, size, 3)
-            PILImage.fromarray(rng.integers(0, 256, shape).astype(np.uint8), mode=mode).save(folder / c / f"{i}.png")
+            array = rng.integers(0, 256, shape).astype(np.uint8)
+            PILImage.fromarray(array, mode=mode).save(folder / c / f"{i}.png")
+            written.add((c, array.tobytes()))
+    return written
+
+
+def rows(split):
+    """{(class name, image bytes)} of a loaded split."""
+    names = split.features["label"].names
+    return {(names[label], np.asarray(image).tobytes()) for image, label in zip(split["image"], split["label"])}
+
+
+# The imagefolder and parquet sources are datasets' own loaders; the suite runs offline (conftest sets
+# HF_DATASETS_OFFLINE), so these tests also show they need no network. Their Arrow caches go to tmp_path.
 
 
 def test_imagefolder_flat_and_split(tmp_path):
-    write_pngs(tmp_path / "flat", per_class=10)
-    dsd = load_image_dataset(str(tmp_path / "flat"), test_size=0.2)
+    assert datasets.config.HF_HUB_OFFLINE
+    cache = str(tmp_path / "hf-cache")
+    written = write_pngs(tmp_path / "flat", per_class=10)
+    dsd = load_image_dataset(str(tmp_path / "flat"), test_size=0.2, cache_dir=cache)
     check_schema(dsd)
     assert len(dsd["train"]) == 16 and len(dsd["test"]) == 4
-    assert dsd["train"].features["label"].names == ["cat", "dog"]
+    assert dsd["train"].features["label"].names == dsd["test"].features["label"].names == ["cat", "dog"]
     assert sorted(np.bincount(dsd["test"]["label"])) == [2, 2]  # stratified
+    assert rows(dsd["train"]) | rows(dsd["test"]) == written  # every image once, labelled by its folder
+    again = load_image_dataset(str(tmp_path / "flat"), test_size=0.2, cache_dir=cache)
+    assert rows(again["test"]) == rows(dsd["test"])  # the same seed, the same split
 
-    write_pngs(tmp_path / "split" / "train", mode="RGB")
-    write_pngs(tmp_path / "split" / "test", per_class=2, mode="RGB")
-    dsd = load_image_dataset(str(tmp_path / "split"))
-    assert len(dsd["train"]) == 12 and len(dsd["test"]) == 4
+    train = write_pngs(tmp_path / "split" / "train", mode="RGB")
+    test = write_pngs(tmp_path / "split" / "test", classes=("cat", "dog", "eel"), per_class=2, mode="RGB", seed=1)
+    dsd = load_image_dataset(str(tmp_path / "split"), cache_dir=cache)
+    assert len(dsd["train"]) == 12 and len(dsd["test"]) == 6
+    assert rows(dsd["train"]) == train and rows(dsd["test"]) == test  # the folder's splits kept
+    # one set of class names for both splits, even for a class that only one split has
+    assert dsd["train"].features["label"].names == dsd["test"].features["label"].names == ["cat", "dog", "eel"]
     x, _ = dataset_to_tensors(dsd["test"])
-    assert x.shape == (4, 3, 12, 12)
+    assert x.shape == (6, 3, 12, 12)
+
+
+def test_imagefolder_validation_folder_and_one_class(tmp_path):
+    """A `validation/` folder is the test split (not a class named "validation"); a single class folder loads."""
+    cache = str(tmp_path / "hf-cache")
+    write_pngs(tmp_path / "tv" / "train")
+    held_out = write_pngs(tmp_path / "tv" / "validation", per_class=2, seed=1)
+    dsd = load_image_dataset(str(tmp_path / "tv"), cache_dir=cache)
+    assert dsd["train"].features["label"].names == ["cat", "dog"] and rows(dsd["test"]) == held_out
+
+    write_pngs(tmp_path / "one", classes=("digit",), per_class=10)
+    dsd = load_image_dataset(str(tmp_path / "one"), test_size=0.3, cache_dir=cache)
+    check_schema(dsd)
+    assert dsd["train"].features["label"].names == ["digit"] and (len(dsd["train"]), len(dsd["test"])) == (7, 3)
 
 
 def test_imagefolder_corrupt_file(tmp_path):
     write_pngs(tmp_path / "f")
     (tmp_path / "f" / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(ValueError, match="broken.png.*cannot be decoded"):
-        load_image_dataset(str(tmp_path / "f"))
+        load_image_dataset(str(tmp_path / "f"), cache_dir=str(tmp_path / "hf-cache"))
 
 
 def test_parquet(tmp_path):
@@ -126,20 +164,34 @@ def test_parquet(tmp_path):
     ds = Dataset.from_dict({"img": imgs, "fine_label": [i % 4 for i in range(20)], "extra": list(range(20))})
     ds = ds.cast_column("img", Image())
     ds.to_parquet(str(tmp_path / "data.parquet"))
-    dsd = load_image_dataset(str(tmp_path / "data.parquet"), test_size=0.25)
+    cache = str(tmp_path / "hf-cache")
+    dsd = load_image_dataset(str(tmp_path / "data.parquet"), test_size=0.25, cache_dir=cache)
     check_schema(dsd)
     assert len(dsd["train"]) == 15 and len(dsd["test"]) == 5
     assert dsd["train"].column_names == ["image", "label"]
-    # a folder with train/test parquet files keeps its splits
+    assert sorted(np.bincount(dsd["test"]["label"])) == [1, 1, 1, 2]  # stratified
+    by_bytes = {np.asarray(im).tobytes(): i % 4 for i, im in enumerate(imgs)}
+    assert all(by_bytes[np.asarray(im).tobytes()] == y for im, y in zip(dsd["test"]["image"], dsd["test"]["label"]))
+    # a folder with train/test parquet files keeps its splits (several shards each), whatever lies beside them
     (tmp_path / "pq").mkdir()
-    ds.select(range(12)).to_parquet(str(tmp_path / "pq" / "train-00000.parquet"))
+    ds.select(range(7)).to_parquet(str(tmp_path / "pq" / "train-00000-of-00002.parquet"))
+    ds.select(range(7, 12)).to_parquet(str(tmp_path / "pq" / "train-00001-of-00002.parquet"))
     ds.select(range(12, 20)).to_parquet(str(tmp_path / "pq" / "test-00000.parquet"))
-    dsd = load_image_dataset(str(tmp_path / "pq"))
+    (tmp_path / "pq" / "README.md").write_text("# a dataset card\n")
+    (tmp_path / "pq" / "train_log.csv").write_text("step,loss\n1,0.5\n")
+    dsd = load_image_dataset(str(tmp_path / "pq"), cache_dir=cache)
     assert len(dsd["train"]) == 12 and len(dsd["test"]) == 8
+    assert dsd["test"]["label"] == [i % 4 for i in range(12, 20)]
+    # a validation file is the test split
+    (tmp_path / "pq" / "test-00000.parquet").rename(tmp_path / "pq" / "validation-00000.parquet")
+    assert load_image_dataset(str(tmp_path / "pq"), cache_dir=cache)["test"]["label"] == [i % 4 for i in range(12, 20)]
     no_label = Dataset.from_dict({"img": imgs}).cast_column("img", Image())
     no_label.to_parquet(str(tmp_path / "nolabel.parquet"))
     with pytest.raises(ValueError, match="label column"):
-        load_image_dataset(str(tmp_path / "nolabel.parquet"))
+        load_image_dataset(str(tmp_path / "nolabel.parquet"), cache_dir=cache)
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(ValueError, match="Cannot read parquet .*bad.parquet"):
+        load_image_dataset(str(tmp_path / "bad.parquet"), cache_dir=cache)
 
 
 def test_unknown_and_offline_sources(tmp_path, monkeypatch):
@@ -149,8 +201,11 @@ def test_unknown_and_offline_sources(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="source='mnist'"):
         load_image_dataset("ylecun/mnist", cache_dir=str(tmp_path / "cache"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no MNIST IDX files"):
-        load_image_dataset(str(tmp_path / "empty"))
+    (tmp_path / "no-images" / "sub").mkdir(parents=True)
+    (tmp_path / "no-images" / "sub" / "notes.txt").write_text("no images here")
+    for folder in ("empty", "no-images"):
+        with pytest.raises(ValueError, match="no MNIST IDX files, no parquet files and no class sub-folders"):
+            load_image_dataset(str(tmp_path / folder), cache_dir=str(tmp_path / "hf-cache"))
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(ValueError, match="parquet"):
         load_image_dataset(str(tmp_path / "x.txt"))
