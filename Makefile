@@ -75,14 +75,14 @@ models-fashion: $(STAMP)
 
 # The results page: the report on the bundled models (figures and analyses on the first 2,000 official test digits;
 # the scorecard on all 10,000, its classifiers fit on the 4,000 embedded digits and on all of MNIST's 60,000
-# training digits), the app's own analysis of the bundled models (pretrained/app-analysis.npz, so the app's tabs fill
+# training digits), the app's own analysis of the bundled models (pretrained/app-analysis-mnist.npz, so the app's tabs fill
 # in at once on a first start), then docs/RESULTS.md from its markdown.
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf report --dae pretrained/dae-mnist --mae pretrained/mae-mnist --dataset mnist \
 		--split test --n 2000 --n_train 4000 --scorecard --scorecard_n 10000 --seed 0 --full_train $(MNIST) \
 		--out docs/results --no_progress
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf app-analysis --dae pretrained/dae-mnist --mae pretrained/mae-mnist \
-		--out pretrained/app-analysis.npz
+		--out pretrained/app-analysis-mnist.npz
 	$(MAKE) results-page
 
 # docs/RESULTS.md without rerunning the report: its title, the answer to each claim in words (`mae-hf answer`, from

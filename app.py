@@ -1,9 +1,10 @@
 """mae_hf's Gradio app: draw a digit and watch a masked and a denoising autoencoder rebuild it.
 
-    python app.py [--dae DIR_OR_HUB_ID] [--mae DIR_OR_HUB_ID] [--port N] [--share]
+    python app.py [--dae DIR_OR_HUB_ID] [--mae DIR_OR_HUB_ID] [--model KIND=DIR_OR_HUB_ID ...] [--port N] [--share]
 
 The same through environment variables on a Space: MAE_HF_DAE, MAE_HF_MAE, PORT / GRADIO_SERVER_PORT,
-GRADIO_SHARE. Defaults: the bundled models in `pretrained/`.
+GRADIO_SHARE. Defaults: the bundled models in `pretrained/`, one set per dataset (`dae-mnist` and `mae-mnist`,
+`dae-fashion` and `mae-fashion`, ...), each with a tab of its own; `--dae`, `--mae` and `--model` change the first.
 
 This file only assembles the tabs of `mae_hf.app.tabs`. The page is served first; the models load in a background
 thread of the same process (`mae_hf.app.service.ModelService`), then the dataset analysis runs in another. A
@@ -26,10 +27,14 @@ if __name__ == "__main__":
 
 import gradio as gr  # noqa: E402
 
-from mae_hf.app.analysis import SHIPPED_NAME  # noqa: E402
 from mae_hf.app.handlers import Handlers  # noqa: E402
 from mae_hf.app.service import ModelService  # noqa: E402
-from mae_hf.app.sources import bundled_model_dir, check_model_source  # noqa: E402
+from mae_hf.app.sources import (  # noqa: E402
+    bundled_model_dir,
+    bundled_pairs,
+    check_model_source,
+    profile_of_sources,
+)
 from mae_hf.app.tabs import (  # noqa: E402
     about_tab,
     attention_tab,
@@ -57,9 +62,9 @@ CSS = """
 .caption p { margin: 0.2em 0; }
 .prose table { display: block; max-width: 100%; overflow-x: auto; }
 .prose th, .prose td { overflow-wrap: normal; word-break: normal; }
-#neighbours .grid-wrap { min-height: 0 !important; height: auto !important; }
-#neighbours .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)) !important; }
-@media (max-width: 640px) { #neighbours .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; } }
+.neighbours .grid-wrap { min-height: 0 !important; height: auto !important; }
+.neighbours .grid-container { grid-template-columns: repeat(8, minmax(0, 1fr)) !important; }
+@media (max-width: 640px) { .neighbours .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; } }
 """
 # The draw tool is active whenever the canvas is shown: gradio's editor starts (and restarts, whenever its value is
 # cleared, e.g. by picking an example) with no tool, and says "select the draw tool to start". Whenever neither of
@@ -70,8 +75,10 @@ SELECT_BRUSH_JS = """
   let queued = false;
   const pick = () => {
     queued = false;
-    const tools = [...document.querySelectorAll('#sketchpad .toolbar-wrap .half-container button')].slice(0, 2);
-    if (tools.length && !tools.some(b => b.classList.contains('highlight'))) { tools[0].click(); }
+    for (const pad of document.querySelectorAll('.sketchpad')) {
+      const tools = [...pad.querySelectorAll('.toolbar-wrap .half-container button')].slice(0, 2);
+      if (tools.length && !tools.some(b => b.classList.contains('highlight'))) { tools[0].click(); }
+    }
   };
   const soon = () => { if (!queued) { queued = true; requestAnimationFrame(pick); } };
   new MutationObserver(soon).observe(document.body,
@@ -88,10 +95,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument(
-        "--dae", default=env.get("MAE_HF_DAE", str(models / "dae-mnist")), help="DAE folder or Hub id (env MAE_HF_DAE)"
+        "--dae",
+        default=env.get("MAE_HF_DAE"),
+        help=f"DAE folder or Hub id (env MAE_HF_DAE; default the bundled ones, {models}/dae-<dataset>)",
     )
     parser.add_argument(
-        "--mae", default=env.get("MAE_HF_MAE", str(models / "mae-mnist")), help="MAE folder or Hub id (env MAE_HF_MAE)"
+        "--mae",
+        default=env.get("MAE_HF_MAE"),
+        help=f"MAE folder or Hub id (env MAE_HF_MAE; default the bundled ones, {models}/mae-<dataset>)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="KIND=SOURCE",
+        help="one more model of a registered kind (mae_hf.registry) beside the DAE and the MAE; repeatable",
     )
     parser.add_argument(
         "--host",
@@ -119,50 +137,81 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_demo(service: ModelService, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:
-    """The whole app as `gr.Blocks` (not launched), one function per tab, on `service`'s models."""
-    lab = Handlers(service)
-    status = service.status()
+def model_sets(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The sets of models to serve, by dataset: the ones `--dae`, `--mae` and `--model KIND=SOURCE` name (with the
+    bundled MNIST models for the kinds not named), else every complete bundled set (`pretrained/<kind>-<dataset>`,
+    two models or more), MNIST first."""
+    bundled = bundled_pairs(bundled_model_dir(HERE))
+    named = {k: v for k, v in (("dae", args.dae), ("mae", args.mae)) if v}
+    for item in args.model:
+        kind, _, source = item.partition("=")
+        named[kind.strip()] = source.strip()
+    if named:
+        defaults = bundled.get("mnist") or {k: str(bundled_model_dir(HERE) / f"{k}-mnist") for k in ("dae", "mae")}
+        return {"mnist": {**defaults, **named}}
+    sets = {dataset: sources for dataset, sources in bundled.items() if len(sources) >= 2}
+    return sets or {"mnist": {k: str(bundled_model_dir(HERE) / f"{k}-mnist") for k in ("dae", "mae")}}
+
+
+def build_demo(services, examples_dir: Path | None = None) -> gr.Blocks:
+    """The whole app as `gr.Blocks` (not launched) on `services` (one `ModelService` per set of models; a list or
+    one): with several, a tab per set, each with the tabs of `page`."""
+    services = services if isinstance(services, (list, tuple)) else [services]
     with gr.Blocks(title="mae_hf: masked vs denoising autoencoders") as demo:
-        gr.Markdown("# Masked vs denoising autoencoder on MNIST")
-        gr.Markdown(
-            "Draw a digit, upload a photo of one or pick one. The **MAE** sees only some patches and fills in "
-            "the rest; the **DAE** sees the whole digit under noise and cleans it up. Same digit, same seed, "
-            "side by side."
-        )
-        model_status = gr.Markdown(status["message"], visible=not status["ready"], elem_id="model-status")
-        with gr.Tabs(overflow_behavior="wrap"):
-            with gr.Tab("Reconstruct", id="reconstruct"):
-                controls = reconstruct_tab(lab, example_files(examples_dir))
-            with gr.Tab("Metrics", id="metrics-tab"):
-                metric_outputs = metrics_tab()
-            with gr.Tab("Latent space", id="latent-tab"):
-                latent_outputs, mae_features = latent_tab(lab, controls)
-            with gr.Tab("Attention & saliency", id="attention-tab") as attention:
-                attention_tab(lab, controls, attention)
-            with gr.Tab("Weights", id="weights-tab"):
-                weight_outputs = weights_tab()
-            with gr.Tab("About", id="about"):
-                answer = answer_from_results(RESULTS_JSON, STUDY_JSON)
-                summary, verdicts = about_tab(status, answer, study_grid_markdown(STUDY_JSON))
-        # The dataset endpoints (the tabs themselves are filled in by the timer).
-        status_json = gr.JSON(visible=False)
-        gr.Button(visible=False).click(lab.metrics, None, metric_outputs, api_name="metrics")
-        gr.Button(visible=False).click(lab.weights, None, weight_outputs, api_name="weights")
-        gr.Button(visible=False).click(lab.verdicts, None, verdicts, api_name="verdicts")
-        gr.Button(visible=False).click(lab.analysis_status, None, status_json, api_name="analysis_status")
-        timer = gr.Timer(2.0)
-        refresh_outputs = [*metric_outputs, *latent_outputs, *weight_outputs, verdicts, timer]
-        timer.tick(
-            lab.refresh,
-            [controls.digit, mae_features],
-            refresh_outputs,
-            api_visibility="private",
-            show_progress="hidden",
-        )
+        gr.Markdown("# Masked vs denoising autoencoders")
+        if len(services) == 1:
+            page(demo, services[0], "", examples_dir)
+        else:
+            with gr.Tabs(overflow_behavior="wrap"):
+                for i, service in enumerate(services):
+                    with gr.Tab(service.profile.title, id=f"set-{service.profile.name}"):
+                        suffix = "" if i == 0 else f"-{service.profile.name}"
+                        page(demo, service, suffix, examples_dir if i == 0 else None)
         demo.load(None, js=SELECT_BRUSH_JS)
-        demo.load(lab.watch_models, None, [model_status, summary], api_visibility="private", show_progress="hidden")
     return demo
+
+
+def page(demo: gr.Blocks, service: ModelService, suffix: str, examples_dir: Path | None = None) -> None:
+    """The tabs of one set of models (`suffix` keeps its element ids and endpoint names apart from the others')."""
+    lab = Handlers(service)
+    status, profile = service.status(), service.profile
+    gr.Markdown(
+        f"Draw, upload or pick a {profile.noun} ({profile.title}). The **MAE** sees only some patches and fills in the "
+        f"rest; the **DAE** sees the whole {profile.noun} under noise and cleans it up. Same {profile.noun}, same "
+        "seed, side by side."
+    )
+    model_status = gr.Markdown(status["message"], visible=not status["ready"], elem_id=f"model-status{suffix}")
+    with gr.Tabs(overflow_behavior="wrap"):
+        with gr.Tab("Reconstruct", id=f"reconstruct{suffix}"):
+            controls = reconstruct_tab(lab, example_files(examples_dir or profile.examples), suffix)
+        with gr.Tab("Metrics", id=f"metrics-tab{suffix}"):
+            metric_outputs = metrics_tab(lab, suffix)
+        with gr.Tab("Latent space", id=f"latent-tab{suffix}"):
+            latent_outputs, second = latent_tab(lab, controls, suffix)
+        with gr.Tab("Attention & saliency", id=f"attention-tab{suffix}") as attention:
+            attention_tab(lab, controls, attention, suffix)
+        with gr.Tab("Weights", id=f"weights-tab{suffix}"):
+            weight_outputs = weights_tab(lab, suffix)
+        with gr.Tab("About", id=f"about{suffix}"):
+            answer = answer_from_results(RESULTS_JSON, STUDY_JSON)
+            summary, verdicts = about_tab(status, answer, study_grid_markdown(STUDY_JSON), suffix)
+    # The dataset endpoints (the tabs themselves are filled in by the timer).
+    api = suffix.replace("-", "_")
+    status_json = gr.JSON(visible=False)
+    gr.Button(visible=False).click(lab.metrics, None, metric_outputs, api_name=f"metrics{api}")
+    gr.Button(visible=False).click(lab.weights, None, weight_outputs, api_name=f"weights{api}")
+    gr.Button(visible=False).click(lab.verdicts, None, verdicts, api_name=f"verdicts{api}")
+    gr.Button(visible=False).click(lab.analysis_status, None, status_json, api_name=f"analysis_status{api}")
+    timer = gr.Timer(2.0)
+    refresh_outputs = [*metric_outputs, *latent_outputs, *weight_outputs, verdicts, timer]
+    timer.tick(
+        lab.refresh,
+        [controls.digit, second],
+        refresh_outputs,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    demo.load(lab.watch_models, None, [model_status, summary], api_visibility="private", show_progress="hidden")
 
 
 def serve(
@@ -197,14 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "transformers", "huggingface_hub", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv)
-    # The bundled models' dataset analysis ships with them (`make report`): used when it belongs to --dae / --mae.
-    os.environ.setdefault("MAE_HF_APP_ANALYSIS", str(bundled_model_dir(HERE) / SHIPPED_NAME))
-    problems = [p for p in (check_model_source(args.dae, "--dae"), check_model_source(args.mae, "--mae")) if p]
+    services, problems = [], []
+    for dataset, sources in model_sets(args).items():
+        problems += [p for p in (check_model_source(source, name) for name, source in sources.items()) if p]
+        profile, problem = profile_of_sources(sources)
+        if problem:
+            problems.append(problem)
+            continue
+        # A set's dataset analysis ships with it (`make report`): used when it belongs to these models.
+        shipped = bundled_model_dir(HERE) / f"app-analysis-{dataset}.npz"
+        services.append(ModelService(sources, profile, shipped=str(shipped)))
     if problems:
         logger.error("%s", "\n".join(problems))
         return 2
-    service = ModelService(args.dae, args.mae)
-    demo = build_demo(service)
+    demo = build_demo(services, EXAMPLES_DIR)
     try:
         serve(demo, host=args.host, port=args.port, share=args.share, concurrency=args.concurrency, block=False)
     except OSError as err:
@@ -213,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     print(f"Serving on http://{args.host}:{args.port} (the models are loading)", flush=True)
-    service.start()
+    for service in services:
+        service.start()
     demo.block_thread()
     return 0
 

@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from transformers import ViTMAEForPreTraining
 
-from mae_hf import DAEConfig, DAEModel, dataset_to_tensors, get_2d_sincos_pos_embed, load_image_dataset, mae_config
+from mae_hf import DAEConfig, DAEModel, dataset_to_tensors, load_image_dataset, mae_config
+from mae_hf.mae import initialize_mae_weights
 from mae_hf.training import RunArgs, TrainingConfig, training_function
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -69,14 +71,17 @@ class ReferenceMAE(nn.Module):
         d, dd, eps = config.hidden_size, config.decoder_hidden_size, config.layer_norm_eps
         self.patch_embed = nn.Conv2d(self.c, d, kernel_size=self.p, stride=self.p)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d).normal_(std=0.02))
-        self.register_buffer("pos_embed", get_2d_sincos_pos_embed(d, grid))  # fixed, (1, 1+L, D)
+        tables = initialize_mae_weights(
+            ViTMAEForPreTraining(config)
+        )  # the fixed sin-cos tables, as build_mae sets them
+        self.register_buffer("pos_embed", tables.vit.embeddings.position_embeddings.detach().clone())  # (1, 1+L, D)
         self.blocks = nn.ModuleList(
             Block(d, config.num_attention_heads, config.intermediate_size, eps) for _ in range(config.num_hidden_layers)
         )
         self.norm = nn.LayerNorm(d, eps=eps)
         self.decoder_embed = nn.Linear(d, dd)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd).normal_(std=0.02))
-        self.register_buffer("decoder_pos_embed", get_2d_sincos_pos_embed(dd, grid))
+        self.register_buffer("decoder_pos_embed", tables.decoder.decoder_pos_embed.detach().clone())
         self.decoder_blocks = nn.ModuleList(
             Block(dd, config.decoder_num_attention_heads, config.decoder_intermediate_size, eps)
             for _ in range(config.decoder_num_hidden_layers)

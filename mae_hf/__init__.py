@@ -17,7 +17,6 @@ _EXPORTS = {
     "MAE_PRESETS": "mae",
     "build_mae": "mae",
     "extract_mae_latents": "mae",
-    "get_2d_sincos_pos_embed": "mae",
     "mae_attentions": "mae",
     "mae_config": "mae",
     "reconstruct_mae": "mae",

@@ -86,6 +86,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_sources(args: argparse.Namespace) -> dict[str, str]:
+    """`{kind name: source}` from `--dae`, `--mae` and every `--model KIND=SOURCE`; `ValueError` for a bad item."""
+    sources = {name: getattr(args, name) for name in ("dae", "mae") if getattr(args, name, None)}
+    for item in getattr(args, "model", None) or []:
+        kind, sep, source = item.partition("=")
+        if not sep or not kind.strip() or not source.strip():
+            raise ValueError(f"--model takes KIND=SOURCE (e.g. --model ae=outputs/ae), got {item!r}.")
+        sources[kind.strip()] = source.strip()
+    if len(sources) < 1:
+        raise ValueError("Name the models: --dae DIR --mae DIR (and --model KIND=DIR for any other kind).")
+    return sources
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dae", default=None, help="DAE folder (save_pretrained) or Hub id")
+    parser.add_argument("--mae", default=None, help="ViTMAE folder (save_pretrained) or Hub id")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="KIND=SOURCE",
+        help="a model of any registered kind (mae_hf.registry), beside or instead of --dae / --mae; repeatable",
+    )
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import DEFAULT_CACHE_DIR, ReportSettings, make_report
 
@@ -100,8 +125,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     try:
         result = make_report(
-            args.dae,
-            args.mae,
+            model_sources(args),
             args.dataset,
             args.split,
             args.out,
@@ -141,21 +165,27 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 def cmd_app_analysis(args: argparse.Namespace) -> int:
     from .app.analysis import AnalysisSettings, BackgroundAnalysis
+    from .app.sources import profile_of_sources
     from .loading import ModelLoadError, load_models
 
     try:
-        models = load_models(args.dae, args.mae)
-        models.check_compatible()
-        settings = AnalysisSettings.from_env(shipped=None)  # the app's own settings, computed (or from the cache)
+        sources = model_sources(args)
+        profile, problem = profile_of_sources(sources)
+        if problem:
+            raise ValueError(problem)
+        models = load_models(sources)
+        models.check_compatible(profile.image_size, profile.num_channels)
+        # the app's own settings on the profile's dataset, computed (or from the cache)
+        settings = AnalysisSettings.from_env(dataset=profile.dataset or AnalysisSettings.dataset, shipped=None)
     except (ModelLoadError, ValueError) as err:
         logger.error("%s", err)
         return 2
-    analysis = BackgroundAnalysis(models.dae, models.mae, settings).start()
+    analysis = BackgroundAnalysis(models.models, settings).start()
     if not analysis.wait():
         logger.error("The analysis failed: %s", analysis.error)
         return 1
     out = analysis.write_shipped(args.out)
-    print(f"The app's analysis of {args.dae} and {args.mae} written to {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    print(f"The app's analysis of {', '.join(sources.values())} written to {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -269,10 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the DAE or the MAE (same flags as train_accelerate.py; `mae-hf train --help`)",
     )
     p_rep = sub.add_parser(
-        "report", **shows_defaults, help="analyse a DAE and an MAE side by side: report.md/html, metrics.json, figures"
+        "report",
+        **shows_defaults,
+        help="analyse models side by side (a DAE and an MAE): report.md/html, metrics.json, figures",
     )
-    p_rep.add_argument("--dae", required=True, help="DAE folder (save_pretrained) or Hub id")
-    p_rep.add_argument("--mae", required=True, help="ViTMAE folder (save_pretrained) or Hub id")
+    _add_model_flags(p_rep)
     p_rep.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")
     p_rep.add_argument("--split", default="test", help="split analysed (default: test)")
     p_rep.add_argument("--n", type=int, default=1000, help="images analysed, the first n of the split")
@@ -329,9 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute the app's dataset analysis of two models and save it to ship with them, so the app's tabs fill "
         "in at once on a first start (`make report` writes the bundled models')",
     )
-    p_app.add_argument("--dae", required=True, help="DAE folder (save_pretrained) or Hub id")
-    p_app.add_argument("--mae", required=True, help="ViTMAE folder (save_pretrained) or Hub id")
-    p_app.add_argument("--out", required=True, help="the file to write; the app reads pretrained/app-analysis.npz")
+    _add_model_flags(p_app)
+    p_app.add_argument(
+        "--out", required=True, help="the file to write; the app reads pretrained/app-analysis-<dataset>.npz"
+    )
     p_app.set_defaults(func=cmd_app_analysis)
 
     p_curve = sub.add_parser(

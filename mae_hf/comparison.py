@@ -1,4 +1,4 @@
-"""Both models on one digit under one seeded corruption: images and PSNR/SSIM, ready for the app or a figure.
+"""Every model on one digit under one seeded corruption: images and PSNR/SSIM, ready for the app or a figure.
 
 Pure: tensors in, tensors, arrays and dicts out; no gradio, no I/O. Corrupting and scoring are
 `mae_hf.evaluation`'s (one mask, one PSNR rule for the digit and the test set); the app's Reconstruct tab is a thin
@@ -11,41 +11,55 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .evaluation import Corruption, draw_noise, reconstruct, score
-from .labels import COMPARE_MODES
+from .evaluation import Corruption, draw_noise, own_corruption, reconstruct, score
+from .labels import COMPARE_MODE_VALUES
+from .registry import kind_of, model_label
 from .report.tables import fmt
 
-__all__ = ["CORRUPTIONS", "Comparison", "compare_reconstructions", "metrics_table", "to_display", "MASK_COLOR"]
+__all__ = [
+    "ModelComparison",
+    "Comparison",
+    "compare_reconstructions",
+    "metrics_table",
+    "to_display",
+    "MASK_COLOR",
+]
 
-# value -> label: what each model is given ("own": each model under the corruption it was trained with).
-CORRUPTIONS: dict[str, str] = {value: label for label, value in COMPARE_MODES}
 # Masked patches are drawn in this colour, so they are not mistaken for MNIST's black background.
 MASK_COLOR = (46, 84, 150)
 
 
 @dataclass
-class Comparison:
+class ModelComparison:
     """
-    One digit through both models. Images are (1, 1, H, W) float tensors in [0, 1].
+    One model on the digit. Images are (1, C, H, W) float tensors in [0, 1].
 
     Attributes:
-        clean: the model input.
-        mae_input / dae_input: what each model's encoder was given (masked patches are 0).
-        mae_pixel_mask / dae_pixel_mask: (1, 1, H, W), 1 = patch removed; None where no patch was removed.
-        mae_reconstruction: the MAE decoder's output for every patch. mae_pasted: visible patches kept, masked ones
-            reconstructed. dae_reconstruction: the DAE's output.
-        metrics: one dict per row — `name`, `input_psnr` (the corrupted input against the clean one), `psnr`,
-            `ssim`, `masked_psnr` (over removed patches only; None without a mask). PSNR in dB on [0, 1].
+        corruption: what it was given, "mask" or "noise". input: its corrupted input (masked patches 0).
+        pixel_mask: (1, 1, H, W), 1 = patch removed; None where none was. reconstruction: its output for every pixel.
+        pasted: the visible patches pasted back over it, for a model that masks its own input (else None).
+    """
+
+    corruption: str
+    input: torch.Tensor
+    pixel_mask: torch.Tensor | None
+    reconstruction: torch.Tensor
+    pasted: torch.Tensor | None
+
+
+@dataclass
+class Comparison:
+    """
+    One digit through every model under one seeded corruption.
+
+    Attributes:
+        clean: the model input (1, C, H, W). models: `{name: ModelComparison}` in the order given.
+        metrics: one dict per row — `name`, `input_psnr` (the corrupted input against the clean one), `psnr`, `ssim`,
+            `masked_psnr` (over removed patches only; None without a mask). PSNR in dB on [0, 1].
     """
 
     clean: torch.Tensor
-    mae_input: torch.Tensor
-    dae_input: torch.Tensor
-    mae_pixel_mask: torch.Tensor | None
-    dae_pixel_mask: torch.Tensor | None
-    mae_reconstruction: torch.Tensor
-    mae_pasted: torch.Tensor
-    dae_reconstruction: torch.Tensor
+    models: dict
     corruption: str
     mask_ratio: float
     noise_factor: float
@@ -68,8 +82,7 @@ def _row(name: str, scores: dict, key: str = "psnr", ssim_key: str = "ssim") -> 
 
 @torch.no_grad()
 def compare_reconstructions(
-    dae,
-    mae,
+    models: dict,
     pixel_values: torch.Tensor,
     *,
     mask_ratio: float = 0.75,
@@ -78,55 +91,62 @@ def compare_reconstructions(
     corruption: str = "own",
 ) -> Comparison:
     """
-    Corrupt one digit with `mae_hf.evaluation`'s seeded patch mask and/or Gaussian noise and reconstruct it with both
-    models (the digit is sample 0 of evaluation seed `seed`: the same mask and noise as test image 0 gets there).
+    Corrupt one digit with `mae_hf.evaluation`'s seeded patch mask and/or Gaussian noise and reconstruct it with every
+    model (the digit is sample 0 of evaluation seed `seed`: the same mask and noise as test image 0 gets there).
 
     Args:
-        dae: a `DAEModel`. mae: a `ViTMAEForPreTraining` (eval mode; only read, so threads may share the models).
-        pixel_values: (1, C, H, W) in [0, 1], the size both models take.
+        models: `{name: model}` of registered kinds, in eval mode (only read, so threads may share them).
+        pixel_values: (1, C, H, W) in [0, 1], the size the models take.
         mask_ratio: fraction of the patches removed, in [0, 1). noise_factor: std of the Gaussian noise, in [0, 10].
         seed: fixes the patch mask and the noise; same seed → same corruption, same outputs.
-        corruption: `"own"` — MAE masked, DAE noised; `"mask"` — both get the same masked image; `"noise"` — both
-            get the same noisy image, the MAE with nothing masked.
+        corruption: `"own"` — each model under the corruption it was made for; `"mask"` — all get the same masked
+            image; `"noise"` — all get the same noisy image (a ViT with nothing masked).
 
     Raises:
         ValueError: unknown corruption, ratio or factor out of range, or an image the models cannot take.
     """
-    if corruption not in CORRUPTIONS:
-        raise ValueError(f"`corruption` must be one of {sorted(CORRUPTIONS)}, got {corruption!r}.")
+    if corruption not in COMPARE_MODE_VALUES:
+        raise ValueError(f"`corruption` must be one of {list(COMPARE_MODE_VALUES)}, got {corruption!r}.")
     if pixel_values.ndim != 4 or pixel_values.shape[0] != 1:
         raise ValueError(f"`pixel_values` must be one image of shape (1, C, H, W), got {tuple(pixel_values.shape)}.")
-    mask = Corruption("mask", mask_ratio=float(mask_ratio), noise_factor=float(noise_factor))
-    noise = Corruption("noise", mask_ratio=float(mask_ratio), noise_factor=float(noise_factor))
+    given = {
+        "mask": Corruption("mask", mask_ratio=float(mask_ratio), noise_factor=float(noise_factor)),
+        "noise": Corruption("noise", mask_ratio=float(mask_ratio), noise_factor=float(noise_factor)),
+    }
     x = pixel_values.float()
-    kinds = {"own": ("mask", "noise"), "mask": ("mask", "mask"), "noise": ("noise", "noise")}[corruption]
-    results = {}
-    for name, model, kind in (("mae", mae, kinds[0]), ("dae", dae, kinds[1])):
-        c = mask if kind == "mask" else noise
-        rec = reconstruct(model, x, c, draw_noise(model, kind, [0], seed=int(seed)))
+    out, metrics = {}, []
+    for name, model in models.items():
+        kind = own_corruption(model).kind if corruption == "own" else corruption
+        rec = reconstruct(model, x, given[kind], draw_noise(model, kind, [0], seed=int(seed)))
         if rec.pixel_mask is not None and float(rec.pixel_mask.sum()) == 0:
             rec.pixel_mask = None  # mask ratio 0: nothing hidden
-        results[name] = (rec, score(rec, x))
-    (mae_rec, mae_scores), (dae_rec, dae_scores) = results["mae"], results["dae"]
-    # The MAE's raw output, scored on its own, beside the pasted one (under noise the two are the same image).
-    raw = score(type(mae_rec)(mae_rec.corrupted, mae_rec.reconstruction, mae_rec.reconstruction, mae_rec.pixel_mask), x)
-    metrics = [
-        _row("MAE reconstruction", raw),
-        _row("MAE, visible patches pasted", mae_scores),
-        _row("DAE reconstruction", dae_scores),
-    ]
+        masks_itself = (
+            kind == "mask" and kind_of(model).masked_reconstruct is not None and own_corruption(model).kind == "mask"
+        )
+        label = model_label(name)
+        if masks_itself:  # its raw output, scored on its own, beside the pasted one
+            raw = type(rec)(rec.corrupted, rec.reconstruction, rec.reconstruction, rec.pixel_mask)
+            metrics += [
+                _row(f"{label} reconstruction", score(raw, x)),
+                _row(f"{label}, visible patches pasted", score(rec, x)),
+            ]
+        else:
+            metrics.append(_row(f"{label} reconstruction", score(rec, x)))
+        out[name] = ModelComparison(
+            corruption=kind,
+            input=rec.corrupted,
+            pixel_mask=rec.pixel_mask,
+            reconstruction=rec.reconstruction,
+            pasted=rec.shown if masks_itself else None,
+        )
+    masked = any(c.corruption == "mask" for c in out.values())
+    noisy = any(c.corruption == "noise" for c in out.values())
     return Comparison(
         clean=x,
-        mae_input=mae_rec.corrupted,
-        dae_input=dae_rec.corrupted,
-        mae_pixel_mask=mae_rec.pixel_mask,
-        dae_pixel_mask=dae_rec.pixel_mask,
-        mae_reconstruction=mae_rec.reconstruction,
-        mae_pasted=mae_rec.shown,
-        dae_reconstruction=dae_rec.reconstruction,
+        models=out,
         corruption=corruption,
-        mask_ratio=0.0 if kinds[0] == "noise" else float(mask_ratio),
-        noise_factor=0.0 if corruption == "mask" else float(noise_factor),
+        mask_ratio=float(mask_ratio) if masked else 0.0,
+        noise_factor=float(noise_factor) if noisy else 0.0,
         metrics=metrics,
     )
 

@@ -14,22 +14,22 @@ __all__ = ["learning_curve"]
 
 def learning_curve(run_dir: str | Path, test: tuple, train: tuple, seed: int = 0) -> list[dict]:
     """
-    Every checkpoint of a finished run, scored: `{"checkpoint", "step", "images_seen", "knn", "probe",
-    "psnr_masked" (the ViT at mask ratio 0.75) or "psnr_noisy" (the CNN from noise std 0.5)}`, oldest first.
+    Every checkpoint of a finished run, scored: `{"checkpoint", "step", "images_seen", "knn", "probe", and under its
+    own corruption "psnr_masked" (at mask ratio 0.75) or "psnr_noisy" (from noise std 0.5)}`, oldest first.
 
     Args:
         test, train: `(pixel_values, labels)`: the scored digits and those the classifiers are fit on.
     """
     import numpy as np
 
-    from .evaluation import Corruption, evaluate_images, model_kind
+    from .evaluation import Corruption, evaluate_images, own_corruption
 
     rows = []
     for step, path in find_checkpoints(run_dir):
         model = checkpoint_model(run_dir, path)
         row = {"checkpoint": path.name, "step": step, "images_seen": images_seen(path)}
         row |= classifier_scores(model, train, test)
-        if model_kind(model) == "mae":
+        if own_corruption(model).kind == "mask":
             values, _ = evaluate_images(model, test[0], Corruption("mask", 0.75), seed=seed)
             row["psnr_masked"] = float(np.mean(values["psnr_masked"]))
         else:

@@ -9,10 +9,10 @@ its per-epoch test metrics), the model cards, `mae-hf report`, `mae-hf study` an
 - **Draw.** One seeding scheme: sample i's noise comes from a generator seeded by `(seed, stream, index_i)`
   (`sample_noise`), never from the batch it is in, so numbers do not depend on batch size, order or process count.
   Training uses stream `epoch + 1`, evaluation `EVAL_STREAM`. The same draw gives a ViT and a CNN the same mask.
-- **Apply.** `reconstruct(model, images, corruption, noise)` works for any model of the architecture × corruption
-  grid: a ViTMAE trained with masking drops the masked tokens (its own mechanism); any other model gets the image
-  with the masked patches set to 0 (a ViTMAE then runs with masking off, tokens in spatial order); under noise
-  every model gets the noisy image.
+- **Apply.** `reconstruct(model, images, corruption, noise)` works for any model of a registered kind
+  (`mae_hf.registry`): a model that masks its own input and was trained with masking (a ViTMAE) drops the masked
+  tokens (its own mechanism); any other model gets the image with the masked patches set to 0 (a ViTMAE then runs
+  with masking off, tokens in spatial order); under noise every model gets the noisy image.
 - **Score.** `score` gives per-image `psnr` and `ssim` of the shown image (under masking: the visible pixels pasted
   back, for every model), `psnr_input` (the corrupted input) and, under masking, `psnr_masked` (the masked pixels
   only). The PSNR rule, stated once: PSNR on [0, 1] with data range 1, per image, capped at `PSNR_MAX` dB (an image
@@ -24,28 +24,27 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import ViTMAEForPreTraining
 
 from .corruption import add_gaussian_noise, mask_patches, spatial_order_noise
-from .mae import MAE_PRESETS, evaluating, forward_mae, num_patches, reconstruct_mae
+from .mae import MAE_PRESETS, evaluating, forward_mae, num_patches
 from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
-from .modeling_dae import DAEModel
+from .registry import kind_of
 
 __all__ = [
-    "CORRUPTIONS",
-    "DEFAULT_CORRUPTION",
+    "CORRUPTION_KINDS",
     "EVAL_SEED",
     "EVAL_STREAM",
     "PSNR_MAX",
     "Corruption",
     "Reconstruction",
-    "model_kind",
     "own_corruption",
     "corruption_for",
     "sample_seed",
     "sample_noise",
     "draw_noise",
     "objective",
+    "mae_objective",
+    "dae_objective",
     "reconstruct",
     "psnr",
     "score",
@@ -54,9 +53,9 @@ __all__ = [
     "evaluate_images",
 ]
 
-CORRUPTIONS = ("mask", "noise")
-# Each architecture's own corruption: the study's MAE masks patches, its DAE adds Gaussian noise.
-DEFAULT_CORRUPTION = {"mae": "mask", "dae": "noise"}
+CORRUPTION_KINDS = ("mask", "noise")
+# The patch grid of a mask for a model whose config has no `patch_size` (the MAE's and the DAE's have one).
+DEFAULT_PATCH_SIZE = 4
 DEFAULT_MASK_RATIO = MAE_PRESETS["mnist"]["mask_ratio"]
 DEFAULT_NOISE_FACTOR = 0.5
 EVAL_SEED = 0
@@ -73,8 +72,8 @@ class Corruption:
     noise_factor: float = DEFAULT_NOISE_FACTOR
 
     def __post_init__(self):
-        if self.kind not in CORRUPTIONS:
-            raise ValueError(f"Unknown corruption {self.kind!r}; choose one of {list(CORRUPTIONS)}.")
+        if self.kind not in CORRUPTION_KINDS:
+            raise ValueError(f"Unknown corruption {self.kind!r}; choose one of {list(CORRUPTION_KINDS)}.")
         if not 0.0 <= float(self.mask_ratio) < 1.0:
             raise ValueError(f"The mask ratio must be in [0, 1), got {self.mask_ratio}.")
         if not 0.0 <= float(self.noise_factor) <= 10.0:
@@ -87,28 +86,17 @@ class Corruption:
         return f"Gaussian noise, std {self.noise_factor:g}"
 
 
-def model_kind(model) -> str:
-    """`"mae"` for a `ViTMAEForPreTraining`, `"dae"` for a `DAEModel` (unwrapping DDP and compiled modules)."""
-    inner = getattr(model, "module", model)
-    inner = getattr(inner, "_orig_mod", inner)
-    if isinstance(inner, ViTMAEForPreTraining):
-        return "mae"
-    if isinstance(inner, DAEModel):
-        return "dae"
-    raise TypeError(f"Expected a ViTMAEForPreTraining or a DAEModel, got {type(inner).__name__}.")
-
-
 def _config(model):
     return getattr(model, "module", model).config
 
 
 def own_corruption(model) -> Corruption:
     """
-    The corruption `model` was trained with, from its config: `config.corruption` (a stock ViTMAE without one
-    masks), its `mask_ratio` under masking and its `noise_factor` under noise.
+    The corruption `model` was trained with, from its config: `config.corruption` (else its kind's, e.g. a stock
+    ViTMAE masks), its `mask_ratio` under masking and its `noise_factor` under noise.
     """
     config = _config(model)
-    kind = getattr(config, "corruption", None) or DEFAULT_CORRUPTION[model_kind(model)]
+    kind = getattr(config, "corruption", None) or kind_of(model).default_corruption
     return corruption_for(model, kind)
 
 
@@ -120,10 +108,11 @@ def corruption_for(
     where it was trained with that kind, else the defaults (mask ratio 0.75, noise std 0.5).
     """
     config = _config(model)
-    own_kind = getattr(config, "corruption", None) or DEFAULT_CORRUPTION[model_kind(model)]
+    own_kind = getattr(config, "corruption", None) or kind_of(model).default_corruption
     kind = kind or own_kind
     if mask_ratio is None:
-        mask_ratio = float(config.mask_ratio) if kind == own_kind == "mask" else DEFAULT_MASK_RATIO
+        own_ratio = getattr(config, "mask_ratio", None)
+        mask_ratio = float(own_ratio) if kind == own_kind == "mask" and own_ratio is not None else DEFAULT_MASK_RATIO
     if noise_factor is None:
         factor = getattr(config, "noise_factor", None)
         noise_factor = float(factor) if kind == own_kind == "noise" and factor is not None else DEFAULT_NOISE_FACTOR
@@ -177,12 +166,12 @@ def draw_noise(model, kind: str, indices, seed: int = EVAL_SEED, stream: int = E
     The randomness of a corruption for the samples `indices`: (B, L) uniform ViTMAE mask noise under `"mask"`
     (either architecture, so a ViT and a CNN get the same masks), (B, C, H, W) standard normal under `"noise"`.
     """
-    if kind not in CORRUPTIONS:
-        raise ValueError(f"Unknown corruption {kind!r}; choose one of {list(CORRUPTIONS)}.")
+    if kind not in CORRUPTION_KINDS:
+        raise ValueError(f"Unknown corruption {kind!r}; choose one of {list(CORRUPTION_KINDS)}.")
     config = _config(model)
     indices = torch.as_tensor(indices, dtype=torch.long).cpu()
     if kind == "mask":
-        length = (config.image_size // config.patch_size) ** 2
+        length = (config.image_size // getattr(config, "patch_size", DEFAULT_PATCH_SIZE)) ** 2
         return sample_noise(indices, (length,), seed, stream, "uniform")
     return sample_noise(indices, (config.num_channels, config.image_size, config.image_size), seed, stream, "normal")
 
@@ -191,7 +180,7 @@ def draw_noise(model, kind: str, indices, seed: int = EVAL_SEED, stream: int = E
 # Applying: the training objective and reconstruction under any corruption
 
 
-def _mae_input(model: ViTMAEForPreTraining, pixel_values: torch.Tensor, noise: torch.Tensor):
+def _mae_input(model, pixel_values: torch.Tensor, noise: torch.Tensor):
     """What a ViTMAE is given under its own corruption, as `(pixel_values, noise)` for its forward: the clean image
     and the mask noise under masking; the noisy image and spatial-order token noise (mask ratio 0) under noise."""
     if own_corruption(model).kind == "mask":
@@ -200,7 +189,7 @@ def _mae_input(model: ViTMAEForPreTraining, pixel_values: torch.Tensor, noise: t
     return noisy, spatial_order_noise(len(pixel_values), num_patches(model.config), device=pixel_values.device)
 
 
-def _mae_losses(model: ViTMAEForPreTraining, pixel_values, logits, mask) -> torch.Tensor:
+def _mae_losses(model, pixel_values, logits, mask) -> torch.Tensor:
     """ViTMAE's objective per image: MSE of the predicted patches on the masked ones (on all patches where none is
     masked, where ViTMAE's own loss divides by zero). Their mean equals ViTMAE's `loss` for a non-empty mask."""
     target = model.patchify(pixel_values)  # (B, L, p*p*C)
@@ -212,7 +201,7 @@ def _mae_losses(model: ViTMAEForPreTraining, pixel_values, logits, mask) -> torc
     return (per_patch * weight).sum(dim=1) / weight.sum(dim=1)
 
 
-def _dae_losses(model: DAEModel, pixel_values, reconstruction, pixel_mask=None) -> torch.Tensor:
+def _dae_losses(model, pixel_values, reconstruction, pixel_mask=None) -> torch.Tensor:
     """The DAE's loss (`config.loss`) per image, over every pixel or over the masked ones where `pixel_mask`
     (B, 1, H, W) is given (all pixels for an image with none masked)."""
     if model.config.loss == "bce" and not torch.isfinite(reconstruction).all():
@@ -228,12 +217,30 @@ def _dae_losses(model: DAEModel, pixel_values, reconstruction, pixel_mask=None) 
     return (per_pixel.flatten(1) * weight).sum(dim=1) / weight.sum(dim=1)
 
 
+def mae_objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float | None = None):
+    """A ViTMAE's training objective under its own corruption, per image (see `objective`)."""
+    inner = getattr(model, "module", model)
+    model_input, token_noise = _mae_input(inner, pixel_values, noise)
+    if mask_ratio is None:
+        out = model(pixel_values=model_input, noise=token_noise)
+    else:
+        out = forward_mae(inner, model_input, token_noise, mask_ratio)
+    return _mae_losses(inner, pixel_values, out.logits, out.mask), out
+
+
+def dae_objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float | None = None):
+    """The DAE's training objective under its own corruption, per image (see `objective`)."""
+    out = model(pixel_values, noise=noise)
+    return _dae_losses(getattr(model, "module", model), pixel_values, out.reconstruction, out.pixel_mask), out
+
+
 def objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float | None = None):
     """
-    The training objective of either model under its own corruption, per image (gradients flow).
+    The training objective of a model under its own corruption, per image (gradients flow): its kind's
+    (`mae_hf.registry.ModelKind.objective`).
 
     Args:
-        model: a `DAEModel` or `ViTMAEForPreTraining`, possibly wrapped (DDP).
+        model: a model of a registered kind with an objective, possibly wrapped (DDP).
         pixel_values: (B, C, H, W) clean images in [0, 1].
         noise: `draw_noise(model, own_corruption(model).kind, ...)`.
         mask_ratio: a ViTMAE's mask ratio for this call, passed to `forward_mae` (evaluation: the model is only
@@ -243,17 +250,10 @@ def objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio
     Returns:
         (losses (B,), the model's output: a ViTMAE's `logits` and `mask`, the DAE's `DAEOutput`).
     """
-    inner = getattr(model, "module", model)
-    noise = noise.to(pixel_values.device)
-    if model_kind(model) == "mae":
-        model_input, token_noise = _mae_input(inner, pixel_values, noise)
-        if mask_ratio is None:
-            out = model(pixel_values=model_input, noise=token_noise)
-        else:
-            out = forward_mae(inner, model_input, token_noise, mask_ratio)
-        return _mae_losses(inner, pixel_values, out.logits, out.mask), out
-    out = model(pixel_values, noise=noise)
-    return _dae_losses(inner, pixel_values, out.reconstruction, out.pixel_mask), out
+    kind = kind_of(model)
+    if kind.objective is None:
+        raise ValueError(f"The {kind.label} has no training objective in this project (its kind sets none).")
+    return kind.objective(model, pixel_values, noise.to(pixel_values.device), mask_ratio)
 
 
 @dataclass
@@ -291,26 +291,23 @@ def reconstruct(model, pixel_values: torch.Tensor, corruption: Corruption, noise
     Corrupt clean images and reconstruct them with `model` in eval mode (see the module docstring).
 
     Args:
-        model: a `DAEModel` or `ViTMAEForPreTraining`.
+        model: a model of a registered kind (`mae_hf.registry`).
         pixel_values: (B, C, H, W) clean images in [0, 1].
         corruption: what to do to them. noise: `draw_noise(model, corruption.kind, ...)`.
     """
     inner = getattr(model, "module", model)
-    config, is_mae = inner.config, model_kind(inner) == "mae"
+    config, kind = inner.config, kind_of(inner)
     noise = noise.to(pixel_values.device)
     if corruption.kind == "mask":
-        if is_mae and own_corruption(inner).kind == "mask":
-            rec = reconstruct_mae(inner, pixel_values, mask_ratio=corruption.mask_ratio, noise=noise)
-            return Reconstruction(rec.masked_input, rec.reconstruction, rec.pasted, rec.pixel_mask)
-        corrupted, _, pixel_mask = mask_patches(pixel_values, config.patch_size, corruption.mask_ratio, noise=noise)
+        if kind.masked_reconstruct is not None and own_corruption(inner).kind == "mask":
+            with evaluating(inner):
+                return Reconstruction(*kind.masked_reconstruct(inner, pixel_values, corruption.mask_ratio, noise))
+        patch_size = getattr(config, "patch_size", DEFAULT_PATCH_SIZE)
+        corrupted, _, pixel_mask = mask_patches(pixel_values, patch_size, corruption.mask_ratio, noise=noise)
     else:
         corrupted, pixel_mask = add_gaussian_noise(pixel_values, corruption.noise_factor, noise), None
     with evaluating(inner):
-        if is_mae:
-            order = spatial_order_noise(len(pixel_values), num_patches(config), device=pixel_values.device)
-            reconstruction = inner.unpatchify(forward_mae(inner, corrupted, order, 0.0).logits).clamp(0, 1)
-        else:
-            reconstruction = inner(pixel_values, corrupted_pixel_values=corrupted).reconstruction
+        reconstruction = kind.reconstruct(inner, corrupted)
     shown = reconstruction if pixel_mask is None else pixel_values * (1 - pixel_mask) + reconstruction * pixel_mask
     return Reconstruction(corrupted, reconstruction, shown, pixel_mask)
 
@@ -345,7 +342,7 @@ def score(rec: Reconstruction, clean: torch.Tensor) -> dict[str, np.ndarray]:
 def _evaluate_batch(model, pixel_values, indices, corruption: Corruption, seed: int, with_loss: bool):
     noise = draw_noise(model, corruption.kind, indices, seed, EVAL_STREAM)
     columns = {}
-    if with_loss:
+    if with_loss and kind_of(model).objective is not None:
         inner = getattr(model, "module", model)
         ratio = corruption.mask_ratio if corruption.kind == "mask" else inner.config.mask_ratio
         with evaluating(inner):

@@ -221,7 +221,6 @@ SPACE_SOURCES = (
     "mae_hf",
     "examples",
     "pretrained",
-    "pretrained/app-analysis.npz",  # the bundled models' dataset analysis: the tabs fill in at once
     "model_cards",
     "docs/study/study.json",
     "docs/results/metrics.json",  # with study.json, the About tab's answer to each claim
@@ -255,6 +254,8 @@ def space_files(root: str | os.PathLike) -> dict[str, Path]:
             for model in sorted(p for p in path.iterdir() if (p / "config.json").is_file()):
                 for name in files_to_upload(model):
                     out[f"pretrained/{model.name}/{name}"] = model / name
+            for shipped in sorted(path.glob("app-analysis-*.npz")):  # each set's dataset analysis: tabs fill at once
+                out[f"pretrained/{shipped.name}"] = shipped
             continue
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             rel = file.relative_to(root).as_posix()

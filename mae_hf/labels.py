@@ -3,14 +3,13 @@ here, without importing torch (the app builds its page from them before the mode
 
 __all__ = [
     "CORRUPTION_LABELS",
-    "COMPARE_MODES",
-    "FEATURE_LABELS",
-    "FEATURE_SETS",
-    "PLACEABLE_FEATURES",
+    "COMPARE_MODE_VALUES",
+    "compare_modes",
+    "pair_label",
     "MEASURE_HELP",
     "MEASURE_LABELS",
     "CLAIM_DIRECTION_LABELS",
-    "PAIR_LABELS",
+    "CORRUPTED",
 ]
 
 # Each corruption, as a student reads it.
@@ -18,31 +17,37 @@ CORRUPTION_LABELS = {
     "mask": "patch masking (hidden 4×4 patches)",
     "noise": "Gaussian noise on every pixel",
 }
-# The app's choice of what each model is given: (label, value); "own" = each model's own corruption.
-COMPARE_MODES = [
-    ("Each its own (MAE: patch mask, DAE: Gaussian noise)", "own"),
-    ("Same patch mask for both", "mask"),
-    ("Same Gaussian noise for both (MAE unmasked)", "noise"),
-]
-# (model, corruption) pairs as the metrics tables and histograms name them.
-PAIR_LABELS = {
-    ("mae", "mask"): "MAE on masked digits (its own task)",
-    ("mae", "noise"): "MAE on noisy digits",
-    ("dae", "noise"): "DAE on noisy digits (its own task)",
-    ("dae", "mask"): "DAE on masked digits",
-}
-# Feature sets of `mae_hf.analysis.latents`, by key.
-FEATURE_SETS = ("raw_pixels", "dae", "mae_cls", "mae_mean", "mae_masked_flat")
-FEATURE_LABELS = {
-    "raw_pixels": "raw pixels (baseline)",
-    "dae": "DAE bottleneck",
-    "mae_cls": "MAE CLS token",
-    "mae_mean": "MAE mean patch token",
-    "mae_masked_flat": "MAE 75% masked, flattened (the study's way)",
-}
-# Feature sets a new digit can be placed into: deterministic, so one digit always lands on the same point (the
-# study's masked-flattened latent depends on a random mask).
-PLACEABLE_FEATURES = ("dae", "mae_cls", "mae_mean", "raw_pixels")
+# The app's choice of what each model is given; "own" = each model's own corruption.
+COMPARE_MODE_VALUES = ("own", "mask", "noise")
+CORRUPTION_SHORT = {"mask": "patch mask", "noise": "Gaussian noise"}
+
+
+def compare_modes(own: dict[str, str]) -> list[tuple[str, str]]:
+    """The app's choices of what each model is given, `(label, value)`, for models whose own corruptions are `own`
+    (`{model name: "mask" | "noise"}`): "Each its own (MAE: patch mask, DAE: Gaussian noise)", ..."""
+    from .registry import model_label
+
+    every = "both" if len(own) == 2 else "all"
+    each = ", ".join(f"{model_label(m)}: {CORRUPTION_SHORT[c]}" for m, c in own.items())
+    return [
+        (f"Each its own ({each})", "own"),
+        (f"Same patch mask for {every}", "mask"),
+        (f"Same Gaussian noise for {every}" + (" (a ViT unmasked)" if "mask" in own.values() else ""), "noise"),
+    ]
+
+
+# What each corruption makes of an image, in a pair's label ("MAE on masked digits").
+CORRUPTED = {"mask": "masked", "noise": "noisy"}
+
+
+def pair_label(model: str, corruption: str, own: bool, noun: str = "digits") -> str:
+    """A (model, corruption) pair as the metrics tables and histograms name it: "MAE on masked digits (its own
+    task)", with the model's short name (`model`: its registry key or label)."""
+    from .registry import model_label
+
+    return f"{model_label(model)} on {CORRUPTED[corruption]} {noun}" + (" (its own task)" if own else "")
+
+
 # Two lines a student can follow, shown where each measure is shown.
 MEASURE_HELP = {
     "psnr": "PSNR (dB): how close the output is to the clean digit, 10·log10(1 / mean squared error); higher is "

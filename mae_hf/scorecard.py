@@ -9,27 +9,27 @@ import numpy as np
 import torch
 
 from .analysis.clustering import knn_accuracy, linear_probe_accuracy
-from .analysis.latents import extract_dae_latents, extract_mae_features
-from .evaluation import Corruption, draw_noise, evaluate_images, model_kind, reconstruct
+from .evaluation import Corruption, draw_noise, evaluate_images, own_corruption, reconstruct
+from .registry import kind_of
 
 __all__ = ["features", "classifier_scores", "mask_ratio_sweep", "scorecard"]
 
 
-def features(model, pixel_values: torch.Tensor, which: str = "mean") -> np.ndarray:
-    """Frozen features: the ViT's mean-pooled patch tokens (`"mean"`) or CLS token (`"cls"`), masking off, in
-    spatial order; the CNN's flattened bottleneck."""
-    if model_kind(model) == "dae":
-        return extract_dae_latents(model, pixel_values)
-    return extract_mae_features(model, pixel_values)["mae_mean" if which == "mean" else "mae_cls"]
+def features(model, pixel_values: torch.Tensor, feature_set: str | None = None) -> np.ndarray:
+    """A model's frozen features for the scorecard: `feature_set` (default its kind's first scorecard set, e.g. the
+    ViT's mean-pooled patch tokens, masking off, or the CNN's flattened bottleneck)."""
+    kind = kind_of(model)
+    key = feature_set or next(iter(kind.scorecard_features.values()))
+    return kind.features(model, pixel_values, keys=(key,))[key]
 
 
-def classifier_scores(model, train: tuple, test: tuple, which: str = "mean", k: int = 5) -> dict[str, float]:
+def classifier_scores(model, train: tuple, test: tuple, feature_set: str | None = None, k: int = 5) -> dict[str, float]:
     """5-NN and linear-probe accuracy on `test`, both fit on `train` (each `(pixel_values, labels)`); `model=None`:
     on the raw pixels, the baseline every representation should beat."""
     if model is None:
         f_train, f_test = train[0].flatten(1).numpy(), test[0].flatten(1).numpy()
     else:
-        f_train, f_test = features(model, train[0], which), features(model, test[0], which)
+        f_train, f_test = features(model, train[0], feature_set), features(model, test[0], feature_set)
     y_train, y_test = np.asarray(train[1]), np.asarray(test[1])
     return {
         "knn": knn_accuracy(f_train, y_train, f_test, y_test, k=k),
@@ -81,13 +81,15 @@ def mask_ratio_sweep(
 
 def scorecard(model, test: tuple, trains: dict, mean_image: torch.Tensor, ratios=(), seed: int = 0) -> dict:
     """
-    Everything above for one model: classifier scores for each training set of `trains` (`{name: (x, y)}`), its
-    test metrics under its own corruption and the ViT's under masking at 0.75, and a mask-ratio sweep (MAE).
+    Everything above for one model: classifier scores for each training set of `trains` (`{name: (x, y)}`) on each
+    of its kind's scorecard feature sets, its test metrics under its own corruption (masking at 0.75, or noise at
+    0.5), and a mask-ratio sweep at `ratios`.
     """
-    kind = model_kind(model)
-    out = {"classifiers": {name: classifier_scores(model, train, test) for name, train in trains.items()}}
-    if kind == "mae":
-        out["classifiers_cls"] = {name: classifier_scores(model, train, test, "cls") for name, train in trains.items()}
+    out = {
+        key: {name: classifier_scores(model, train, test, feature_set) for name, train in trains.items()}
+        for key, feature_set in kind_of(model).scorecard_features.items()
+    }
+    if own_corruption(model).kind == "mask":
         values, _ = evaluate_images(model, test[0], Corruption("mask", 0.75), seed=seed)
         out["psnr_masked_0.75"] = float(np.mean(values["psnr_masked"]))
         out["sweep"] = mask_ratio_sweep(model, test[0], mean_image, ratios, seed) if len(ratios) else []

@@ -51,7 +51,7 @@ def service(model_dirs, tmp_path_factory):
     from mae_hf.app.analysis import AnalysisSettings
 
     settings = AnalysisSettings(n=N_TEST, n_train=N_TRAIN, cache_dir=str(tmp_path_factory.mktemp("cache")))
-    return ModelService.loaded(load_models(*model_dirs), settings)
+    return ModelService.loaded(load_models(dict(zip(("dae", "mae"), model_dirs))), settings)
 
 
 def _free_port() -> int:
@@ -87,14 +87,14 @@ def _huge_png(path: Path, side: int = 10_000) -> str:
 def test_the_reconstruct_and_attention_tabs_use_one_mask(service):
     """Both call `mae_hf.evaluation.draw_noise(mae, "mask", [0], seed)`: the same patches are hidden."""
     digit = str(app.example_files(app.EXAMPLES_DIR)[3])
-    mae_input, *_ = service.reconstruct(digit, 0.6, 0.5, 7, "own")
+    _, _, mae_input, *_ = service.reconstruct(digit, 0.6, 0.5, 7, "own")  # the DAE's two images, then the MAE's
     blue = (mae_input == (46, 84, 150)).all(-1)[::4, ::4]  # (28, 28): the hidden pixels, drawn in blue
     from mae_hf.analysis.explanation import explain_digit
 
     x = service._digit_tensor(digit)
-    maps = explain_digit(service.models.dae, service.models.mae, x, 0.6, 7)
+    maps = explain_digit(service.models.models, x, 0.6, 7)
     np.testing.assert_array_equal(blue, maps["pixel_mask"] > 0)
-    other, *_ = service.reconstruct(digit, 0.6, 0.5, 8, "own")
+    _, _, other, *_ = service.reconstruct(digit, 0.6, 0.5, 8, "own")
     assert not np.array_equal(other, mae_input)
 
 
@@ -105,7 +105,7 @@ def test_concurrent_requests_each_get_their_own_mask_ratio_and_none_waits_for_an
     import threading
 
     digit = str(app.example_files(app.EXAMPLES_DIR)[5])
-    mae = service.models.mae
+    mae = service.models["mae"]
     config_before = mae.config.to_dict()
     a_inside, b_done, waited = threading.Event(), threading.Event(), []
     results = {}
@@ -132,7 +132,9 @@ def test_concurrent_requests_each_get_their_own_mask_ratio_and_none_waits_for_an
     finally:
         hook.remove()
     assert waited == [True], "request B could not finish while request A was inside the model"
-    hidden = {k: int((r[0] == (46, 84, 150)).all(-1)[::4, ::4].sum()) // 16 for k, r in results.items()}
+    hidden = {
+        k: int((r[2] == (46, 84, 150)).all(-1)[::4, ::4].sum()) // 16 for k, r in results.items()
+    }  # the MAE's input
     assert hidden == {"a": 49 - int(49 * 0.7), "b": 49 - int(49 * 0.2)}, hidden  # 15 and 40 of the 49 patches
     for name, ratio in (("a", 0.3), ("b", 0.8)):  # the same images as the request made alone
         alone = service.reconstruct(digit, ratio, 0.5, 3, "own")
@@ -219,18 +221,18 @@ def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its
 
 def test_bad_analysis_settings_are_shown_and_the_models_still_answer(model_dirs, monkeypatch):
     monkeypatch.setenv("MAE_HF_APP_N", "many")
-    s = ModelService.loaded(load_models(*model_dirs))
+    s = ModelService.loaded(load_models(dict(zip(("dae", "mae"), model_dirs))))
     assert "MAE_HF_APP_N='many' must be a whole number" in s.analysis_status()["message"]
     assert s.reconstruct(str(app.example_files(app.EXAMPLES_DIR)[0]))[0].shape == (112, 112, 3)
 
 
 def test_models_load_in_the_background_and_failures_say_why(model_dirs, tmp_path):
-    s = ModelService(*model_dirs).start()
+    s = ModelService(dict(zip(("dae", "mae"), model_dirs))).start()
     assert s.wait(120) and s.status()["ready"]
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text((model_dirs[0] / "config.json").read_text())
     (tmp_path / "broken" / "model.safetensors").write_bytes(b"not weights")
-    bad = ModelService(tmp_path / "broken", model_dirs[1]).start()
+    bad = ModelService({"dae": tmp_path / "broken", "mae": model_dirs[1]}).start()
     with pytest.raises(AppError, match="Could not load the denoising autoencoder"):
         bad.wait(120)
     assert bad.status()["failed"] and "broken" in bad.status()["message"]
@@ -259,17 +261,19 @@ def test_only_files_in_the_upload_folder_are_opened(tmp_path, monkeypatch):
 
 
 def test_model_sources_are_checked_without_loading_them(model_dirs, tmp_path, monkeypatch):
-    assert check_model_source(str(model_dirs[0]), "--dae") is None
-    assert "holds a 'vit_mae' model" in check_model_source(str(model_dirs[1]), "--dae")
-    assert "no config.json" in check_model_source(str(tmp_path), "--mae")
+    assert check_model_source(str(model_dirs[0]), "dae") is None
+    assert "holds a 'vit_mae' model" in check_model_source(str(model_dirs[1]), "dae")
+    assert "no config.json" in check_model_source(str(tmp_path), "mae")
+    assert "Unknown model kind 'vae'" in check_model_source(str(model_dirs[0]), "vae")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    assert "not in the local cache" in check_model_source("nobody/nothing", "--mae")
+    assert "not in the local cache" in check_model_source("nobody/nothing", "mae")
 
 
 def test_building_the_page_imports_neither_torch_nor_transformers():
     code = (
         "import sys, app; from mae_hf.app.service import ModelService; "
-        "app.build_demo(ModelService('a', 'b')); print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+        "app.build_demo(ModelService({'dae': 'a', 'mae': 'b'})); "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -65,8 +65,8 @@ class _Recorded:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, dae, mae, dataset, split, out, settings, **kwargs):
-        self.calls.append({"out": out, "settings": settings, **kwargs})
+    def __call__(self, models, dataset, split, out, settings, **kwargs):
+        self.calls.append({"models": models, "out": out, "settings": settings, **kwargs})
         return SimpleNamespace(metrics={"timings_s": {"load": 1.0, "reconstruction": 2.0}})
 
 
@@ -83,6 +83,8 @@ def test_report_prints_a_clean_path_and_leaves_the_scorecard_to_its_flag(monkeyp
     assert record.calls[-1]["settings"].scorecard is False
     assert main(["report", "--dae", "d", "--mae", "m", "--scorecard", "--scorecard_n", "50"]) == 0
     assert record.calls[-1]["settings"].scorecard is True and record.calls[-1]["settings"].scorecard_n == 50
+    assert main(["report", "--dae", "d", "--mae", "m", "--model", "ae=a"]) == 0  # a model of any registered kind
+    assert record.calls[-1]["models"] == {"dae": "d", "mae": "m", "ae": "a"}
 
 
 def test_scorecard_options_without_the_scorecard_are_refused(tmp_path, caplog):

@@ -13,69 +13,72 @@ def digit(mnist_batch):
 
 
 def test_same_seed_same_everything_other_seed_other_mask(tiny_dae, tiny_mae, digit):
-    a = compare_reconstructions(tiny_dae, tiny_mae, digit, seed=3)
-    b = compare_reconstructions(tiny_dae, tiny_mae, digit, seed=3)
-    c = compare_reconstructions(tiny_dae, tiny_mae, digit, seed=4)
-    for name in ("mae_input", "dae_input", "mae_reconstruction", "mae_pasted", "dae_reconstruction"):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    a = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, seed=3)
+    b = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, seed=3)
+    c = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, seed=4)
+    for name, attr in (("mae", "input"), ("dae", "input"), ("mae", "reconstruction"), ("mae", "pasted")):
+        assert torch.equal(getattr(a.models[name], attr), getattr(b.models[name], attr)), (name, attr)
+    assert torch.equal(a.models["dae"].reconstruction, b.models["dae"].reconstruction)
     assert a.metrics == b.metrics
-    assert not torch.equal(a.mae_pixel_mask, c.mae_pixel_mask)
-    assert not torch.equal(a.dae_input, c.dae_input)
+    assert not torch.equal(a.models["mae"].pixel_mask, c.models["mae"].pixel_mask)
+    assert not torch.equal(a.models["dae"].input, c.models["dae"].input)
 
 
 def test_own_corruption_masks_the_mae_and_noises_the_dae(tiny_dae, tiny_mae, digit):
-    r = compare_reconstructions(tiny_dae, tiny_mae, digit, mask_ratio=0.75, noise_factor=0.5, seed=0)
-    removed = r.mae_pixel_mask.mean().item()
+    r = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, mask_ratio=0.75, noise_factor=0.5, seed=0)
+    removed = r.models["mae"].pixel_mask.mean().item()
     assert removed == pytest.approx(37 / 49)  # 49 patches, int(49 * 0.25) = 12 kept
-    assert torch.equal(r.mae_input, digit * (1 - r.mae_pixel_mask))
-    assert r.dae_pixel_mask is None
-    unclamped = (r.dae_input > 0) & (r.dae_input < 1)
-    assert 0.3 < (r.dae_input - digit)[unclamped].std() < 0.6  # factor 0.5, a little less where clamping cuts
+    assert torch.equal(r.models["mae"].input, digit * (1 - r.models["mae"].pixel_mask))
+    assert r.models["dae"].pixel_mask is None
+    unclamped = (r.models["dae"].input > 0) & (r.models["dae"].input < 1)
+    assert 0.3 < (r.models["dae"].input - digit)[unclamped].std() < 0.6  # factor 0.5, a little less where clamping cuts
     # pasted keeps the visible patches exactly and takes the reconstruction in the hidden ones
-    keep = r.mae_pixel_mask == 0
-    assert torch.equal(r.mae_pasted[keep], digit[keep])
-    assert torch.equal(r.mae_pasted[~keep], r.mae_reconstruction[~keep])
+    keep = r.models["mae"].pixel_mask == 0
+    assert torch.equal(r.models["mae"].pasted[keep], digit[keep])
+    assert torch.equal(r.models["mae"].pasted[~keep], r.models["mae"].reconstruction[~keep])
 
 
 def test_same_mask_gives_the_dae_exactly_the_maes_input(tiny_dae, tiny_mae, digit):
-    r = compare_reconstructions(tiny_dae, tiny_mae, digit, mask_ratio=0.5, seed=1, corruption="mask")
-    assert torch.equal(r.dae_input, r.mae_input)
-    assert torch.equal(r.dae_pixel_mask, r.mae_pixel_mask)
+    r = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, mask_ratio=0.5, seed=1, corruption="mask")
+    assert torch.equal(r.models["dae"].input, r.models["mae"].input)
+    assert torch.equal(r.models["dae"].pixel_mask, r.models["mae"].pixel_mask)
     assert r.noise_factor == 0.0
-    assert r.metrics[2]["masked_psnr"] is not None
+    assert r.metrics[0]["name"] == "DAE reconstruction" and r.metrics[0]["masked_psnr"] is not None
     np.testing.assert_allclose(
-        r.dae_reconstruction, tiny_dae(digit, corrupted_pixel_values=r.mae_input).reconstruction.detach()
+        r.models["dae"].reconstruction,
+        tiny_dae(digit, corrupted_pixel_values=r.models["mae"].input).reconstruction.detach(),
     )
 
 
 def test_same_noise_gives_the_mae_the_daes_noisy_image_unmasked(tiny_dae, tiny_mae, digit):
-    r = compare_reconstructions(tiny_dae, tiny_mae, digit, noise_factor=0.7, seed=2, corruption="noise")
-    assert torch.equal(r.mae_input, r.dae_input)
-    assert r.mae_pixel_mask is None and r.mask_ratio == 0.0
-    assert torch.equal(r.mae_pasted, r.mae_reconstruction)
-    assert r.metrics[0]["masked_psnr"] is None
+    r = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, noise_factor=0.7, seed=2, corruption="noise")
+    assert torch.equal(r.models["mae"].input, r.models["dae"].input)
+    assert r.models["mae"].pixel_mask is None and r.mask_ratio == 0.0
+    assert r.models["mae"].pasted is None  # nothing to paste back: under noise it is not masking itself
+    assert [m["name"] for m in r.metrics] == ["DAE reconstruction", "MAE reconstruction"]
+    assert r.metrics[1]["masked_psnr"] is None
 
 
 def test_metrics_are_the_package_metrics_against_the_clean_digit(tiny_dae, tiny_mae, digit):
-    r = compare_reconstructions(tiny_dae, tiny_mae, digit, seed=0)
-    mae_row, pasted_row, dae_row = r.metrics
-    assert mae_row["psnr"] == pytest.approx(compute_psnr(r.mae_reconstruction, digit)[0])
-    assert dae_row["ssim"] == pytest.approx(compute_ssim(r.dae_reconstruction, digit)[0])
-    assert dae_row["input_psnr"] == pytest.approx(compute_psnr(r.dae_input, digit)[0])
+    r = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, seed=0)
+    dae_row, mae_row, pasted_row = r.metrics
+    assert mae_row["psnr"] == pytest.approx(compute_psnr(r.models["mae"].reconstruction, digit)[0])
+    assert dae_row["ssim"] == pytest.approx(compute_ssim(r.models["dae"].reconstruction, digit)[0])
+    assert dae_row["input_psnr"] == pytest.approx(compute_psnr(r.models["dae"].input, digit)[0])
     # pasting the true visible patches can only help
     assert pasted_row["psnr"] >= mae_row["psnr"]
     assert pasted_row["masked_psnr"] == pytest.approx(mae_row["masked_psnr"])
 
 
 def test_no_mask_means_a_perfect_paste_and_no_masked_region(tiny_dae, tiny_mae, digit):
-    r = compare_reconstructions(tiny_dae, tiny_mae, digit, mask_ratio=0.0, seed=0)
-    assert r.mae_pixel_mask is None
-    assert r.metrics[1]["psnr"] == PSNR_MAX  # the one PSNR rule: capped, as on the test set
+    r = compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, mask_ratio=0.0, seed=0)
+    assert r.models["mae"].pixel_mask is None
+    assert r.metrics[2]["psnr"] == PSNR_MAX  # the one PSNR rule: capped, as on the test set
     headers, table = metrics_table(r.metrics)
     assert headers[2] == "Output PSNR (dB)" and len(headers) == 5
-    assert table[1][2] == "100.00" and table[0][4] == "—"
+    assert table[2][2] == "100.00" and table[1][4] == "—"
     assert [len(row) for row in table] == [5, 5, 5]
-    assert table[2][0] == "DAE reconstruction" and float(table[2][3]) == pytest.approx(r.metrics[2]["ssim"], abs=5e-4)
+    assert table[0][0] == "DAE reconstruction" and float(table[0][3]) == pytest.approx(r.metrics[0]["ssim"], abs=5e-4)
 
 
 @pytest.mark.parametrize(
@@ -88,12 +91,12 @@ def test_no_mask_means_a_perfect_paste_and_no_masked_region(tiny_dae, tiny_mae, 
 )
 def test_bad_settings_raise(tiny_dae, tiny_mae, digit, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        compare_reconstructions(tiny_dae, tiny_mae, digit, **kwargs)
+        compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, digit, **kwargs)
 
 
 def test_two_images_are_refused(tiny_dae, tiny_mae, mnist_batch):
     with pytest.raises(ValueError, match=r"one image of shape \(1, C, H, W\)"):
-        compare_reconstructions(tiny_dae, tiny_mae, mnist_batch[0][:2])
+        compare_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, mnist_batch[0][:2])
 
 
 def test_to_display_enlarges_with_crisp_pixels_and_colours_the_mask():

@@ -190,12 +190,10 @@ def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
     tracked = subprocess.run(
         ["git", "ls-files", "mae_hf", "examples", "model_cards"], cwd=root, capture_output=True, text=True, check=True
     ).stdout.split()
-    models = [
-        f"pretrained/{m}/{name}"
-        for m in ("dae-mnist", "mae-mnist")
-        for name in hub.files_to_upload(root / "pretrained" / m)
-    ]
-    results = ["docs/study/study.json", "docs/results/metrics.json", "pretrained/app-analysis.npz"]
+    folders = sorted(p.name for p in (root / "pretrained").iterdir() if (p / "config.json").is_file())
+    assert {"dae-mnist", "mae-mnist"} <= set(folders)
+    models = [f"pretrained/{m}/{name}" for m in folders for name in hub.files_to_upload(root / "pretrained" / m)]
+    results = ["docs/study/study.json", "docs/results/metrics.json", "pretrained/app-analysis-mnist.npz"]
     expected = sorted({".gitattributes", "README.md", "app.py", "requirements.txt", *results, *tracked, *models})
     assert seen["files"] == expected
     assert not any("step_" in f or "epoch_" in f or f.endswith(".gitignore") for f in seen["files"])

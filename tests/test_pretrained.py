@@ -134,8 +134,7 @@ def test_the_card_the_report_and_the_app_give_the_same_numbers(mnist, tmp_path):
 
     n, n_train = 200, 300
     make_report(
-        str(FOLDERS["dae"]),
-        str(FOLDERS["mae"]),
+        {"dae": str(FOLDERS["dae"]), "mae": str(FOLDERS["mae"])},
         "mnist",
         "test",
         tmp_path / "report",
@@ -198,13 +197,13 @@ def test_the_card_the_report_and_the_app_give_the_same_numbers(mnist, tmp_path):
 
 @pytest.mark.slow
 def test_the_shipped_app_analysis_belongs_to_the_bundled_models(tmp_path):
-    """pretrained/app-analysis.npz (written by `make report`) is what the app computes for the bundled models at its
-    default settings: a first start uses it instead of computing the analysis."""
-    from mae_hf.app.analysis import SHIPPED_NAME, AnalysisSettings, BackgroundAnalysis
+    """pretrained/app-analysis-mnist.npz (written by `make report`) is what the app computes for the bundled MNIST
+    models at its default settings: a first start uses it instead of computing the analysis."""
+    from mae_hf.app.analysis import AnalysisSettings, BackgroundAnalysis
     from mae_hf.loading import load_models
 
-    models = load_models(FOLDERS["dae"], FOLDERS["mae"])
-    settings = AnalysisSettings(cache_dir=str(tmp_path), shipped=str(FOLDERS["dae"].parent / SHIPPED_NAME))
-    analysis = BackgroundAnalysis(models.dae, models.mae, settings).start()
+    models = load_models({"dae": FOLDERS["dae"], "mae": FOLDERS["mae"]})
+    settings = AnalysisSettings(cache_dir=str(tmp_path), shipped=str(FOLDERS["dae"].parent / "app-analysis-mnist.npz"))
+    analysis = BackgroundAnalysis(models.models, settings).start()
     assert analysis.wait(600), analysis.status()
     assert analysis.source == "shipped", "run `make report` to write the app's analysis of the bundled models"

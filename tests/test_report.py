@@ -10,9 +10,9 @@ from mae_hf import DAEConfig, DAEModel, build_mae
 from mae_hf.cli import main
 from mae_hf.labels import MEASURE_LABELS
 from mae_hf.loading import load_dae, load_mae
-from mae_hf.report import REPORT_FILES, STAGES, AnalysisResult, ReportSettings, make_report, to_jsonable
+from mae_hf.report import STAGES, AnalysisResult, ReportSettings, make_report, to_jsonable
 from mae_hf.report.tables import reconstruction_table, verdict_summary, verdict_table
-from mae_hf.report.writer import stage_progress
+from mae_hf.report.writer import report_files, stage_progress
 
 from .conftest import TINY_MAE
 
@@ -123,9 +123,15 @@ def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
     settings = ReportSettings(n=60, n_train=120, n_attention=8, n_show=4)
     out, cache = tmp_path / "report", tmp_path / "cache"
     res = make_report(
-        str(models / "dae"), str(models / "mae"), "mnist", "test", out, settings, cache_dir=cache, progress=False
+        {"dae": str(models / "dae"), "mae": str(models / "mae")},
+        "mnist",
+        "test",
+        out,
+        settings,
+        cache_dir=cache,
+        progress=False,
     )
-    for name in REPORT_FILES:
+    for name in report_files(res):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     missing = set(KEYS) - set(keys_of(metrics))
@@ -135,7 +141,7 @@ def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
     assert metrics["attention"]["saliency"]["mae"]["max_in_masked_patches"] == 0.0
     html = (out / "report.html").read_text()
     assert (
-        html.count("data:image/png;base64,") == sum(n.endswith(".png") for n in REPORT_FILES)
+        html.count("data:image/png;base64,") == sum(n.endswith(".png") for n in report_files(res))
         and 'src="http' not in html
     )
     md = (out / "report.md").read_text()
@@ -143,8 +149,7 @@ def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
     assert len((out / "per_image.csv").read_text().splitlines()) == 1 + 4 * 60
 
     again = make_report(
-        str(models / "dae"),
-        str(models / "mae"),
+        {"dae": str(models / "dae"), "mae": str(models / "mae")},
         "mnist",
         "test",
         tmp_path / "r2",
@@ -183,24 +188,25 @@ def test_bad_data_rejected(models, tmp_path, small_folder):
     kwargs = dict(cache_dir=None, progress=False)
     dae, mae = str(models / "dae"), str(models / "mae")
     with pytest.raises(ValueError, match=r"--n 13 is larger than the 'test' split .* \(12 images\)"):
-        make_report(dae, mae, small_folder, "test", tmp_path, ReportSettings(n=13), **kwargs)
+        make_report({"dae": dae, "mae": mae}, small_folder, "test", tmp_path, ReportSettings(n=13), **kwargs)
     with pytest.raises(ValueError, match="no split 'validation'"):
-        make_report(dae, mae, small_folder, "validation", tmp_path, ReportSettings(n=10), **kwargs)
+        make_report({"dae": dae, "mae": mae}, small_folder, "validation", tmp_path, ReportSettings(n=10), **kwargs)
     torch.manual_seed(0)
     DAEModel(DAEConfig(image_size=32)).save_pretrained(tmp_path / "dae32")
     build_mae("mnist", seed=0, image_size=32, **TINY_MAE).save_pretrained(tmp_path / "mae32")
     with pytest.raises(ValueError, match="images are 1x28x28 .* but the models take 1x32x32"):
         make_report(
-            str(tmp_path / "dae32"),
-            str(tmp_path / "mae32"),
+            {"dae": str(tmp_path / "dae32"), "mae": str(tmp_path / "mae32")},
             small_folder,
             "test",
             tmp_path,
             ReportSettings(n=10),
             **kwargs,
         )
-    with pytest.raises(ValueError, match="same image size"):
-        make_report(dae, str(tmp_path / "mae32"), small_folder, "test", tmp_path, ReportSettings(n=10), **kwargs)
+    with pytest.raises(ValueError, match="different sizes"):
+        make_report(
+            {"dae": dae, "mae": str(tmp_path / "mae32")}, small_folder, "test", tmp_path, ReportSettings(n=10), **kwargs
+        )
 
 
 @pytest.mark.slow
@@ -224,8 +230,7 @@ def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
         assert all(0 <= r["knn"] <= 1 and 0 <= r["probe"] <= 1 for r in rows)
     out = tmp_path / "report"
     make_report(
-        str(tmp_path / "dae"),
-        str(tmp_path / "mae"),
+        {"dae": str(tmp_path / "dae"), "mae": str(tmp_path / "mae")},
         "mnist",
         "test",
         out,

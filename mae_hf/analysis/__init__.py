@@ -1,8 +1,9 @@
-"""Pure analysis of the two autoencoders: arrays/tensors in, arrays/dicts out. Figures live in `mae_hf.plotting`,
-files in `mae_hf.report`.
+"""Pure analysis of the autoencoders (any registered kind, `mae_hf.registry`): arrays/tensors in, arrays/dicts
+out. Figures live in `mae_hf.plotting`, files in `mae_hf.report`.
 
-- `reconstruction`: both models under their own and each other's corruption; PSNR/SSIM per image.
-- `latents`: feature sets (raw pixels, DAE bottleneck, MAE CLS / mean-pooled / the study's masked-flattened).
+- `reconstruction`: every model under its own and the other corruption; PSNR/SSIM per image.
+- `latents`: feature sets (raw pixels, and each model's: DAE bottleneck, MAE CLS / mean-pooled / the study's
+  masked-flattened).
 - `clustering`: radii (t-SNE and original space, scale-free), silhouette, t-SNE + trustworthiness, kNN, probe.
 - `attention`: CLS attention per layer/head and rollout on the patch grid.
 - `saliency`: |∂‖latent‖/∂pixel| for either model.
@@ -25,26 +26,23 @@ from .clustering import (
     tsne_transform,
 )
 from .latents import (
-    FEATURE_LABELS,
-    FEATURE_SETS,
     extract_dae_latents,
     extract_features,
     extract_mae_features,
     extract_mae_masked_flat,
 )
-from .reconstruction import PAIRS, cross_table, evaluate_reconstructions, summarize_metrics
-from .saliency import dae_saliency, latent_saliency, mae_saliency
+from .reconstruction import cross_table, evaluate_reconstructions, model_pairs, summarize_metrics
+from .saliency import dae_saliency, latent_saliency, mae_saliency, model_saliency
 from .verdicts import compute_verdicts
 from .weights import layer_parameters, near_zero_fraction, near_zero_table, weight_histograms
 
 __all__ = [
-    "FEATURE_LABELS",
-    "FEATURE_SETS",
     "attention_rollout",
     "class_radii",
     "cls_attention_maps",
     "compute_verdicts",
-    "PAIRS",
+    "model_pairs",
+    "model_saliency",
     "cross_table",
     "dae_saliency",
     "evaluate_reconstructions",

@@ -15,6 +15,9 @@ __all__ = [
     "rollout_cls_map",
     "upsample_grid",
     "study_attention_heatmap",
+    "pool_to_patches",
+    "ink_patches",
+    "ink_mass",
 ]
 
 
@@ -124,3 +127,24 @@ def study_attention_heatmap(attentions, ids_keep, grid_size: int, pixel_values, 
     last = cls_attention_maps(attentions, ids_keep, grid_size)[-1].mean(1)  # (B, G, G)
     pixels = np.asarray(pixel_values.detach().cpu() if isinstance(pixel_values, torch.Tensor) else pixel_values)
     return np.nan_to_num(upsample_grid(last, patch_size)) * pixels.mean(1)
+
+
+def pool_to_patches(pixel_map: np.ndarray, patch_size: int) -> np.ndarray:
+    """Per-pixel maps (B, H, W) summed over each patch: (B, H/p, W/p)."""
+    b, h, w = pixel_map.shape
+    return pixel_map.reshape(b, h // patch_size, patch_size, w // patch_size, patch_size).sum((2, 4))  # (B, G, G)
+
+
+def ink_patches(pixel_values, patch_size: int, threshold: float) -> np.ndarray:
+    """Which patches hold ink: (B, G, G) bool, a patch's mean pixel (channels averaged) above `threshold`."""
+    x = pixel_values.mean(1).numpy() if isinstance(pixel_values, torch.Tensor) else np.asarray(pixel_values).mean(1)
+    return pool_to_patches(x, patch_size) / (patch_size * patch_size) > threshold
+
+
+def ink_mass(maps: np.ndarray, ink: np.ndarray) -> float:
+    """Mean over images of the share of a (B, G, G) map's mass on ink patches (`nan` patches ignored)."""
+    m = np.nan_to_num(maps, nan=0.0)
+    total = m.reshape(len(m), -1).sum(1)
+    on_ink = (m * ink).reshape(len(m), -1).sum(1)
+    ok = total > 0
+    return float(np.mean(on_ink[ok] / total[ok])) if ok.any() else float("nan")

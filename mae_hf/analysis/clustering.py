@@ -32,6 +32,8 @@ __all__ = [
     "linear_probe_accuracy",
     "linear_probe_correct",
     "per_image_measures",
+    "per_class_summary",
+    "feature_set_measures",
     "place_digit",
     "TSNE_SETTINGS",
 ]
@@ -280,3 +282,44 @@ def place_digit(embedding, features: np.ndarray, train_features: np.ndarray, k: 
     k = min(k, len(train))
     nearest = np.argsort(d, kind="stable")[:k]
     return {"coordinates": coords, "neighbours": nearest, "distances": d[nearest]}
+
+
+def per_class_summary(values: np.ndarray, classes, names) -> dict:
+    """Per-class values by class name, with their mean, min and max."""
+    return {
+        "per_class": {names[int(c)] if int(c) < len(names) else str(c): float(v) for c, v in zip(classes, values)},
+        "mean": float(np.mean(values)),
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
+    }
+
+
+def feature_set_measures(
+    maps: dict, y: np.ndarray, train_y: np.ndarray, names: list[str], k: int, labels: dict | None = None
+) -> dict:
+    """
+    Every clustering measure of every feature set.
+
+    Args:
+        maps: `{key: {"features": (N, D), "coordinates": (N, 2) t-SNE, "train_features": (N_train, D)}}`.
+        y / train_y: the labels of the analysed and the training images. names: class names. k: the kNN's k.
+        labels: `{key: words}` stored with each set.
+    """
+    out = {}
+    for key, m in maps.items():
+        f, xy = m["features"], m["coordinates"]
+        orig, tsne = scale_free_radii(f, y), scale_free_radii(xy, y)
+        out[key] = {
+            "label": (labels or {}).get(key, key),
+            "dim": int(f.shape[1]),
+            "tsne_radius": per_class_summary(tsne["radius"], tsne["classes"], names),
+            "tsne_scale_free_radius": per_class_summary(tsne["scale_free_radius"], tsne["classes"], names),
+            "original_radius": per_class_summary(orig["radius"], orig["classes"], names),
+            "scale_free_radius": per_class_summary(orig["scale_free_radius"], orig["classes"], names),
+            "centroid_distance": orig["centroid_distance"],
+            "silhouette": silhouette(f, y),
+            "trustworthiness": trustworthiness(f, xy, n_neighbors=k),
+            "knn_accuracy": knn_accuracy(m["train_features"], train_y, f, y, k=k),
+            "linear_probe_accuracy": linear_probe_accuracy(m["train_features"], train_y, f, y),
+        }
+    return out

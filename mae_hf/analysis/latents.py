@@ -1,6 +1,5 @@
-"""Latent features of both models (and raw pixels as the baseline), as (N, D) float32 arrays.
-
-Feature sets, by key:
+"""Latent features of the models (and raw pixels as the baseline), as (N, D) float32 arrays: each model kind says
+which feature sets it gives (`mae_hf.registry.ModelKind.features`). The built-in ones, by key:
 - `raw_pixels`: the flattened image, the baseline every representation should beat.
 - `dae`: the DAE's flattened bottleneck (8×3×3 = 72 values for 28×28 inputs).
 - `mae_cls`: the MAE encoder's CLS token, masking off.
@@ -14,15 +13,14 @@ import numpy as np
 import torch
 
 from ..corruption import random_patch_noise
-from ..labels import FEATURE_LABELS, FEATURE_SETS, PLACEABLE_FEATURES
 from ..mae import evaluating, extract_mae_latents, forward_encoder, num_patches
+from ..registry import kind_of
 
 __all__ = [
-    "FEATURE_SETS",
-    "FEATURE_LABELS",
     "extract_dae_latents",
     "extract_mae_features",
     "extract_mae_masked_flat",
+    "raw_pixel_features",
     "extract_features",
     "extract_feature_sets",
 ]
@@ -93,43 +91,46 @@ def extract_mae_masked_flat(
     return torch.cat(feats).numpy().astype(np.float32), torch.cat(masks)
 
 
-def extract_features(
-    dae, mae, pixel_values: torch.Tensor, masked_ratio: float = 0.75, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """
-    Every feature set of `FEATURE_SETS` for the same images.
-
-    Returns:
-        `{key: (N, D_key) float32}` in `FEATURE_SETS` order.
-    """
-    feats = {
-        "raw_pixels": pixel_values.flatten(1).numpy().astype(np.float32),
-        "dae": extract_dae_latents(dae, pixel_values),
-    }
-    feats.update(extract_mae_features(mae, pixel_values))
-    feats["mae_masked_flat"] = extract_mae_masked_flat(mae, pixel_values, masked_ratio, seed)[0]
-    return {k: feats[k] for k in FEATURE_SETS}
+def raw_pixel_features(pixel_values: torch.Tensor) -> np.ndarray:
+    """The baseline feature set: each image flattened, (N, C*H*W) float32."""
+    return pixel_values.flatten(1).numpy().astype(np.float32)
 
 
-def extract_feature_sets(dae, mae, pixel_values: torch.Tensor, feature_sets) -> dict[str, np.ndarray]:
+def extract_features(models: dict, pixel_values: torch.Tensor, masked_ratio: float = 0.75, seed: int = 0):
     """
-    Placeable feature sets of `mae_hf.analysis.latents` for new images (the same extraction the maps were fit on),
-    each model run once (the MAE's CLS and mean-pooled tokens come from one forward).
+    Every feature set of every model for the same images: raw pixels, then each model's sets (its kind's
+    `features`).
 
     Args:
-        pixel_values: (B, C, H, W) in [0, 1]. feature_sets: some of `PLACEABLE_FEATURES`.
+        models: `{name: model}`. masked_ratio / seed: the study's masked-flattened MAE latent.
+
+    Returns:
+        `{key: (N, D_key) float32}`.
+    """
+    feats = {"raw_pixels": raw_pixel_features(pixel_values)}
+    for model in models.values():
+        feats |= kind_of(model).features(model, pixel_values, seed=seed, study_mask_ratio=masked_ratio)
+    return feats
+
+
+def extract_feature_sets(models: dict, pixel_values: torch.Tensor, feature_sets) -> dict[str, np.ndarray]:
+    """
+    Placeable feature sets for new images (the same extraction the maps were fit on), each model run once.
+
+    Args:
+        models: `{name: model}`. pixel_values: (B, C, H, W) in [0, 1]. feature_sets: placeable sets of these
+            models' kinds (`mae_hf.registry.placeable_features`), or `"raw_pixels"`.
 
     Returns:
         `{feature_set: (B, D) float32}`.
     """
-    unknown = [f for f in feature_sets if f not in PLACEABLE_FEATURES]
+    wanted = set(feature_sets)
+    out = {"raw_pixels": raw_pixel_features(pixel_values)} if "raw_pixels" in wanted else {}
+    for model in models.values():
+        keys = wanted & set(kind_of(model).placeable)
+        if keys:
+            out |= kind_of(model).features(model, pixel_values, keys=tuple(keys))
+    unknown = wanted - set(out)
     if unknown:
-        raise ValueError(f"A digit can be placed into {list(PLACEABLE_FEATURES)}, not {unknown[0]!r}.")
-    out = {}
-    if "raw_pixels" in feature_sets:
-        out["raw_pixels"] = pixel_values.flatten(1).numpy().astype(np.float32)
-    if "dae" in feature_sets:
-        out["dae"] = extract_dae_latents(dae, pixel_values)
-    if {"mae_cls", "mae_mean"} & set(feature_sets):
-        out |= {k: v for k, v in extract_mae_features(mae, pixel_values).items() if k in feature_sets}
+        raise ValueError(f"No model here places an image into {sorted(unknown)}.")
     return out

@@ -10,7 +10,7 @@ import torch
 from ..corruption import random_patch_noise, spatial_order_noise
 from ..mae import check_pixels, evaluating, forward_encoder, num_patches
 
-__all__ = ["latent_saliency", "dae_saliency", "mae_saliency"]
+__all__ = ["latent_saliency", "model_saliency", "dae_saliency", "mae_saliency"]
 
 
 def latent_saliency(encode, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -32,6 +32,15 @@ def latent_saliency(encode, pixel_values: torch.Tensor) -> torch.Tensor:
     sal = grad.abs().sum(1)  # (B, H, W)
     peak = sal.flatten(1).amax(1).clamp_min(torch.finfo(sal.dtype).tiny)[:, None, None]
     return (sal / peak).detach()
+
+
+def model_saliency(model, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Saliency of any model's latent (its kind's `latent`, masking off) for clean inputs: (B, H, W) in [0, 1]."""
+    from ..registry import kind_of
+
+    kind = kind_of(model)
+    with evaluating(model):
+        return latent_saliency(lambda x: kind.latent(model, x), pixel_values)
 
 
 def dae_saliency(model, pixel_values: torch.Tensor) -> torch.Tensor:

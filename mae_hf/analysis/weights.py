@@ -19,6 +19,8 @@ __all__ = [
     "weight_histograms",
     "near_zero_fraction",
     "near_zero_table",
+    "near_zero_summary",
+    "trained_and_init_histograms",
     "DEFAULT_EPS_ABS",
     "DEFAULT_EPS_REL",
 ]
@@ -132,3 +134,32 @@ def near_zero_table(
         "n": n,
     }
     return {"layers": layers, "overall": overall, "eps_abs": eps_abs, "eps_rel": eps_rel}
+
+
+def near_zero_summary(model: torch.nn.Module, eps_abs: float = DEFAULT_EPS_ABS, eps_rel: float = DEFAULT_EPS_REL):
+    """`near_zero_table` as the report keeps it: `{"near_zero_fraction": {"absolute", "relative"}, "n_weights",
+    "layers": {layer: {"near_zero_fraction", "std", "n"}}}`."""
+    t = near_zero_table(model, eps_abs, eps_rel)
+    return {
+        "near_zero_fraction": {"absolute": t["overall"]["absolute"], "relative": t["overall"]["relative"]},
+        "n_weights": t["overall"]["n"],
+        "layers": {
+            k: {
+                "near_zero_fraction": {"absolute": v["absolute"], "relative": v["relative"]},
+                "std": v["std"],
+                "n": v["n"],
+            }
+            for k, v in t["layers"].items()
+        },
+    }
+
+
+def trained_and_init_histograms(trained: torch.nn.Module, init: torch.nn.Module) -> dict:
+    """Per-layer weight histograms of a trained model and of the same architecture at initialisation, on shared
+    bins (each layer's range over both): `{"trained": ..., "init": ...}`."""
+    pt, pi = layer_parameters(trained), layer_parameters(init)
+    ranges = {k: (min(pt[k].min(), pi[k].min()), max(pt[k].max(), pi[k].max())) for k in pt}
+    return {
+        "trained": weight_histograms(trained, value_range=ranges),
+        "init": weight_histograms(init, value_range=ranges),
+    }

@@ -3,7 +3,7 @@ the requests (both only read the models), with its progress readable at any time
 report's `AnalysisCache`, so a second start with the same models and data is ready within a second or two.
 
 A first start need not compute it either: `write_shipped` saves the result beside the models it belongs to (the
-bundled models' `pretrained/app-analysis.npz`, written by `mae-hf app-analysis` in `make report`), without the
+bundled MNIST models' `pretrained/app-analysis-mnist.npz`, written by `mae-hf app-analysis` in `make report`), without the
 feature arrays that are quicker to recompute than to ship, and under the key of everything it depends on (the models'
 weights, the digits, the settings). A start whose key matches loads it and recomputes only those features (a few
 seconds) instead of the whole analysis (minutes on a Space); any other models or settings compute as before.
@@ -21,11 +21,9 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AnalysisSettings", "BackgroundAnalysis", "SHIPPED_NAME"]
+__all__ = ["AnalysisSettings", "BackgroundAnalysis"]
 
-RESULT_VERSION = 1
-# The shipped analysis of a pair of models, in the folder that holds both (pretrained/app-analysis.npz).
-SHIPPED_NAME = "app-analysis.npz"
+RESULT_VERSION = 2  # 2: results name their models (any registered kinds)
 # The array a shipped analysis keeps its key in (JSON), and the arrays it leaves out (recomputed at start).
 SHIPPED_KEY = "shipped_key"
 RECOMPUTED = ("features", "train_features")
@@ -90,9 +88,9 @@ class BackgroundAnalysis:
     neighbours are searched in) and `embedding(key)` (an openTSNE map that places new points, built once per set).
     """
 
-    def __init__(self, dae, mae, settings: AnalysisSettings | None = None):
+    def __init__(self, models: dict, settings: AnalysisSettings | None = None):
         self.settings = settings or AnalysisSettings.from_env()
-        self._models = (dae, mae)
+        self._models = dict(models)
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -175,16 +173,14 @@ class BackgroundAnalysis:
             run_analysis,
         )
 
-        s = self.settings
-        dae, mae = self._models
+        s, models = self.settings, self._models
         cache = AnalysisCache(s.cache_dir)
         self._set_stage("loading the data", 0, 1 + len(STAGES))
-        data = load_report_data(s.dataset, s.split, s.n, s.n_train, dae, mae, cache)
+        data = load_report_data(s.dataset, s.split, s.n, s.n_train, models, cache)
         settings = ReportSettings(n=s.n, n_train=s.n_train, seed=s.seed, n_attention=s.n_attention, scorecard=False)
         key = [
             RESULT_VERSION,
-            model_fingerprint(dae),
-            model_fingerprint(mae),
+            *({name: model_fingerprint(m)} for name, m in models.items()),
             array_fingerprint(data["x"], data["train_x"]),
             asdict(settings),
         ]
@@ -192,7 +188,7 @@ class BackgroundAnalysis:
         if shipped is not None:
             self._set_stage("features for placing a digit", 1, 2)
             result = AnalysisResult.from_arrays(shipped)
-            _add_placement_features(result, dae, mae, data)
+            _add_placement_features(result, models, data)
             self.source = "shipped"
         else:
             computed = []
@@ -200,7 +196,7 @@ class BackgroundAnalysis:
             def compute():
                 computed.append(True)
                 return run_analysis(
-                    dae, mae, data, settings, cache, on_stage=lambda name, i, n: self._set_stage(name, i + 1, n + 1)
+                    models, data, settings, cache, on_stage=lambda name, i, n: self._set_stage(name, i + 1, n + 1)
                 ).to_arrays()
 
             self._arrays = cache.arrays("app-analysis", key, compute)
@@ -255,13 +251,13 @@ class BackgroundAnalysis:
             return self._embeddings[feature_set]
 
 
-def _add_placement_features(result, dae, mae, data: dict) -> None:
-    """The features a digit is placed with (its t-SNE position, its nearest training digits), computed again for a
-    shipped analysis: every placeable feature set of the analysed and the training digits."""
+def _add_placement_features(result, models: dict, data: dict) -> None:
+    """The features a picture is placed with (its t-SNE position, its nearest training images), computed again for a
+    shipped analysis: every placeable feature set of the analysed and the training images."""
     from ..analysis.latents import extract_feature_sets
-    from ..labels import PLACEABLE_FEATURES
+    from ..registry import kind_of, placeable_features
 
-    keys = [k for k in PLACEABLE_FEATURES if k in result.latent_maps]
+    keys = [k for k in placeable_features([kind_of(m) for m in models.values()]) if k in result.latent_maps]
     for name, images in (("features", data["x"]), ("train_features", data["train_x"])):
-        for key, values in extract_feature_sets(dae, mae, images, keys).items():
+        for key, values in extract_feature_sets(models, images, keys).items():
             result.latent_maps[key][name] = values

@@ -14,6 +14,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["Handlers", "SERVER_ERROR"]
 
 SERVER_ERROR = "The server could not answer this request: an error on its side, which it logged. Please try again."
+# Outputs of the Metrics tab (status, two histograms, the table) and of the Latent tab (status, two maps, the
+# neighbours, three tables).
+METRICS_OUTPUTS = 4
+LATENT_OUTPUTS = 7
 
 
 def _refuse(message: str, title: str):
@@ -27,7 +31,11 @@ class Handlers:
     """The handlers of every tab; the public ones are the app's API (`api_name`), documented on each."""
 
     def __init__(self, service: ModelService):
+        from .service import reconstruct_slots
+
         self.service = service
+        # the Reconstruct tab's images of every model, and its table
+        self.reconstruct_outputs = sum(reconstruct_slots(name) for name in service.names) + 1
 
     def _run(self, method, *args):
         """`method(*args)`; an `AppError` becomes a `gr.Error` with its message (one log line), anything else (a bug
@@ -57,14 +65,14 @@ class Handlers:
     # -- the current digit -----------------------------------------------------------------------------------------
 
     def digit_from_sketch(self, sketch):
-        """The drawing on the canvas → the 28×28 MNIST-style model input (uint8). A canvas that was just cleared
-        (nothing in it at all) leaves the current digit as it is."""
+        """The drawing on the canvas → the model input as the dataset profile prepares it (uint8). A canvas that was
+        just cleared (nothing in it at all) leaves the current picture as it is."""
         if sketch is None or not (sketch.get("composite") or sketch.get("background") or sketch.get("layers")):
             return gr.skip()
         return self._run(self.service.digit, sketch)
 
     def digit_from_upload(self, image):
-        """An uploaded picture (any size or mode) → the 28×28 MNIST-style model input (uint8)."""
+        """An uploaded picture (any size or mode) → the model input as the dataset profile prepares it (uint8)."""
         if image is None:
             return gr.skip()
         return self._run(self.service.digit, image)
@@ -73,58 +81,61 @@ class Handlers:
         self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
     ):
         """
-        Corrupt the digit and reconstruct it with both models.
+        Corrupt the picture and reconstruct it with every model.
 
-        `image`: a picture of a digit (a 28×28 one is taken as MNIST-formatted); `corruption`: "own" (MAE masked,
-        DAE noised), "mask" or "noise" (the same corruption for both). Returns the MAE's input, reconstruction and
-        pasted output, the DAE's input and reconstruction (112×112 PNGs, hidden patches in blue) and the PSNR/SSIM
-        table (Markdown). Called while the models are still loading, it waits for them.
+        `image`: a picture (one at the models' size is taken as formatted like the training data); `corruption`:
+        "own" (each model under its own corruption: the MAE masked, the DAE noised), "mask" or "noise" (the same
+        corruption for all). Returns, for each model, its input and reconstruction (and for the MAE its visible
+        patches pasted back; PNGs enlarged 4×, hidden patches in blue), then the PSNR/SSIM table (Markdown). Called
+        while the models are still loading, it waits for them.
         """
+        noun = self.service.profile.noun
         if image is None:
-            _refuse("There is no digit yet: draw, upload or pick one.", "No digit")
+            _refuse(f"There is no {noun} yet: draw, upload or pick one.", f"No {noun}")
         self._wait_for_models()
         return self._run(self.service.reconstruct, image, mask_ratio, noise_factor, seed, corruption)
 
     def reconstruct_if_digit(self, image, mask_ratio, noise_factor, seed, corruption):
-        """The page's reconstruction after the digit or a setting changed: nothing while there is no digit."""
+        """The page's reconstruction after the picture or a setting changed: nothing while there is none."""
         if image is None:
-            return [gr.skip()] * 6
+            return [gr.skip()] * self.reconstruct_outputs
         return self.reconstruct(image, mask_ratio, noise_factor, seed, corruption)
 
     def attention(
         self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
     ):
         """
-        The digit's MAE CLS attention per layer and head and its rollout (masking off, and under the Reconstruct
-        tab's mask for this seed), and DAE / MAE saliency overlays: two attention figures, the overlay row (PNGs)
-        and a Markdown summary. `noise_factor` keeps the inputs those of `/reconstruct` (saliency is taken on the
-        clean digit).
+        The picture's MAE CLS attention per layer and head and its rollout (masking off, and under the Reconstruct
+        tab's mask for this seed), and every model's saliency: two attention figures, the overlay row (PNGs) and a
+        Markdown summary. `noise_factor` keeps the inputs those of `/reconstruct` (saliency is taken on the clean
+        picture).
         """
+        noun = self.service.profile.noun
         if image is None:
-            _refuse("There is no digit yet: draw, upload or pick one on the Reconstruct tab.", "No digit")
+            _refuse(f"There is no {noun} yet: draw, upload or pick one on the Reconstruct tab.", f"No {noun}")
         self._wait_for_models()
         return self._run(self.service.attention, image, mask_ratio, seed, corruption)
 
     def attention_if_digit(self, image, mask_ratio, noise_factor, seed, corruption):
-        """`attention` when a digit is in place (opening the tab), else leave the outputs as they are."""
+        """`attention` when a picture is in place (opening the tab), else leave the outputs as they are."""
         if image is None:
             return (gr.skip(),) * 4
         return self.attention(image, mask_ratio, noise_factor, seed, corruption)
 
-    def latent_space(self, image=None, mae_features: str = "mae_cls"):
+    def latent_space(self, image=None, second: str | None = None):
         """
-        The t-SNE maps of the test digits (DAE bottleneck and `mae_features`: "mae_cls", "mae_mean" or
-        "raw_pixels", one PNG each), the digit placed into both as a star when given, its nearest training digits,
-        and the placement, radius and measure tables (Markdown). Before the dataset analysis is done: its status
-        and empty outputs.
+        The t-SNE maps of the test images (the first model's features, e.g. the DAE bottleneck, and `second`, e.g.
+        "mae_cls", "mae_mean" or "raw_pixels"; one PNG each), the picture placed into both as a star when given,
+        its nearest training images, and the placement, radius and measure tables (Markdown). Before the dataset
+        analysis is done: its status and empty outputs.
         """
-        return self._run(self.service.latent_space, image, mae_features)
+        return self._run(self.service.latent_space, image, second)
 
-    def latent_space_if_ready(self, image, mae_features):
-        """The Latent tab after the digit changed: nothing while the analysis is running."""
+    def latent_space_if_ready(self, image, second):
+        """The Latent tab after the picture changed: nothing while the analysis is running."""
         if not self.service.analysis_status()["ready"]:
-            return [gr.skip()] * 7
-        return self.latent_space(image, mae_features)
+            return [gr.skip()] * LATENT_OUTPUTS
+        return self.latent_space(image, second)
 
     # -- the test set and the models -------------------------------------------------------------------------------
 
@@ -133,37 +144,37 @@ class Handlers:
         return self.service.analysis_status()
 
     def metrics(self):
-        """Test-set PSNR and SSIM histograms of both models under both corruptions, and the summary table (status
+        """Test-set PSNR and SSIM histograms of every model under both corruptions, and the summary table (status
         Markdown, two PNGs, a Markdown table; None until the analysis is ready)."""
         return self._run(self.service.metrics)
 
     def weights(self):
-        """Per-layer weight histograms (trained vs init) of both models and the near-zero table (status Markdown,
-        two PNGs, a Markdown table; None until the analysis is ready)."""
+        """Per-layer weight histograms (trained vs init) of every model and the near-zero table (status Markdown, a
+        PNG per model, a Markdown table; None until the analysis is ready)."""
         return self._run(self.service.weights)
 
     def verdicts(self) -> str:
         """The study's claims H1–H3 with the verdict under each measure, as Markdown (the status until ready)."""
         return self._run(self.service.verdicts)
 
-    def refresh(self, image, mae_features):
+    def refresh(self, image, second):
         """Timer tick: the dataset tabs, filled in (and the timer stopped) once the analysis is over."""
         status = self.service.analysis_status()
         if not (status["ready"] or status["failed"]):
             message = status["message"]
             return (
                 message,
-                *[gr.skip()] * 3,
+                *[gr.skip()] * (METRICS_OUTPUTS - 1),
                 message,
-                *[gr.skip()] * 6,
+                *[gr.skip()] * (LATENT_OUTPUTS - 1),
                 message,
-                *[gr.skip()] * 3,
+                *[gr.skip()] * (len(self.service.names) + 1),
                 message,
                 gr.Timer(active=True),
             )
         return (
             *self.metrics(),
-            *self.latent_space(image, mae_features),
+            *self.latent_space(image, second),
             *self.weights(),
             self.verdicts(),
             gr.Timer(active=False),

@@ -1,13 +1,15 @@
-"""The app's model side, without gradio: both models, loaded in a background thread while the page is served, the
-dataset analysis once they are, and the computation behind every handler. Methods take what the page sends (a
-digit as a checked file path, bytes, an array or a Sketchpad value; the settings) and return images (uint8 arrays),
-table rows and Markdown; a request that cannot be answered raises `AppError`.
+"""The app's model side, without gradio: one set of models on one dataset profile (`mae_hf.profiles`), loaded in a
+background thread while the page is served, the dataset analysis once they are, and the computation behind every
+handler. Methods take what the page sends (a picture as a checked file path, bytes, an array or a Sketchpad value; the
+settings) and return images (uint8 arrays), Markdown tables and text; a request that cannot be answered raises
+`AppError`.
 
 torch, transformers and the rest of `mae_hf` are imported by the loading thread, not when this module is imported,
 so `python app.py` builds and serves its page first.
 """
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -41,7 +43,9 @@ class AppError(Exception):
 
 class ModelService:
     """
-    Both models (loaded in a daemon thread by `start`; methods that need them wait) and the dataset analysis.
+    The models (`{kind name: folder or Hub id}`, loaded in a daemon thread by `start`; methods that need them wait),
+    the dataset profile their pictures follow (default: from their configs, `mae_hf.profiles`) and the dataset
+    analysis.
 
     Requests run concurrently on the one pair of models, with no lock: every model call takes its mask ratio and its
     noise as arguments (`mae_hf.mae.forward_mae`), so a request only reads the models (eval mode, eager attention,
@@ -49,15 +53,26 @@ class ModelService:
     already loaded (tests, notebooks).
 
     Args:
-        dae, mae: folders or Hub ids. analysis: `AnalysisSettings` (default from the environment), or False for
-            none. torch_threads: torch's intra-op threads (the app uses 1: a request's threads would fight the
-            other requests' for the cores).
+        sources: `{kind name: folder or Hub id}`, e.g. `{"dae": ..., "mae": ...}`. profile: a `DatasetProfile`
+            (default `"digits"`). analysis: `AnalysisSettings` (default from the environment), or False for none.
+            shipped: the analysis shipped with these models (`BackgroundAnalysis.write_shipped`), used when it
+            belongs to them (`MAE_HF_APP_ANALYSIS` overrides it). torch_threads: torch's intra-op threads (the app uses 1: a request's
+            threads would fight the other requests' for the cores).
     """
 
     def __init__(
-        self, dae: str, mae: str, analysis: "AnalysisSettings | bool | None" = None, torch_threads: int | None = 1
+        self,
+        sources: dict,
+        profile=None,
+        analysis: "AnalysisSettings | bool | None" = None,
+        torch_threads: int | None = 1,
+        shipped: str | None = None,
     ):
-        self.dae_source, self.mae_source = str(dae), str(mae)
+        from ..profiles import profile_for
+
+        self.sources = {name: str(source) for name, source in sources.items()}
+        self.profile = profile or profile_for("digits")
+        self.shipped = shipped
         self.torch_threads = torch_threads
         self._analysis_arg = analysis
         self.analysis: BackgroundAnalysis | None = None
@@ -72,8 +87,9 @@ class ModelService:
         self._views_lock = threading.Lock()
 
     @classmethod
-    def loaded(cls, models, analysis: "AnalysisSettings | bool | None" = None) -> "ModelService":
-        service = cls(models.dae_source, models.mae_source, analysis, torch_threads=None)
+    def loaded(cls, models, analysis: "AnalysisSettings | bool | None" = None, profile=None) -> "ModelService":
+        """Wrap `LoadedModels` that are already loaded (tests, notebooks)."""
+        service = cls(models.sources, profile, analysis, torch_threads=None)
         service.models = models
         service._done.set()
         service._start_analysis()
@@ -98,8 +114,8 @@ class ModelService:
             if self.torch_threads is not None:
                 torch.set_num_threads(self.torch_threads)
             try:
-                models = load_models(self.dae_source, self.mae_source)
-                models.check_compatible()
+                models = load_models(self.sources)
+                models.check_compatible(self.profile.image_size, self.profile.num_channels)
                 # What the handlers import, imported here once: transformers' lazy imports are not safe to run from
                 # several threads at once, and the handlers import nothing heavy before the models are loaded.
                 from .. import comparison  # noqa: F401
@@ -121,7 +137,7 @@ class ModelService:
 
     def _public(self, message: str) -> str:
         """A message for the page: the model folders by their names, never their server paths."""
-        for source in (self.dae_source, self.mae_source):
+        for source in self.sources.values():
             path = Path(source).expanduser()
             if path.exists():
                 message = message.replace(str(path.resolve()), path.name).replace(source, path.name)
@@ -132,14 +148,20 @@ class ModelService:
             self.analysis_error = "The dataset analysis is switched off."
             return
         try:
-            settings = (
-                self._analysis_arg if isinstance(self._analysis_arg, AnalysisSettings) else AnalysisSettings.from_env()
-            )
+            if isinstance(self._analysis_arg, AnalysisSettings):
+                settings = self._analysis_arg
+            elif self.profile.dataset is None:
+                raise ValueError(
+                    f"The {self.profile.title} profile names no dataset to analyse; set MAE_HF_APP_DATASET."
+                )
+            else:
+                shipped = os.environ.get("MAE_HF_APP_ANALYSIS") or self.shipped
+                settings = AnalysisSettings.from_env(dataset=self.profile.dataset, shipped=shipped)
         except ValueError as err:  # MAE_HF_APP_N=... that makes no sense: shown in the tabs, the models still serve
             self.analysis_error = str(err)
             logger.error("The dataset analysis cannot run: %s", err)
             return
-        self.analysis = BackgroundAnalysis(self.models.dae, self.models.mae, settings).start()
+        self.analysis = BackgroundAnalysis(self.models.models, settings).start()
 
     @property
     def ready(self) -> bool:
@@ -155,7 +177,7 @@ class ModelService:
             waited = "" if self._started is None else f", {time.perf_counter() - self._started:.0f} s so far"
             message = (
                 f"**Loading the models** (importing torch and transformers, reading the weights{waited}). "
-                "Draw, upload or pick a digit meanwhile: it is reconstructed as soon as they are ready."
+                f"Draw, upload or pick a {self.profile.noun} meanwhile: it is reconstructed as soon as they are ready."
             )
         return {"ready": self.ready, "failed": self._done.is_set() and not self.ready, "message": message}
 
@@ -195,33 +217,50 @@ class ModelService:
             "message": message,
         }
 
-    # -- the current digit -----------------------------------------------------------------------------------------
+    # -- the current picture ------------------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """The models' kind names, in order (known before they are loaded)."""
+        return list(self.sources)
 
     def digit(self, image) -> np.ndarray:
-        """Any picture of a digit (checked path, bytes, array, Sketchpad value) → the uint8 (28, 28) model input."""
-        from ..digits import DigitImageError, preprocess_digit
+        """Any picture (checked path, bytes, array, Sketchpad value) → the model input as the profile prepares it:
+        uint8, (H, W) for one channel, (H, W, 3) for three."""
+        from ..digits import DigitImageError
 
+        size = self.profile.image_size or self._image_size()
         try:
-            return to_uint8(preprocess_digit(image))
+            prepared = self.profile.prepare(image, size, self.profile.num_channels)  # (C, H, W)
         except DigitImageError as err:
             raise AppError(str(err), "Cannot use this image") from err
+        return to_uint8(prepared[0] if prepared.shape[0] == 1 else prepared.transpose(1, 2, 0))
+
+    def _image_size(self) -> int:
+        return next(iter(self.wait().models.values())).config.image_size
 
     def _digit_tensor(self, image):
         self.wait()  # nothing heavy is imported while the models load (see `_load`)
         import torch
 
         if image is None:
-            raise AppError("There is no digit yet: draw, upload or pick one on the Reconstruct tab.", "No digit")
-        return torch.from_numpy(self.digit(image).astype(np.float32) / 255.0)[None, None]  # (1, 1, 28, 28)
+            raise AppError(
+                f"There is no {self.profile.noun} yet: draw, upload or pick one on the Reconstruct tab.",
+                f"No {self.profile.noun}",
+            )
+        pixels = self.digit(image).astype(np.float32) / 255.0  # (H, W) or (H, W, 3)
+        pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (C, H, W)
+        return torch.from_numpy(np.ascontiguousarray(pixels))[None]  # (1, C, H, W)
 
     def reconstruct(
         self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
     ) -> tuple:
         """
-        Corrupt the digit and reconstruct it with both models (`mae_hf.comparison.compare_reconstructions`).
+        Corrupt the picture and reconstruct it with every model (`mae_hf.comparison.compare_reconstructions`).
 
-        Returns: the MAE's input, reconstruction and pasted image, the DAE's input and reconstruction (each enlarged
-        `DISPLAY_SCALE`×, hidden patches in blue) and the PSNR/SSIM table (Markdown).
+        Returns: for each model, its input (hidden patches in blue) and its reconstruction, and a model that masks its
+        own input also the visible patches pasted back (each enlarged `DISPLAY_SCALE`×), then the PSNR/SSIM table
+        (Markdown).
         """
         x = self._digit_tensor(image)
         models = self.wait()
@@ -230,8 +269,7 @@ class ModelService:
 
         try:
             r = compare_reconstructions(
-                models.dae,
-                models.mae,
+                models.models,
                 x,
                 mask_ratio=float(mask_ratio),
                 noise_factor=float(noise_factor),
@@ -240,82 +278,77 @@ class ModelService:
             )
         except (ValueError, TypeError) as err:
             raise AppError(str(err), "Invalid setting") from err
-
-        def show(img, mask=None):
-            return to_display(img, DISPLAY_SCALE, mask)
-
-        return (
-            show(r.mae_input, r.mae_pixel_mask),
-            show(r.mae_reconstruction),
-            show(r.mae_pasted),
-            show(r.dae_input, r.dae_pixel_mask),
-            show(r.dae_reconstruction),
-            markdown_table(*metrics_table(r.metrics)),
-        )
+        images = []
+        for name, c in r.models.items():
+            images += [to_display(c.input, DISPLAY_SCALE, c.pixel_mask), to_display(c.reconstruction, DISPLAY_SCALE)]
+            if reconstruct_slots(name) == 3:
+                images.append(to_display(c.pasted if c.pasted is not None else c.reconstruction, DISPLAY_SCALE))
+        return (*images, markdown_table(*metrics_table(r.metrics)))
 
     def attention(self, image, mask_ratio: float = 0.75, seed: int = 0, corruption: str = "own") -> tuple:
-        """The digit's MAE CLS attention and rollout (masking off and under the Reconstruct tab's mask for this seed)
-        and both saliencies: the two attention figures, the overlay row and a Markdown summary."""
+        """The attending model's CLS attention and rollout (masking off and under the Reconstruct tab's mask for this
+        seed) and every model's saliency: the two attention figures, the overlay row and a Markdown summary."""
         x = self._digit_tensor(image)
         models = self.wait()
         from ..analysis.explanation import explain_digit
 
         ratio = 0.0 if corruption == "noise" else float(mask_ratio)
         try:
-            maps = explain_digit(models.dae, models.mae, x, ratio, int(seed or 0))
+            maps = explain_digit(models.models, x, ratio, int(seed or 0))
         except ValueError as err:
             raise AppError(str(err), "Invalid setting") from err
         return (*attention_figures(x[0], maps), attention_summary(maps, ratio))
 
-    def latent_space(self, image=None, mae_features: str = "mae_cls") -> tuple:
+    def latent_space(self, image=None, second: str | None = None) -> tuple:
         """
-        The t-SNE maps of the DAE bottleneck and of `mae_features` (test digits by class), the digit placed into
-        both when given, its nearest training digits, and the placement, radius and measure tables (Markdown).
-        Until the dataset analysis is ready: its status and Nones.
+        Two t-SNE maps of the test images by class, the first model's features and `second` (another placeable
+        feature set), the picture placed into both when given, its nearest training images, and the placement,
+        radius and measure tables (Markdown). Until the dataset analysis is ready: its status and Nones.
         """
-        from ..labels import PLACEABLE_FEATURES
+        from ..registry import feature_label
 
         status = self.analysis_status()
         if not status["ready"]:
             return status["message"], None, None, None, None, None, None
-        if mae_features not in PLACEABLE_FEATURES or mae_features == "dae":
-            raise AppError(
-                f"`mae_features` must be one of {[f for f in PLACEABLE_FEATURES if f != 'dae']}.", "Invalid setting"
-            )
+        first, others = latent_choices(self.names)
+        second = second or others[0]
+        if second not in others:
+            raise AppError(f"The second map takes one of {others}, got {second!r}.", "Invalid setting")
         from ..analysis.clustering import place_digit
         from ..analysis.latents import extract_feature_sets
         from ..comparison import to_display
-        from ..labels import FEATURE_LABELS
         from ..report.tables import markdown_table
 
-        a, keys, placements = self.analysis, ("dae", mae_features), {}
+        a, keys, placements = self.analysis, (first, second), {}
         if image is not None:
             x = self._digit_tensor(image)
             models = self.wait()
-            feats = extract_feature_sets(models.dae, models.mae, x, keys)
+            feats = extract_feature_sets(models.models, x, keys)
             for k in keys:
                 placements[k] = place_digit(a.embedding(k), feats[k], a.result.latent_maps[k]["train_features"])
+        names = a.result.class_names
         gallery, rows = [], []
         for k, p in placements.items():
             labels = a.train_y[p["neighbours"]]
+            common = int(np.bincount(labels).argmax())
             rows.append(
                 [
-                    FEATURE_LABELS[k],
+                    feature_label(k),
                     f"{p['coordinates'][0]:.2f}",
                     f"{p['coordinates'][1]:.2f}",
-                    " ".join(str(int(c)) for c in labels),
-                    str(int(np.bincount(labels).argmax())),
+                    " ".join(_class_name(names, c) for c in labels),
+                    _class_name(names, common),
                 ]
             )
-            # one row per feature set, nearest first: the caption is the label and the distance
+            # one row per feature set, nearest first: the caption is the class and the distance
             gallery += [
-                (to_display(a.train_x[i], DISPLAY_SCALE), f"{a.train_y[i]}, {d:.2f}")
+                (to_display(a.train_x[i], DISPLAY_SCALE), f"{_class_name(names, a.train_y[i])}, {d:.2f}")
                 for i, d in zip(p["neighbours"], p["distances"])
             ]
         placement = (
-            markdown_table(["Features", "t-SNE x", "t-SNE y", "Neighbours' labels", "Most common label"], rows)
+            markdown_table(["Features", "t-SNE x", "t-SNE y", "Neighbours' classes", "Most common class"], rows)
             if rows
-            else "*Draw, upload or pick a digit on the Reconstruct tab to place it in the maps.*"
+            else f"*Draw, upload or pick a {self.profile.noun} on the Reconstruct tab to place it in the maps.*"
         )
         v = self._dataset_views()
         return (
@@ -332,7 +365,7 @@ class ModelService:
     def _dataset_views(self) -> dict:
         with self._views_lock:
             if self._views is None:
-                self._views = dataset_views(self.analysis.result)
+                self._views = dataset_views(self.analysis.result, self.profile.nouns)
             return self._views
 
     def metrics(self) -> tuple:
@@ -344,12 +377,12 @@ class ModelService:
         return status["message"], v["psnr"], v["ssim"], v["metrics_table"]
 
     def weights(self) -> tuple:
-        """Status, per-layer weight histograms of both models (trained vs init), the near-zero table."""
+        """Status, per-layer weight histograms of every model (trained vs init), the near-zero table."""
         status = self.analysis_status()
         if not status["ready"]:
-            return status["message"], None, None, None
+            return status["message"], *[None] * len(self.names), None
         v = self._dataset_views()
-        return status["message"], v["weights_dae"], v["weights_mae"], v["weights_table"]
+        return status["message"], *(v[f"weights_{name}"] for name in self.names), v["weights_table"]
 
     def verdicts(self) -> str:
         """The study's claims H1–H3 with the verdict under each measure (Markdown; the status until ready)."""
@@ -359,3 +392,26 @@ class ModelService:
     def model_summary(self) -> str:
         """Where the models came from, their size and cards (the loading status until they are there)."""
         return model_summary(self.models) if self.ready else self.status()["message"]
+
+
+def reconstruct_slots(name: str) -> int:
+    """How many images the Reconstruct tab shows for a model of kind `name`: its input and its reconstruction, and
+    for a kind that masks its own input (made for masking) the visible patches pasted back too."""
+    from ..registry import MODEL_KINDS
+
+    kind = MODEL_KINDS.get(name)
+    return 3 if kind is not None and kind.masked_reconstruct is not None and kind.default_corruption == "mask" else 2
+
+
+def latent_choices(names: list[str]) -> tuple[str, list[str]]:
+    """The Latent tab's maps for models of kinds `names`: the first model's first placeable feature set, and the
+    choices for the second map (every other placeable set, raw pixels last)."""
+    from ..registry import MODEL_KINDS, placeable_features
+
+    sets = list(placeable_features([MODEL_KINDS[n] for n in names if n in MODEL_KINDS]))
+    return sets[0], sets[1:]
+
+
+def _class_name(names, label) -> str:
+    i = int(label)
+    return str(names[i]) if i < len(names) else str(i)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labels import FEATURE_LABELS, MEASURE_HELP, PAIR_LABELS
+from ..labels import CORRUPTED, MEASURE_HELP, pair_label
+from ..registry import feature_label, model_label
 
 __all__ = [
     "DISPLAY_SCALE",
@@ -36,6 +37,7 @@ def attention_figures(image, maps: dict) -> tuple[np.ndarray, np.ndarray, np.nda
     from ..analysis.attention import upsample_grid
 
     p = image.shape[-1] // maps["rollout"].shape[-1]
+    label = model_label(maps["model"])
     plain, _ = plotting.plot_cls_attention(maps["cls_maps"], image=image, rollout=maps["rollout"])
     masked, _ = plotting.plot_cls_attention(
         maps["cls_maps_masked"], image=maps["masked_input"], rollout=maps["rollout_masked"]
@@ -43,12 +45,11 @@ def attention_figures(image, maps: dict) -> tuple[np.ndarray, np.ndarray, np.nda
     heats = {
         "rollout": upsample_grid(maps["rollout"], p),
         "rollout, masked": upsample_grid(maps["rollout_masked"], p),
-        "DAE saliency": maps["dae_saliency"],
-        "MAE saliency": maps["mae_saliency"],
-        "MAE saliency, masked": maps["mae_saliency_masked"],
+        **{f"{model_label(m)} saliency": v for m, v in maps["saliency"].items()},
+        f"{label} saliency, masked": maps["saliency_masked"],
     }
     mask = maps["pixel_mask"]
-    row, _ = plotting.plot_overlays(image, heats, {"rollout, masked": mask, "MAE saliency, masked": mask})
+    row, _ = plotting.plot_overlays(image, heats, {"rollout, masked": mask, f"{label} saliency, masked": mask})
     return tuple(plotting.figure_to_rgb(f, dpi=100) for f in (plain, masked, row))
 
 
@@ -57,12 +58,12 @@ def attention_summary(maps: dict, mask_ratio: float) -> str:
     g = maps["rollout"].shape[-1]
     top = np.unravel_index(np.nanargmax(maps["rollout"]), maps["rollout"].shape)
     masked_patches = int(maps["pixel_mask"].sum() / (maps["pixel_mask"].shape[0] // g) ** 2)
-    leak = float((maps["mae_saliency_masked"] * maps["pixel_mask"]).max())
+    leak = float((maps["saliency_masked"] * maps["pixel_mask"]).max())
     return (
         f"Rollout puts the most weight on patch (row {top[0]}, column {top[1]}) of the {g}×{g} grid "
         f"({np.nanmax(maps['rollout']):.1%} of the total). Under the mask ({mask_ratio:.0%}: {masked_patches} of "
-        f"{g * g} patches hidden, grey) the MAE's saliency inside hidden patches is {leak:.3g}: the encoder never "
-        "sees them. Each panel is scaled to its own maximum."
+        f"{g * g} patches hidden, grey) the {model_label(maps['model'])}'s saliency inside hidden patches is "
+        f"{leak:.3g}: the encoder never sees them. Each panel is scaled to its own maximum."
     )
 
 
@@ -74,27 +75,28 @@ def latent_map_images(result, keys: tuple[str, ...], placements: dict) -> list[n
 
     lm, images = result.metrics["latents"], []
     for k in keys:
-        title = f"{FEATURE_LABELS[k]}\nsilhouette {fmt(lm[k]['silhouette'], 2)}, 5-NN {fmt(lm[k]['knn_accuracy'], 2)}"
+        title = f"{feature_label(k)}\nsilhouette {fmt(lm[k]['silhouette'], 2)}, 5-NN {fmt(lm[k]['knn_accuracy'], 2)}"
         stars = {title: placements[k]["coordinates"][None]} if k in placements else {}
         fig, _ = plotting.plot_tsne_maps({title: result.latent_maps[k]["coordinates"]}, result.y, 5.0, stars)
         images.append(plotting.figure_to_rgb(fig, dpi=90))
     return images
 
 
-def dataset_views(result) -> dict:
+def dataset_views(result, noun: str = "digits") -> dict:
     """Every dataset-level image and table of the Metrics, Latent and Weights tabs (rendered once, then shared)."""
     from .. import plotting
-    from ..analysis.reconstruction import PAIRS
+    from ..analysis.reconstruction import pairs_of
     from ..report import tables
 
     views = {}
+    rec = result.metrics["reconstruction"]
+    own, pairs = rec.get("own", {"mae": "mask", "dae": "noise"}), pairs_of(rec)
     for metric, label in (("psnr", "PSNR (dB) on [0, 1]"), ("ssim", "SSIM")):
-        values = {PAIR_LABELS[p]: result.per_image[f"{p[0]}_{p[1]}"][metric] for p in PAIRS}
+        values = {pair_label(m, c, own.get(m) == c, noun): result.per_image[f"{m}_{c}"][metric] for m, c in pairs}
         if metric == "psnr":
-            values |= {
-                "masked input": result.per_image["mae_mask"]["psnr_input"],
-                "noisy input": result.per_image["dae_noise"]["psnr_input"],
-            }
+            for corruption in ("mask", "noise"):
+                model = next(m for m, c in pairs if c == corruption)
+                values[f"{CORRUPTED[corruption]} input"] = result.per_image[f"{model}_{corruption}"]["psnr_input"]
         fig, ax = plotting.plot_metric_histograms(values, label)
         fig.set_size_inches(7.2, 4.0)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -105,13 +107,12 @@ def dataset_views(result) -> dict:
     views["radius_table"] = tables.markdown_table(*tables.radius_table(m["latents"]))
     views["measures_table"] = tables.markdown_table(*tables.latent_table(m["latents"]))
     views["weights_table"] = tables.markdown_table(*tables.weights_table(m["weights"]))
-    for name in ("dae", "mae"):
-        h = result.weights[name]
+    for name, h in result.weights.items():
         fig, _ = plotting.plot_weight_histograms(
             h["trained"],
             h["init"],
             ncols=3,
-            title=f"{name.upper()} weights per layer: trained (filled) vs init (outline)",
+            title=f"{model_label(name)} weights per layer: trained (filled) vs init (outline)",
         )
         views[f"weights_{name}"] = plotting.figure_to_rgb(fig, dpi=90)
     return views
@@ -140,25 +141,25 @@ def _where(source: str) -> str:
 
 def model_summary(models) -> str:
     """Markdown: where each model came from (a folder's name, never a server path), its size and shape, its card."""
+    from ..evaluation import own_corruption
     from ..loading import count_parameters
+    from ..registry import kind_of
 
-    dae, mae = models.dae.config, models.mae.config
-    lines = [
-        "| | loaded from | parameters | architecture |",
-        "| --- | --- | --- | --- |",
-        f"| DAE | {_where(models.dae_source)} | {count_parameters(models.dae):,} | conv "
-        f"{' → '.join(map(str, [dae.num_channels, *dae.hidden_channels]))}, {dae.kernel_size}×{dae.kernel_size} "
-        f"kernels, 2×2 max-pool; trained with noise factor {dae.noise_factor} |",
-        f"| MAE | {_where(models.mae_source)} | {count_parameters(models.mae):,} | ViT, {mae.patch_size}×{mae.patch_size} "
-        f"patches, width {mae.hidden_size}, {mae.num_hidden_layers} encoder / {mae.decoder_num_hidden_layers} "
-        f"decoder layers |",
-    ]
-    for name, source in (("DAE", models.dae_source), ("MAE", models.mae_source)):
+    lines = ["| | loaded from | parameters | architecture |", "| --- | --- | --- | --- |"]
+    for name, model in models.models.items():
+        kind, own = kind_of(model), own_corruption(model)
+        trained = own.describe().replace("patch mask", "patch masking")
+        architecture = kind.describe(model.config) if kind.describe else kind.description
+        lines.append(
+            f"| {kind.label} | {_where(models.sources[name])} | {count_parameters(model):,} | {architecture}; trained "
+            f"with {trained} |"
+        )
+    for name, source in models.sources.items():
         card = Path(source) / "README.md"
         if card.is_file():
             text = card.read_text()
             body = text.split("---", 2)[2] if text.startswith("---") else text  # without the YAML front matter
-            lines += ["", f"<details><summary>{name} model card</summary>\n\n{body}\n\n</details>"]
+            lines += ["", f"<details><summary>{model_label(name)} model card</summary>\n\n{body}\n\n</details>"]
     return "\n".join(lines)
 
 

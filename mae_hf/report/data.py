@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from ..analysis.reconstruction import check_same_images
 from ..data import dataset_to_tensors, load_image_dataset
 from .cache import AnalysisCache, source_fingerprint
 
@@ -14,8 +15,7 @@ def load_report_data(
     split: str,
     n: int,
     n_train: int,
-    dae=None,
-    mae=None,
+    models: dict | None = None,
     cache: "AnalysisCache | None" = None,
     full_train: str | None = None,
     n_score: int | None = None,
@@ -25,7 +25,8 @@ def load_report_data(
     `train`; when `split` is `train`, the `n_train` rows after the analysed ones).
 
     Args:
-        dae, mae: when given, the images must be of the size and channels they take (and theirs must agree).
+        models: `{name: model}`; when given, the images are decoded at the size and channels they take (all the
+            same: `mae_hf.analysis.reconstruction.check_same_images`).
         cache: caches the decoded tensors, keyed by the source (and local files' sizes and mtimes), split and sizes.
         full_train: another source whose whole train split is also returned (`full_train_x`, `full_train_y`), to fit
             the scorecard's classifiers on all of it too (e.g. MNIST's 60,000 training digits).
@@ -40,23 +41,14 @@ def load_report_data(
     Raises:
         ValueError: unknown split, `n` larger than the split, images of another size than the models take.
     """
-    models = [m for m in (dae, mae) if m is not None]
-    if len(models) == 2 and (dae.config.image_size, dae.config.num_channels) != (
-        mae.config.image_size,
-        mae.config.num_channels,
-    ):
-        raise ValueError(
-            f"The DAE takes {dae.config.num_channels}x{dae.config.image_size}x{dae.config.image_size} images but the "
-            f"MAE {mae.config.num_channels}x{mae.config.image_size}x{mae.config.image_size}; compare two models "
-            "trained on the same image size."
-        )
+    shape = check_same_images(models) if models else None
     cache = cache or AnalysisCache(None)
     n_all = max(n, n_score or 0)
     key = [source_fingerprint(dataset), split, n_all, n_train]
     loaded = cache.arrays("data", key, lambda: _decode_report_data(dataset, split, n_all, n_train))
     x_all, y_all = torch.from_numpy(loaded["x"]), torch.from_numpy(loaded["y"])
     x, y = x_all[:n], y_all[:n]
-    c, s = (models[0].config.num_channels, models[0].config.image_size) if models else tuple(x.shape[1:3])
+    s, c = shape if shape else (x.shape[2], x.shape[1])
     if tuple(x.shape[1:]) != (c, s, s):
         raise ValueError(
             f"The {dataset!r} images are {x.shape[1]}x{x.shape[2]}x{x.shape[3]} (CxHxW) but the models take {c}x{s}x{s}; "

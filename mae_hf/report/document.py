@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..answer import claim_answers
 from ..labels import MEASURE_HELP
+from ..registry import MODEL_KINDS, feature_label, model_label
 from .tables import (
     class_radius_table,
     digits_scored,
@@ -113,50 +114,78 @@ class Document:
 def report_document(metrics: dict, meta: dict) -> Document:
     """The report's text: the verdicts first, then each analysis with its tables and figures."""
     d = Document()
-    s, rc, lt, at, wt, vd = (
-        metrics[k] for k in ("settings", "reconstruction", "latents", "attention", "weights", "verdicts")
-    )
-    d.h(1, "MAE vs DAE: reconstruction, latent space, attention and weights")
+    s, rc, lt, wt = (metrics[k] for k in ("settings", "reconstruction", "latents", "weights"))
+    names = [k for k in wt if isinstance(wt[k], dict) and "trained" in wt[k]]  # the models, in order
+    sources = meta.get("models") or {name: meta.get(name, "?") for name in names}
+    d.h(1, " vs ".join(model_label(n) for n in names) + ": reconstruction, latent space, attention and weights")
     d.p(
-        f"DAE: `{meta['dae']}` (fingerprint `{metrics['models']['dae_fingerprint']}`); MAE: `{meta['mae']}` "
-        f"(`{metrics['models']['mae_fingerprint']}`). Data: `{meta['dataset']}`, split `{meta['split']}`, the first "
-        f"{s['n']} images; classifiers fit on {s['n_train']} train images. Seed {s['seed']}. Every number is in "
-        "`metrics.json`; per-image values in `per_image.csv`."
+        "; ".join(
+            f"{model_label(n)}: `{sources.get(n, '?')}` (fingerprint `{metrics['models'].get(f'{n}_fingerprint')}`)"
+            for n in names
+        )
+        + f". Data: `{meta['dataset']}`, split `{meta['split']}`, the first {s['n']} images; classifiers fit on "
+        f"{s['n_train']} train images. Seed {s['seed']}. Every number is in `metrics.json`; per-image values in "
+        "`per_image.csv`."
     )
 
-    d.h(2, "Verdicts")
-    d.p("In words (`mae-hf answer` adds the architecture × corruption study):")
-    d.ul(list(claim_answers(metrics, models="these models").values()))
-    d.p(
-        "Each claim of the study, checked under every measure that bears on it, on the "
-        f"{digits_scored(s['n'], meta['split'])}. A measure holds when the comparison the claim predicts is true in "
-        "the numbers below."
-    )
-    for key, v in vd.items():
-        d.h(3, f"{key}: {v['claim']}")
-        d.table(*verdict_table(v))
-        d.p(verdict_summary(v))
+    if "verdicts" in metrics:
+        d.h(2, "Verdicts")
+        d.p("In words (`mae-hf answer` adds the architecture × corruption study):")
+        d.ul(list(claim_answers(metrics, models="these models").values()))
+        d.p(
+            "Each claim of the study, checked under every measure that bears on it, on the "
+            f"{digits_scored(s['n'], meta['split'])}. A measure holds when the comparison the claim predicts is true in "
+            "the numbers below."
+        )
+        for key, v in metrics["verdicts"].items():
+            d.h(3, f"{key}: {v['claim']}")
+            d.table(*verdict_table(v))
+            d.p(verdict_summary(v))
 
     d.h(2, "1. Reconstruction quality")
     d.p(
-        f"Both models on the same {s['n']} images, on [0, 1] with data range 1. Masking: {rc['mask_ratio']:.0%} of "
-        f"patches (one mask shared by both models); noise: clamp(x + {rc['noise_factor']} · N(0, 1), 0, 1). Image i "
+        f"Every model on the same {s['n']} images, on [0, 1] with data range 1. Masking: {rc['mask_ratio']:.0%} of "
+        f"patches (one mask shared by all models); noise: clamp(x + {rc['noise_factor']} · N(0, 1), 0, 1). Image i "
         "gets the mask and noise the model cards' evaluation gives test image i (`mae_hf.evaluation`). Under masking, "
-        "whole-image scores are taken with the visible patches pasted back, for both models; the MAE on noisy input "
+        "whole-image scores are taken with the visible patches pasted back, for every model; a ViT on noisy input "
         f"runs with masking off. SSIM: {rc['ssim_settings']}. Each row names the digits it covers: a model card "
         "scores every test digit, so its figure for the same model differs a little from this one."
     )
     d.p(" ".join(MEASURE_HELP[k] for k in ("psnr", "ssim", "psnr_masked", "psnr_input")))
     d.img(
         "reconstructions.png",
-        "Rows: original, masked input, MAE reconstruction, MAE with visible patches pasted, "
-        "DAE on the masked input, noisy input, DAE reconstruction, MAE on the noisy input. Column titles: PSNR (dB) of "
-        "the MAE (pasted, masking) / the DAE (noise), each under its own corruption.",
+        "Rows: the original; the masked input and each model's output on it (the visible patches pasted back, and "
+        "the raw output of the model made for masking); the noisy input and each model's output on it. Column "
+        "titles: PSNR (dB) of the first models, each under its own corruption.",
     )
     d.table(*reconstruction_table(rc, meta["split"]))
     d.img("psnr_hist.png", "Per-image PSNR, with the corrupted inputs' own PSNR.")
     d.img("ssim_hist.png", "Per-image SSIM.")
-    dr = rc["data_range_check"]
+    dr = rc.get("data_range_check")
+    if dr and {"dae", "mae"} <= set(names):
+        _data_range_paragraph(d, dr)
+    _latent_section(d, s, lt, names)
+    if "attention" in metrics:
+        _attention_section(d, metrics["attention"])
+    _weights_section(d, wt, names)
+
+    if "scorecard" in metrics:
+        _scorecard_section(d, metrics, names)
+    if metrics.get("learning_curves"):
+        d.h(2, "6. Learning curves")
+        d.p(
+            "Every checkpoint of each model's training run, scored like the model itself: 5-NN and linear-probe "
+            "accuracy (on the features its scorecard reads, fit on the report's training digits) and its own "
+            "reconstruction PSNR, against the training images it had seen."
+        )
+        d.img("learning_curves.png", "Representation and reconstruction against the images seen (log scale).")
+
+    d.h(2, "Timings")
+    d.table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in metrics["timings_s"].items()])
+    return d
+
+
+def _data_range_paragraph(d: Document, dr: dict) -> None:
     d.p(
         "Data range: the study's MAE images were in [-1, 1] and its DAE's in [0, 1]. The same MAE outputs mapped to "
         f"[-1, 1] give PSNR {dr['psnr_minus1_1_data_range_2']:.2f} dB with data range 2 (identical to "
@@ -165,24 +194,28 @@ def report_document(metrics: dict, meta: dict) -> Document:
         "(SSIM's constants are not shift-invariant). Comparisons across models are only fair on one range."
     )
 
+
+def _latent_section(d: Document, s: dict, lt: dict, names: list[str]) -> None:
     d.h(2, "2. Latent space")
     d.p(
-        "Features: raw pixels (baseline); the DAE's flattened bottleneck; the MAE's CLS token and mean-pooled patch "
-        "tokens with masking off, in spatial order; and — only to reproduce the study's table — the MAE's output "
-        f"under {s['study_mask_ratio']:.0%} random masking with its shuffled tokens flattened, so feature j is a "
-        "different patch in every image. t-SNE: openTSNE, PCA initialisation, perplexity "
-        f"{s['tsne']['perplexity']}, seed {s['seed']}."
+        "Features: raw pixels (baseline), and each model's: "
+        + "; ".join(feature_label(k) for k in lt if k != "raw_pixels")
+        + ". A ViT's tokens with masking off, in spatial order; the study's masked-flattened MAE latent (only to "
+        f"reproduce its table) is the output under {s['study_mask_ratio']:.0%} random masking with its shuffled "
+        "tokens flattened, so feature j is a different patch in every image. t-SNE: openTSNE, PCA initialisation, "
+        f"perplexity {s['tsne']['perplexity']}, seed {s['seed']}."
     )
     d.img("tsne.png", "t-SNE maps coloured by class.")
-    st = STUDY_NUMBERS
-    d.p(
-        f"The study's table: per-class radius in t-SNE space (it reported MAE {st['tsne_radius']['mae'][0]}–"
-        f"{st['tsne_radius']['mae'][1]} vs DAE {st['tsne_radius']['dae'][0]}–{st['tsne_radius']['dae'][1]}; in its "
-        f"original latent space the order reversed: MAE {st['original_radius']['mae'][0]:g}–"
-        f"{st['original_radius']['mae'][1]:g} vs DAE {st['original_radius']['dae'][0]}–{st['original_radius']['dae'][1]}). "
-        "Ours, same measure:"
-    )
-    keys = ("dae", "mae_masked_flat", "mae_cls", "mae_mean", "raw_pixels")
+    if {"dae", "mae"} <= set(names):
+        st = STUDY_NUMBERS
+        d.p(
+            f"The study's table: per-class radius in t-SNE space (it reported MAE {st['tsne_radius']['mae'][0]}–"
+            f"{st['tsne_radius']['mae'][1]} vs DAE {st['tsne_radius']['dae'][0]}–{st['tsne_radius']['dae'][1]}; in "
+            f"its original latent space the order reversed: MAE {st['original_radius']['mae'][0]:g}–"
+            f"{st['original_radius']['mae'][1]:g} vs DAE {st['original_radius']['dae'][0]}–"
+            f"{st['original_radius']['dae'][1]}). Ours, same measure:"
+        )
+    keys = (*(k for k in lt if k != "raw_pixels"), "raw_pixels")
     d.table(*class_radius_table(lt, "tsne_radius", keys))
     d.p(
         "A radius has the units of its space: t-SNE radii depend on the map's layout, original-space radii on each "
@@ -210,20 +243,24 @@ def report_document(metrics: dict, meta: dict) -> Document:
         "radii.png", "Per-class radii: the study's t-SNE measure (left) and the scale-free latent-space radius (right)."
     )
 
+
+def _attention_section(d: Document, at: dict) -> None:
+    name = at.get("model", "mae")
+    label = model_label(name)
     d.h(2, "3. Attention and saliency")
     d.p(
-        "MAE: attention from the CLS token per layer and head, and attention rollout (Abnar & Zuidema 2020: heads "
+        f"{label}: attention from the CLS token per layer and head, and attention rollout (Abnar & Zuidema 2020: heads "
         "averaged, identity added for the residual path, rows renormalised, layers multiplied), on the patch grid, "
         'with masking off and under the shared mask (masked patches grey). The study\'s "attention heatmap" '
         "multiplied attention by the pixels, so it lights up wherever there is ink. Saliency = |∂‖latent‖/∂pixel| "
-        "normalised to [0, 1] per image, for the DAE's bottleneck and the MAE encoder's tokens."
+        "normalised to [0, 1] per image, for every model's latent."
     )
     d.img("attention_layers.png", "CLS attention per layer (rows) and head (columns), masking off; rollout at the end.")
     d.img("attention_layers_masked.png", "The same under the mask (masked patches grey).")
     d.img(
         "attention_saliency.png",
-        "Overlays: rollout, rollout under the mask, the study's attention × pixels, DAE "
-        "saliency, MAE saliency, MAE saliency under the mask.",
+        "Overlays: rollout, rollout under the mask, the study's attention × pixels, each model's saliency, and "
+        f"the {label}'s saliency under the mask.",
     )
     d.p(
         f"Share of each map's mass on patches with ink (mean pixel > {at['ink_threshold']}), over {at['n_images']} "
@@ -235,33 +272,34 @@ def report_document(metrics: dict, meta: dict) -> Document:
         ["rollout (masked; visible patches)", fmt(at["rollout"]["ink_mass_masked"])],
     ]
     rows += [[f"CLS attention, layer {i}", fmt(v)] for i, v in enumerate(at["cls_attention"]["ink_mass_per_layer"])]
-    rows += [
-        ["study: attention × pixels", fmt(at["study_heatmap"]["ink_mass"])],
-        ["DAE saliency", fmt(at["saliency"]["dae"]["ink_mass"])],
-        ["MAE saliency (masking off)", fmt(at["saliency"]["mae"]["ink_mass"])],
-        ["MAE saliency (masked)", fmt(at["saliency"]["mae"]["ink_mass_masked"])],
-    ]
+    rows.append(["study: attention × pixels", fmt(at["study_heatmap"]["ink_mass"])])
+    for m, v in at["saliency"].items():
+        rows.append([f"{model_label(m)} saliency" + (" (masking off)" if m == name else ""), fmt(v["ink_mass"])])
+    rows.append([f"{label} saliency (masked)", fmt(at["saliency"][name]["ink_mass_masked"])])
     d.table(["map", "ink mass"], rows)
     d.p(
-        f"MAE saliency inside masked patches (must be 0: the encoder never sees them): "
-        f"max {at['saliency']['mae']['max_in_masked_patches']:.3g}."
+        f"{label} saliency inside masked patches (must be 0: the encoder never sees them): "
+        f"max {at['saliency'][name]['max_in_masked_patches']:.3g}."
     )
 
+
+def _weights_section(d: Document, wt: dict, names: list[str]) -> None:
     d.h(2, "4. Weights")
     d.p(
         f"Near-zero: |w| < {wt['eps_abs']} (absolute) and |w| < {wt['eps_rel']} × the layer's std (relative), over "
         'conv/linear weight tensors (biases, norms, tokens and the fixed position tables excluded). "Init" is the '
-        f"same architecture re-initialised with seed {wt['init_seed']} (the DAE: PyTorch's default conv init; the "
-        "MAE: `build_mae`'s original-MAE init), so a difference is judged against where training started."
+        f"same architecture re-initialised with seed {wt['init_seed']} (each model kind's own initialisation: "
+        "PyTorch's default for the DAE's convolutions, the original MAE's for the ViT), so a difference is judged "
+        "against where training started."
     )
     d.table(*weights_table(wt))
     rows = []
-    for name in ("dae", "mae"):
+    for name in names:
         for layer, e in wt[name]["trained"]["layers"].items():
             i = wt[name]["init"]["layers"][layer]
             rows.append(
                 [
-                    name.upper(),
+                    model_label(name),
                     f"`{layer}`",
                     f"{e['n']:,}",
                     f"{fmt(i['near_zero_fraction']['absolute'], 4)} → {fmt(e['near_zero_fraction']['absolute'], 4)}",
@@ -273,26 +311,14 @@ def report_document(metrics: dict, meta: dict) -> Document:
         ["model", "layer", "weights", "absolute (init → trained)", "relative (init → trained)", "std (init → trained)"],
         rows,
     )
-    d.img("weights_dae.png", "DAE weight histograms per layer, trained (filled) vs init (outline).")
-    d.img("weights_mae.png", "MAE weight histograms per layer, trained (filled) vs init (outline).")
-
-    if "scorecard" in metrics:
-        _scorecard_section(d, metrics)
-    if metrics.get("learning_curves"):
-        d.h(2, "6. Learning curves")
-        d.p(
-            "Every checkpoint of each model's training run, scored like the model itself: 5-NN and linear-probe "
-            "accuracy (mean-pooled tokens for the MAE, the bottleneck for the DAE, fit on the report's training digits) "
-            "and its own reconstruction PSNR, against the training images it had seen."
+    for name in names:
+        d.img(
+            f"weights_{name}.png",
+            f"{model_label(name)} weight histograms per layer, trained (filled) vs init (outline).",
         )
-        d.img("learning_curves.png", "Representation and reconstruction against the images seen (log scale).")
-
-    d.h(2, "Timings")
-    d.table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in metrics["timings_s"].items()])
-    return d
 
 
-def _scorecard_section(d: Document, metrics: dict) -> None:
+def _scorecard_section(d: Document, metrics: dict, names: list[str]) -> None:
     sc, s = metrics["scorecard"], metrics["settings"]
     d.h(2, "5. Scorecard")
     sets = ", ".join(f"{v:,} digits (`{k}`)" for k, v in sc["train_sets"].items())
@@ -300,42 +326,52 @@ def _scorecard_section(d: Document, metrics: dict) -> None:
         f"On the first {sc.get('n_test', s['n']):,} test digits; the 5-NN and the linear probe (standardised features, logistic "
         f"regression) are fit on {sets}. Features with masking off, in spatial order."
     )
-    rows = []
-    for name, label in (("raw_pixels", "raw pixels"), ("mae", "MAE, mean-pooled tokens"), ("dae", "DAE bottleneck")):
-        for train, c in sc[name]["classifiers"].items():
-            rows.append([label, train, fmt(c["knn"]), fmt(c["probe"])])
-        for train, c in sc[name].get("classifiers_cls", {}).items():
-            rows.append(["MAE, CLS token", train, fmt(c["knn"]), fmt(c["probe"])])
+    rows = [
+        ["raw pixels", train, fmt(c["knn"]), fmt(c["probe"])] for train, c in sc["raw_pixels"]["classifiers"].items()
+    ]
+    for name in names:
+        features = MODEL_KINDS[name].scorecard_features if name in MODEL_KINDS else {"classifiers": name}
+        for key, feature_set in features.items():
+            for train, c in sc[name].get(key, {}).items():
+                rows.append([feature_label(feature_set), train, fmt(c["knn"]), fmt(c["probe"])])
     d.table(["features", "fit on", "5-NN accuracy", "linear-probe accuracy"], rows)
-    d.p(
-        f"MAE masked-region PSNR at mask ratio 0.75 (mean over images): {fmt(sc['mae']['psnr_masked_0.75'], 2)} dB. "
-        f"DAE PSNR from noise std 0.5: {fmt(sc['dae']['psnr_noisy_0.5'], 2)} dB (SSIM "
-        f"{fmt(sc['dae']['ssim_noisy_0.5'], 3)})."
-    )
-    if sc["mae"].get("sweep"):
-        d.p(
-            "The MAE at every mask ratio: PSNR over all masked pixels of all digits (pooled), beside predicting black "
-            "and predicting the training digits' mean image on the same pixels; the margin is over the better "
-            "baseline."
-        )
-        d.table(
-            [
-                "mask ratio",
-                "MAE, pooled (dB)",
-                "MAE, mean per digit (dB)",
-                "black (dB)",
-                "mean image (dB)",
-                "margin (dB)",
-            ],
-            [
+    own = []
+    for name in names:
+        c = sc[name]
+        if "psnr_masked_0.75" in c:
+            own.append(f"{model_label(name)} masked-region PSNR at mask ratio 0.75: {fmt(c['psnr_masked_0.75'], 2)} dB")
+        if "psnr_noisy_0.5" in c:
+            own.append(
+                f"{model_label(name)} PSNR from noise std 0.5: {fmt(c['psnr_noisy_0.5'], 2)} dB (SSIM "
+                f"{fmt(c['ssim_noisy_0.5'], 3)})"
+            )
+    d.p("Each under its own corruption (means over images): " + "; ".join(own) + ".")
+    for name in names:
+        if sc[name].get("sweep"):
+            label = model_label(name)
+            d.p(
+                f"The {label} at every mask ratio: PSNR over all masked pixels of all digits (pooled), beside predicting "
+                "black and predicting the training digits' mean image on the same pixels; the margin is over the "
+                "better baseline."
+            )
+            d.table(
                 [
-                    f"{r['mask_ratio']:.2f}",
-                    fmt(r["psnr_masked_pooled"], 2),
-                    fmt(r["psnr_masked_mean"], 2),
-                    fmt(r["black"], 2),
-                    fmt(r["mean_image"], 2),
-                    fmt(r["margin"], 2),
-                ]
-                for r in sc["mae"]["sweep"]
-            ],
-        )
+                    "mask ratio",
+                    f"{label}, pooled (dB)",
+                    f"{label}, mean per digit (dB)",
+                    "black (dB)",
+                    "mean image (dB)",
+                    "margin (dB)",
+                ],
+                [
+                    [
+                        f"{r['mask_ratio']:.2f}",
+                        fmt(r["psnr_masked_pooled"], 2),
+                        fmt(r["psnr_masked_mean"], 2),
+                        fmt(r["black"], 2),
+                        fmt(r["mean_image"], 2),
+                        fmt(r["margin"], 2),
+                    ]
+                    for r in sc[name]["sweep"]
+                ],
+            )

@@ -3,8 +3,9 @@ built once here and shown by both the report and the app."""
 
 import math
 
-from ..analysis.reconstruction import PAIRS
-from ..labels import CLAIM_DIRECTION_LABELS, FEATURE_LABELS, MEASURE_LABELS, PAIR_LABELS
+from ..analysis.reconstruction import pairs_of
+from ..labels import CLAIM_DIRECTION_LABELS, MEASURE_LABELS, pair_label
+from ..registry import feature_label, model_label
 
 __all__ = [
     "fmt",
@@ -56,13 +57,14 @@ def reconstruction_table(reconstruction: dict, split: str = "test") -> tuple[lis
         "Masked-region PSNR (dB)",
         "Corrupted input PSNR (dB)",
     ]
-    rows = []
-    for model, corruption in PAIRS:
+    rows, own = [], dict(reconstruction.get("own") or {"mae": "mask", "dae": "noise"})
+    for model, corruption in pairs_of(reconstruction):
         c = reconstruction[model][corruption]
         n = c["psnr"].get("n")
         rows.append(
             [
-                PAIR_LABELS[model, corruption] + (f", {digits_scored(n, split)}" if n is not None else ""),
+                pair_label(model, corruption, own.get(model) == corruption)
+                + (f", {digits_scored(n, split)}" if n is not None else ""),
                 mean_std(c["psnr"]),
                 mean_std(c["ssim"], 3),
                 mean_std(c["psnr_masked"]) if "psnr_masked" in c else "—",
@@ -85,7 +87,7 @@ def latent_table(latents: dict) -> tuple[list[str], list[list[str]]]:
     ]
     rows = [
         [
-            FEATURE_LABELS.get(k, k),
+            feature_label(k),
             str(v["dim"]),
             fmt(v["scale_free_radius"]["mean"]),
             fmt(v["silhouette"]),
@@ -109,7 +111,7 @@ def radius_table(latents: dict) -> tuple[list[str], list[list[str]]]:
     ]
     rows = [
         [
-            FEATURE_LABELS.get(k, k),
+            feature_label(k),
             fmt(v["tsne_radius"]["mean"], 2),
             fmt(v["original_radius"]["mean"], 2),
             fmt(v["scale_free_radius"]["mean"]),
@@ -123,23 +125,24 @@ def radius_table(latents: dict) -> tuple[list[str], list[list[str]]]:
 def class_radius_table(latents: dict, measure: str, keys: tuple[str, ...], digits: int = 2) -> tuple[list, list]:
     """One row per class: `measure` (`tsne_radius`, `original_radius`, `scale_free_radius`) of each feature set."""
     names = list(latents[keys[0]][measure]["per_class"])
-    headers = ["Class", *(FEATURE_LABELS.get(k, k) for k in keys)]
+    headers = ["Class", *(feature_label(k) for k in keys)]
     rows = [[c, *(fmt(latents[k][measure]["per_class"][c], digits) for k in keys)] for c in names]
     return headers, rows
 
 
 def weights_table(weights: dict) -> tuple[list[str], list[list[str]]]:
-    """The share of near-zero weights of both models, at initialisation and trained."""
+    """The share of near-zero weights of every model, at initialisation and trained (thresholds in the headers)."""
     headers = ["Model", "State", "Weights", f"|w| < {weights['eps_abs']}", f"|w| < {weights['eps_rel']} × layer std"]
+    models = [k for k, v in weights.items() if isinstance(v, dict) and "trained" in v]
     rows = [
         [
-            name.upper(),
+            model_label(name),
             state,
             f"{weights[name][state]['n_weights']:,}",
             fmt(weights[name][state]["near_zero_fraction"]["absolute"], 4),
             fmt(weights[name][state]["near_zero_fraction"]["relative"], 4),
         ]
-        for name in ("dae", "mae")
+        for name in models
         for state in ("init", "trained")
     ]
     return headers, rows
@@ -154,7 +157,7 @@ def measure_label(row: dict) -> str:
     """A verdict row's measure in words, with the MAE features or the inputs it was taken on: "silhouette — MAE CLS
     token", "PSNR (dB) — MAE: masked, DAE: noisy"."""
     label = MEASURE_LABELS.get(row["measure"], row["measure"])
-    on = FEATURE_LABELS.get(row["features"], row["features"]) if row.get("features") else row.get("corruption")
+    on = feature_label(row["features"]) if row.get("features") else row.get("corruption")
     return f"{label} — {on}" if on else label
 
 
@@ -170,7 +173,7 @@ def verdict_summary(verdict: dict) -> str:
         features = list(dict.fromkeys(r["features"] for r in rows))
         counts = [
             f"{sum(r['holds'] for r in rows if r['features'] == f)} of "
-            f"{sum(r['features'] == f for r in rows)} with {FEATURE_LABELS.get(f, f)}"
+            f"{sum(r['features'] == f for r in rows)} with {feature_label(f)}"
             for f in features
         ]
         return f"{head}: {'; '.join(counts)}."
@@ -184,7 +187,7 @@ def verdict_table(verdict: dict) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
             MEASURE_LABELS.get(r["measure"], r["measure"]),
-            FEATURE_LABELS.get(r["features"], r["features"]) if r.get("features") else r.get("corruption", ""),
+            feature_label(r["features"]) if r.get("features") else r.get("corruption", ""),
             fmt(r["dae"], 4),
             fmt(r["mae"], 4),
             CLAIM_DIRECTION_LABELS.get(r["claim"], r["claim"]),

@@ -1,4 +1,4 @@
-"""`mae-hf report`: load both models and the data, `run_analysis`, and write `report.md`, a self-contained
+"""`mae-hf report`: load the models and the data, `run_analysis`, and write `report.md`, a self-contained
 `report.html`, `metrics.json`, `per_image.csv` and the figures. The only part of the report that touches files."""
 
 import csv
@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 from .. import plotting
 from ..analysis.attention import upsample_grid
-from ..analysis.reconstruction import PAIRS
-from ..labels import FEATURE_LABELS, FEATURE_SETS, PAIR_LABELS
-from ..loading import load_dae, load_mae
+from ..analysis.reconstruction import pairs_of
+from ..labels import CORRUPTED, pair_label
+from ..loading import load_models
+from ..registry import feature_label, model_label
 from .cache import DEFAULT_CACHE_DIR, AnalysisCache, to_jsonable
 from .data import load_report_data
 from .document import report_document
@@ -24,8 +25,10 @@ from .pipeline import STAGES, AnalysisResult, ReportSettings, run_analysis
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REPORT_FILES", "stage_progress", "report_figures", "write_report", "make_report"]
+__all__ = ["REPORT_FILES", "report_files", "stage_progress", "report_figures", "write_report", "make_report"]
 
+# Every report has these; `report_files` adds the attention figures where a model has attention maps, and one
+# weight-histogram figure per model.
 REPORT_FILES = (
     "report.md",
     "report.html",
@@ -36,12 +39,14 @@ REPORT_FILES = (
     "ssim_hist.png",
     "tsne.png",
     "radii.png",
-    "attention_layers.png",
-    "attention_layers_masked.png",
-    "attention_saliency.png",
-    "weights_dae.png",
-    "weights_mae.png",
 )
+ATTENTION_FILES = ("attention_layers.png", "attention_layers_masked.png", "attention_saliency.png")
+
+
+def report_files(result: AnalysisResult) -> tuple[str, ...]:
+    """The files `write_report` writes for `result`."""
+    attention = ATTENTION_FILES if result.attention else ()
+    return (*REPORT_FILES, *attention, *(f"weights_{name}.png" for name in result.weights))
 
 
 @contextmanager
@@ -61,70 +66,96 @@ def stage_progress(n_stages: int, enabled: bool = True, desc: str = "analysis") 
         bar.set_postfix_str("done", refresh=False)  # drawn by the bar's close
 
 
+def _reconstruction_rows(result: AnalysisResult) -> tuple[dict, list[str]]:
+    """The reconstruction figure's rows: the originals; then per corruption, its input and every model's output
+    (under masking with the visible patches pasted back, and the raw output of the model made for masking); titles:
+    the PSNR of the first two models, each under its own corruption."""
+    ex, own = result.examples, result.metrics["reconstruction"].get("own", {"mae": "mask", "dae": "noise"})
+    rows = {"original": ex["original"]}
+    for corruption in ("mask", "noise"):
+        pairs = [(m, c) for m, c in pairs_of(result.metrics["reconstruction"]) if c == corruption]
+        rows[f"{CORRUPTED[corruption]} input"] = ex[f"{pairs[0][0]}_{corruption}"]["corrupted"]
+        for model, _ in pairs:
+            e, label = ex[f"{model}_{corruption}"], model_label(model)
+            if corruption == "mask" and own.get(model) == "mask":
+                rows[f"{label} output"] = e["reconstruction"]
+            rows[f"{label}, visible pasted" if corruption == "mask" else f"{label} on {CORRUPTED[corruption]}"] = e[
+                "shown"
+            ]
+    first = [(m, c) for m, c in own.items()][:2]
+    psnr = [result.per_image[f"{m}_{c}"]["psnr"] for m, c in first]
+    titles = ["/".join(f"{v[i]:.1f}" for v in psnr) for i in range(len(ex["original"]))]
+    return rows, titles
+
+
 def report_figures(result: AnalysisResult, n_show: int = 8) -> dict:
     """Every figure of the report, `{filename: Figure}`, from the result's arrays."""
-    ex, figures = result.examples, {}
-    mm, dn, dm, mn = ex["mae_mask"], ex["dae_noise"], ex["dae_mask"], ex["mae_noise"]
-    rows = {
-        "original": ex["original"],
-        "masked input": mm["corrupted"],
-        "MAE output": mm["reconstruction"],
-        "MAE, visible pasted": mm["shown"],
-        "DAE on masked": dm["shown"],
-        "noisy input": dn["corrupted"],
-        "DAE output": dn["reconstruction"],
-        "MAE on noisy": mn["reconstruction"],
-    }
-    psnr = result.per_image
-    titles = [f"{a:.1f}/{b:.1f}" for a, b in zip(psnr["mae_mask"]["psnr"], psnr["dae_noise"]["psnr"])]
+    figures = {}
+    rows, titles = _reconstruction_rows(result)
     figures["reconstructions.png"] = plotting.plot_image_rows(rows, n_show=n_show, titles=titles)[0]
+    psnr, own = result.per_image, result.metrics["reconstruction"].get("own", {"mae": "mask", "dae": "noise"})
+    pairs = pairs_of(result.metrics["reconstruction"])
     for metric, label in (("psnr", "PSNR (dB), [0, 1] range"), ("ssim", "SSIM")):
-        values = {PAIR_LABELS[p]: psnr[f"{p[0]}_{p[1]}"][metric] for p in PAIRS}
+        values = {pair_label(m, c, own.get(m) == c): psnr[f"{m}_{c}"][metric] for m, c in pairs}
         if metric == "psnr":
-            values |= {"masked input": psnr["mae_mask"]["psnr_input"], "noisy input": psnr["dae_noise"]["psnr_input"]}
+            for corruption in ("mask", "noise"):
+                model = next(m for m, c in pairs if c == corruption)
+                values[f"{CORRUPTED[corruption]} input"] = psnr[f"{model}_{corruption}"]["psnr_input"]
         figures[f"{metric}_hist.png"] = plotting.plot_metric_histograms(values, label)[0]
     lm = result.metrics["latents"]
     maps = {
-        f"{FEATURE_LABELS[k]}\nsilhouette {lm[k]['silhouette']:.2f}": result.latent_maps[k]["coordinates"]
-        for k in FEATURE_SETS
+        f"{feature_label(k)}\nsilhouette {lm[k]['silhouette']:.2f}": result.latent_maps[k]["coordinates"]
+        for k in result.latent_maps
     }
     figures["tsne.png"] = plotting.plot_tsne_maps(maps, result.y)[0]
-    names = list(lm["dae"]["tsne_radius"]["per_class"])  # the classes present among the analysed digits
+    learned = [k for k in result.latent_maps if k != "raw_pixels"]
+    names = list(lm[learned[0]]["tsne_radius"]["per_class"])  # the classes present among the analysed images
     figures["radii.png"] = plotting.plot_radius_panels(
         {
             "t-SNE radius (the study's measure)": {
-                FEATURE_LABELS[k]: list(lm[k]["tsne_radius"]["per_class"].values())
-                for k in ("dae", "mae_masked_flat", "mae_mean")
+                feature_label(k): list(lm[k]["tsne_radius"]["per_class"].values()) for k in learned
             },
             "scale-free radius in the features": {
-                FEATURE_LABELS[k]: list(lm[k]["scale_free_radius"]["per_class"].values()) for k in FEATURE_SETS
+                feature_label(k): list(lm[k]["scale_free_radius"]["per_class"].values()) for k in result.latent_maps
             },
         },
         names,
     )[0]
-    a, x = result.attention, ex["original"]
+    if result.attention:
+        figures |= _attention_figures(result, n_show)
+    for name, h in result.weights.items():
+        figures[f"weights_{name}.png"] = plotting.plot_weight_histograms(
+            h["trained"],
+            h["init"],
+            title=f"{model_label(name)} weights per layer: trained (filled) vs init (outline)",
+        )[0]
+    return figures
+
+
+def _attention_figures(result: AnalysisResult, n_show: int) -> dict:
+    """The attending model's CLS attention (masking off and under the mask) and the overlays of rollout and every
+    model's saliency."""
+    a, x, name = result.attention, result.examples["original"], result.metrics["attention"]["model"]
+    label, figures = model_label(name), {}
     figures["attention_layers.png"] = plotting.plot_cls_attention(
         a["cls_maps"][:, 0], image=x[0], rollout=a["rollout"][0]
     )[0]
     figures["attention_layers_masked.png"] = plotting.plot_cls_attention(
-        a["cls_maps_masked"][:, 0], image=mm["corrupted"][0], rollout=a["rollout_masked"][0]
+        a["cls_maps_masked"][:, 0],
+        image=result.examples[f"{name}_mask"]["corrupted"][0],
+        rollout=a["rollout_masked"][0],
     )[0]
     p = int(x.shape[-1] // a["rollout"].shape[-1])
+    models = result.metrics["reconstruction"].get("models") or ["dae", "mae"]
     heats = {
         "rollout": upsample_grid(a["rollout"], p),
         "rollout, masked": upsample_grid(a["rollout_masked"], p),
         "study: attn × pixels": a["study_heatmap"],
-        "DAE saliency": a["dae_saliency"],
-        "MAE saliency": a["mae_saliency"],
-        "MAE saliency, masked": a["mae_saliency_masked"],
+        **{f"{model_label(m)} saliency": a[f"{m}_saliency"] for m in models if f"{m}_saliency" in a},
+        f"{label} saliency, masked": a[f"{name}_saliency_masked"],
     }
-    masks = {"rollout, masked": a["pixel_mask"], "MAE saliency, masked": a["pixel_mask"]}
+    masks = {"rollout, masked": a["pixel_mask"], f"{label} saliency, masked": a["pixel_mask"]}
     figures["attention_saliency.png"] = plotting.plot_overlay_row(x, heats, masks, n_show=min(n_show, 6))[0]
-    for name in ("dae", "mae"):
-        h = result.weights[name]
-        figures[f"weights_{name}.png"] = plotting.plot_weight_histograms(
-            h["trained"], h["init"], title=f"{name.upper()} weights per layer: trained (filled) vs init (outline)"
-        )[0]
     return figures
 
 
@@ -132,7 +163,7 @@ def _write_per_image(result: AnalysisResult, path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "label", "model", "corruption", "psnr", "ssim", "psnr_input", "psnr_masked"])
-        for model, corruption in PAIRS:
+        for model, corruption in pairs_of(result.metrics["reconstruction"]):
             m = result.per_image[f"{model}_{corruption}"]
             for i in range(len(result.y)):
                 w.writerow(
@@ -149,12 +180,12 @@ def write_report(
 
     Args:
         result: what `run_analysis` returned.
-        meta: `{"dae", "mae", "dataset", "split"}` as given on the command line (shown in the report).
-        curves: `{"dae"|"mae": learning_curve rows}` (the model folders' `learning_curve.json`), drawn as
+        meta: `{"models": {name: source}, "dataset", "split"}` as given on the command line (shown in the report).
+        curves: `{model name: learning_curve rows}` (the model folders' `learning_curve.json`), drawn as
             `learning_curves.png` when given.
 
     Returns:
-        `{filename: path}` for every file of `REPORT_FILES`.
+        `{filename: path}` for every file of `report_files(result)`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,12 +206,11 @@ def write_report(
     (out / "report.html").write_text(doc.html(out))
     timings["write"] = time.perf_counter() - t
     (out / "metrics.json").write_text(json.dumps(to_jsonable(metrics), indent=1) + "\n")
-    return {name: out / name for name in REPORT_FILES}
+    return {name: out / name for name in report_files(result)}
 
 
 def make_report(
-    dae: str,
-    mae: str,
+    models: dict,
     dataset: str = "mnist",
     split: str = "test",
     out: str | os.PathLike = "report",
@@ -193,7 +223,8 @@ def make_report(
     `mae-hf report`: load the models and data, run the analysis, write the files.
 
     Args:
-        dae, mae: local folders or Hub ids. dataset: any `load_image_dataset` source. split: the analysed split.
+        models: `{kind name: folder or Hub id}` (`mae_hf.registry`), e.g. `{"dae": ..., "mae": ...}`.
+        dataset: any `load_image_dataset` source. split: the analysed split.
         out: output folder. settings: `ReportSettings` (n, seed, ...). cache_dir: `None` disables the cache.
         progress: one progress bar over the analysis's stages.
         full_train: a source whose whole train split the scorecard's classifiers are also fit on.
@@ -205,21 +236,22 @@ def make_report(
             "(ReportSettings(scorecard=True))."
         )
     t = time.perf_counter()
-    dae_model, mae_model = load_dae(dae), load_mae(mae)
+    loaded = load_models(models).models
     cache = AnalysisCache(cache_dir)
     data = load_report_data(
-        dataset, split, settings.n, settings.n_train, dae_model, mae_model, cache, full_train, settings.scorecard_n
+        dataset, split, settings.n, settings.n_train, loaded, cache, full_train, settings.scorecard_n
     )
     load_s = time.perf_counter() - t
     with stage_progress(len(STAGES), enabled=progress) as on_stage:
-        result = run_analysis(dae_model, mae_model, data, settings, cache, on_stage=on_stage)
+        result = run_analysis(loaded, data, settings, cache, on_stage=on_stage)
     result.metrics["timings_s"] = {"load": load_s, **result.metrics["timings_s"]}
     curves = {
         name: json.loads((Path(folder) / "learning_curve.json").read_text())
-        for name, folder in (("dae", dae), ("mae", mae))
+        for name, folder in models.items()
         if (Path(folder) / "learning_curve.json").is_file()
     }
-    meta = {"dae": str(dae), "mae": str(mae), "dataset": dataset, "split": split, "full_train": full_train}
+    meta = {"models": {name: str(folder) for name, folder in models.items()}, "dataset": dataset, "split": split}
+    meta |= {"full_train": full_train} | {name: str(folder) for name, folder in models.items()}
     write_report(result, out, meta, settings.n_show, curves)
     logger.debug("Report written to %s (%.1f s)", out, sum(result.metrics["timings_s"].values()))
     return result

@@ -17,7 +17,7 @@ from transformers import SchedulerType, ViTMAEConfig
 
 from .. import hub
 from ..configuration_dae import DAEConfig
-from ..evaluation import CORRUPTIONS, EVAL_SEED
+from ..evaluation import CORRUPTION_KINDS, EVAL_SEED
 from ..mae import MAE_PRESETS
 
 __all__ = [
@@ -220,8 +220,8 @@ class TrainingConfig:
             fail(f"Unknown model {self.model!r}; choose one of {list(MODELS)} (--model).")
         if not isinstance(self.dataset, str) or not self.dataset:
             fail("--dataset must name a dataset source, e.g. 'mnist'.")
-        if self.corruption not in CORRUPTIONS:
-            fail(f"Unknown corruption {self.corruption!r}; choose one of {list(CORRUPTIONS)} (--corruption).")
+        if self.corruption not in CORRUPTION_KINDS:
+            fail(f"Unknown corruption {self.corruption!r}; choose one of {list(CORRUPTION_KINDS)} (--corruption).")
         if self.model == "mae":
             if self.preset not in MAE_PRESETS:
                 fail(f"Unknown MAE preset {self.preset!r}; choose one of {sorted(MAE_PRESETS)} (--preset).")

@@ -3,7 +3,6 @@ import torch
 
 from mae_hf import extract_mae_latents
 from mae_hf.analysis.latents import (
-    FEATURE_SETS,
     extract_dae_latents,
     extract_features,
     extract_mae_features,
@@ -47,7 +46,7 @@ def test_study_variant_really_masks_and_shuffles(tiny_mae, mnist_batch):
 
 def test_extract_features_has_every_set(tiny_dae, tiny_mae, mnist_batch):
     x = mnist_batch[0][:3]
-    f = extract_features(tiny_dae, tiny_mae, x)
-    assert tuple(f) == FEATURE_SETS
+    f = extract_features({"dae": tiny_dae, "mae": tiny_mae}, x)
+    assert tuple(f) == ("raw_pixels", "dae", "mae_cls", "mae_mean", "mae_masked_flat")
     assert f["raw_pixels"].shape == (3, 784) and f["dae"].shape == (3, 72) and f["mae_cls"].shape == (3, 32)
     assert f["mae_masked_flat"].shape == (3, 13 * 32)

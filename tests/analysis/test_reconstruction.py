@@ -3,14 +3,15 @@ import pytest
 import torch
 
 from mae_hf import DAEConfig, DAEModel, compute_psnr
-from mae_hf.analysis.reconstruction import PAIRS, cross_table, evaluate_reconstructions, summarize_metrics
+from mae_hf.analysis.reconstruction import cross_table, evaluate_reconstructions, model_pairs, summarize_metrics
 from mae_hf.evaluation import draw_noise, evaluate_images
 
 
 def test_both_models_under_both_corruptions(tiny_dae, tiny_mae, mnist_batch):
     x = mnist_batch[0][:6]
-    res = evaluate_reconstructions(tiny_dae, tiny_mae, x, seed=0, batch_size=4)
-    assert tuple(res) == PAIRS
+    res = evaluate_reconstructions({"dae": tiny_dae, "mae": tiny_mae}, x, seed=0, batch_size=4)
+    assert list(res) == model_pairs({"dae": "noise", "mae": "mask"})  # each model, its own corruption first
+    assert list(res) == [("dae", "noise"), ("dae", "mask"), ("mae", "mask"), ("mae", "noise")]
     (mm, mm_rec), (dm, dm_rec) = res["mae", "mask"], res["dae", "mask"]
     (dn, dn_rec), (_mn, mn_rec) = res["dae", "noise"], res["mae", "noise"]
     assert torch.equal(mm_rec.corrupted, dm_rec.corrupted) and torch.equal(dn_rec.corrupted, mn_rec.corrupted)
@@ -30,8 +31,8 @@ def test_both_models_under_both_corruptions(tiny_dae, tiny_mae, mnist_batch):
 
 def test_models_of_different_image_sizes_rejected(tiny_mae):
     dae = DAEModel(DAEConfig(image_size=32))
-    with pytest.raises(ValueError, match="same image size"):
-        evaluate_reconstructions(dae, tiny_mae, torch.rand(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="different sizes.*the DAE 1x32x32"):
+        evaluate_reconstructions({"dae": dae, "mae": tiny_mae}, torch.rand(2, 1, 28, 28))
 
 
 def test_summary_ignores_nan():
