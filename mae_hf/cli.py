@@ -164,7 +164,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 
 def cmd_app_analysis(args: argparse.Namespace) -> int:
-    from .app.analysis import AnalysisSettings, BackgroundAnalysis
+    from .app.background import AnalysisSettings, BackgroundAnalysis
     from .app.sources import profile_of_sources
     from .loading import ModelLoadError, load_models
 

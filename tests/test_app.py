@@ -48,7 +48,7 @@ def model_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def service(model_dirs, tmp_path_factory):
-    from mae_hf.app.analysis import AnalysisSettings
+    from mae_hf.app.background import AnalysisSettings
 
     settings = AnalysisSettings(n=N_TEST, n_train=N_TRAIN, cache_dir=str(tmp_path_factory.mktemp("cache")))
     return ModelService.loaded(load_models(dict(zip(("dae", "mae"), model_dirs))), settings)
@@ -190,7 +190,7 @@ def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its
     import logging
 
     import mae_hf.report
-    from mae_hf.app.analysis import AnalysisSettings
+    from mae_hf.app.background import AnalysisSettings
 
     assert service.analysis.wait(240), service.analysis.status()
     shipped = service.analysis.write_shipped(tmp_path / "app-analysis.npz")
@@ -212,7 +212,7 @@ def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its
 
     monkeypatch.undo()
     other = AnalysisSettings(n=N_TEST + 10, n_train=N_TRAIN, cache_dir=str(tmp_path / "empty2"), shipped=str(shipped))
-    with caplog.at_level(logging.INFO, logger="mae_hf.app.analysis"):
+    with caplog.at_level(logging.INFO, logger="mae_hf.app.background"):
         computed = ModelService.loaded(models, other)
         assert computed.analysis.wait(240), computed.analysis.status()
     assert computed.analysis.source == "computed"

@@ -199,7 +199,7 @@ def test_the_card_the_report_and_the_app_give_the_same_numbers(mnist, tmp_path):
 def test_the_shipped_app_analysis_belongs_to_the_bundled_models(tmp_path):
     """pretrained/app-analysis-mnist.npz (written by `make report`) is what the app computes for the bundled MNIST
     models at its default settings: a first start uses it instead of computing the analysis."""
-    from mae_hf.app.analysis import AnalysisSettings, BackgroundAnalysis
+    from mae_hf.app.background import AnalysisSettings, BackgroundAnalysis
     from mae_hf.loading import load_models
 
     models = load_models({"dae": FOLDERS["dae"], "mae": FOLDERS["mae"]})

@@ -4,6 +4,6 @@ transformers: the model side (`service`) imports them in its loading thread, aft
 - `sources`: `--dae` / `--mae` checked from config.json, before anything heavy is imported.
 - `inputs`: the digit picture and the drawing, which open only uploaded files, checked before decoding.
 - `service`: the models (loaded in a background thread) and the computation behind every handler.
-- `analysis`: the dataset analysis, run once in a background thread and cached.
+- `background`: the dataset analysis, run once in a background thread and cached.
 - `views`: images, rows and Markdown for the tabs. `handlers`: gradio glue. `tabs`: one function per tab.
 """

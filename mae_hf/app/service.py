@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import AnalysisSettings, BackgroundAnalysis
+from .background import AnalysisSettings, BackgroundAnalysis
 from .views import (
     DISPLAY_SCALE,
     attention_figures,
