@@ -14,6 +14,7 @@ __all__ = [
     "attention_rollout",
     "rollout_cls_map",
     "upsample_grid",
+    "attention_overlays",
     "study_attention_heatmap",
     "pool_to_patches",
     "ink_patches",
@@ -110,6 +111,45 @@ def upsample_grid(grid: np.ndarray, patch_size: int) -> np.ndarray:
     """(..., G, G) patch values → (..., G·p, G·p) pixel map (each patch's value over its pixels)."""
     g = np.asarray(grid)
     return g.repeat(patch_size, axis=-2).repeat(patch_size, axis=-1)
+
+
+def attention_overlays(
+    rollout: np.ndarray,
+    rollout_masked: np.ndarray,
+    saliency: dict,
+    saliency_masked: np.ndarray,
+    pixel_mask: np.ndarray,
+    model: str,
+    patch_size: int,
+    study_heatmap: np.ndarray | None = None,
+) -> tuple[dict, dict]:
+    """
+    The heat maps shown over a picture, by the label each carries, and the masks that veil them: the report's
+    overlay rows and the app's overlay panels, the same maps under the same words.
+
+    Args:
+        rollout, rollout_masked: (..., G, G) CLS rollout of the attending model `model`, masking off and under the
+            mask (`nan` at masked patches).
+        saliency: `{model name: (..., H, W)}`, every model's saliency with masking off, in display order.
+        saliency_masked: (..., H, W), `model`'s saliency under the mask. pixel_mask: (..., H, W), 1 = masked.
+        patch_size: p, pixels per patch side (G·p = H).
+        study_heatmap: optional (..., H, W), the study's attention × pixels map, shown after the rollouts.
+
+    Returns:
+        `({label: (..., H, W)}, {label: (..., H, W) mask})`: "rollout", "rollout, masked", ["study: attn × pixels",]
+        "<model> saliency" for each model and "<model> saliency, masked"; the two masked maps' masks.
+    """
+    from ..registry import model_label
+
+    masked = f"{model_label(model)} saliency, masked"
+    heats = {
+        "rollout": upsample_grid(rollout, patch_size),
+        "rollout, masked": upsample_grid(rollout_masked, patch_size),
+        **({"study: attn × pixels": study_heatmap} if study_heatmap is not None else {}),
+        **{f"{model_label(m)} saliency": v for m, v in saliency.items()},
+        masked: saliency_masked,
+    }
+    return heats, {"rollout, masked": pixel_mask, masked: pixel_mask}
 
 
 def study_attention_heatmap(attentions, ids_keep, grid_size: int, pixel_values, patch_size: int) -> np.ndarray:

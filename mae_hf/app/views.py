@@ -34,22 +34,22 @@ def to_uint8(digit: np.ndarray) -> np.ndarray:
 def attention_figures(image, maps: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The CLS-attention figures (masking off / under the mask) and the overlay row, as images."""
     from .. import plotting
-    from ..analysis.attention import upsample_grid
+    from ..analysis.attention import attention_overlays
 
-    p = image.shape[-1] // maps["rollout"].shape[-1]
-    label = model_label(maps["model"])
     plain, _ = plotting.plot_cls_attention(maps["cls_maps"], image=image, rollout=maps["rollout"])
     masked, _ = plotting.plot_cls_attention(
         maps["cls_maps_masked"], image=maps["masked_input"], rollout=maps["rollout_masked"]
     )
-    heats = {
-        "rollout": upsample_grid(maps["rollout"], p),
-        "rollout, masked": upsample_grid(maps["rollout_masked"], p),
-        **{f"{model_label(m)} saliency": v for m, v in maps["saliency"].items()},
-        f"{label} saliency, masked": maps["saliency_masked"],
-    }
-    mask = maps["pixel_mask"]
-    row, _ = plotting.plot_overlays(image, heats, {"rollout, masked": mask, f"{label} saliency, masked": mask})
+    heats, masks = attention_overlays(
+        maps["rollout"],
+        maps["rollout_masked"],
+        maps["saliency"],
+        maps["saliency_masked"],
+        maps["pixel_mask"],
+        maps["model"],
+        image.shape[-1] // maps["rollout"].shape[-1],
+    )
+    row, _ = plotting.plot_overlays(image, heats, masks)
     return tuple(plotting.figure_to_rgb(f, dpi=100) for f in (plain, masked, row))
 
 

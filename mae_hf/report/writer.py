@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import plotting
-from ..analysis.attention import upsample_grid
+from ..analysis.attention import attention_overlays
 from ..analysis.reconstruction import pairs_of
 from ..labels import CORRUPTED, pair_label
 from ..loading import load_models
@@ -136,7 +136,7 @@ def _attention_figures(result: AnalysisResult, n_show: int) -> dict:
     """The attending model's CLS attention (masking off and under the mask) and the overlays of rollout and every
     model's saliency."""
     a, x, name = result.attention, result.examples["original"], result.metrics["attention"]["model"]
-    label, figures = model_label(name), {}
+    figures = {}
     figures["attention_layers.png"] = plotting.plot_cls_attention(
         a["cls_maps"][:, 0], image=x[0], rollout=a["rollout"][0]
     )[0]
@@ -145,16 +145,17 @@ def _attention_figures(result: AnalysisResult, n_show: int) -> dict:
         image=result.examples[f"{name}_mask"]["corrupted"][0],
         rollout=a["rollout_masked"][0],
     )[0]
-    p = int(x.shape[-1] // a["rollout"].shape[-1])
     models = result.metrics["reconstruction"].get("models") or ["dae", "mae"]
-    heats = {
-        "rollout": upsample_grid(a["rollout"], p),
-        "rollout, masked": upsample_grid(a["rollout_masked"], p),
-        "study: attn × pixels": a["study_heatmap"],
-        **{f"{model_label(m)} saliency": a[f"{m}_saliency"] for m in models if f"{m}_saliency" in a},
-        f"{label} saliency, masked": a[f"{name}_saliency_masked"],
-    }
-    masks = {"rollout, masked": a["pixel_mask"], f"{label} saliency, masked": a["pixel_mask"]}
+    heats, masks = attention_overlays(
+        a["rollout"],
+        a["rollout_masked"],
+        {m: a[f"{m}_saliency"] for m in models if f"{m}_saliency" in a},
+        a[f"{name}_saliency_masked"],
+        a["pixel_mask"],
+        name,
+        int(x.shape[-1] // a["rollout"].shape[-1]),
+        study_heatmap=a["study_heatmap"],
+    )
     figures["attention_saliency.png"] = plotting.plot_overlay_row(x, heats, masks, n_show=min(n_show, 6))[0]
     return figures
 
