@@ -182,6 +182,22 @@ def test_dataset_tabs_show_progress_then_fill_in(service):
     assert "H1" in service.verdicts() and "✅" not in service.verdicts()  # words every font shows
 
 
+def test_the_apps_own_tables_take_their_headers_from_report_tables(service):
+    """The placement table and the models' summary are written by `markdown_table` under the headers defined in
+    `mae_hf.report.tables`, beside every other table's, not retyped in the app."""
+    from mae_hf.app.views import model_summary
+    from mae_hf.report.tables import MODEL_SOURCE_HEADERS, PLACEMENT_HEADERS, markdown_table
+
+    assert service.analysis.wait(240), service.analysis.status()
+    placement = service.latent_space(str(app.example_files(app.EXAMPLES_DIR)[2]), "mae_mean")[4]
+    assert placement.startswith(markdown_table(PLACEMENT_HEADERS, []) + "\n") and _table_rows(placement) == 2
+    summary = model_summary(service.models)
+    assert (
+        summary.startswith(markdown_table(MODEL_SOURCE_HEADERS, []) + "\n")
+        and _table_rows(summary.split("\n\n")[0]) == 2
+    )
+
+
 def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its_models(
     service, model_dirs, tmp_path, monkeypatch, caplog
 ):

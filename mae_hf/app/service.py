@@ -317,7 +317,7 @@ class ModelService:
         from ..analysis.clustering import place_digit
         from ..analysis.latents import extract_feature_sets
         from ..comparison import to_display
-        from ..report.tables import markdown_table
+        from ..report.tables import PLACEMENT_HEADERS, markdown_table
 
         a, keys, placements = self.analysis, (first, second), {}
         if image is not None:
@@ -346,7 +346,7 @@ class ModelService:
                 for i, d in zip(p["neighbours"], p["distances"])
             ]
         placement = (
-            markdown_table(["Features", "t-SNE x", "t-SNE y", "Neighbours' classes", "Most common class"], rows)
+            markdown_table(PLACEMENT_HEADERS, rows)
             if rows
             else f"*Draw, upload or pick a {self.profile.noun} on the Reconstruct tab to place it in the maps.*"
         )

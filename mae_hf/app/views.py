@@ -144,16 +144,22 @@ def model_summary(models) -> str:
     from ..evaluation import own_corruption
     from ..loading import count_parameters
     from ..registry import kind_of
+    from ..report.tables import MODEL_SOURCE_HEADERS, markdown_table
 
-    lines = ["| | loaded from | parameters | architecture |", "| --- | --- | --- | --- |"]
+    rows = []
     for name, model in models.models.items():
         kind, own = kind_of(model), own_corruption(model)
         trained = own.describe().replace("patch mask", "patch masking")
         architecture = kind.describe(model.config) if kind.describe else kind.description
-        lines.append(
-            f"| {kind.label} | {_where(models.sources[name])} | {count_parameters(model):,} | {architecture}; trained "
-            f"with {trained} |"
+        rows.append(
+            [
+                kind.label,
+                _where(models.sources[name]),
+                f"{count_parameters(model):,}",
+                f"{architecture}; trained with {trained}",
+            ]
         )
+    lines = [markdown_table(MODEL_SOURCE_HEADERS, rows)]
     for name, source in models.sources.items():
         card = Path(source) / "README.md"
         if card.is_file():

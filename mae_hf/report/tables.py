@@ -20,7 +20,14 @@ __all__ = [
     "verdict_summary",
     "verdict_table",
     "verdict_mark",
+    "PLACEMENT_HEADERS",
+    "MODEL_SOURCE_HEADERS",
 ]
+
+# The headers of the app's two tables that come from a request or the loaded models rather than from an analysis's
+# metrics: where the current picture lands in each t-SNE map, and where each model came from.
+PLACEMENT_HEADERS = ["Features", "t-SNE x", "t-SNE y", "Neighbours' classes", "Most common class"]
+MODEL_SOURCE_HEADERS = ["", "loaded from", "parameters", "architecture"]
 
 
 def fmt(value, digits: int = 3) -> str:
