@@ -414,7 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
         **shows_defaults,
         help="the architecture x corruption grid (ViT/CNN x masking/noise) over seeds: study.md, study.json, figures",
     )
-    p_st.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")
+    p_st.add_argument(
+        "--dataset",
+        default="mnist",
+        help="any load_image_dataset source, grayscale or RGB; the ViT cells take the preset of its image size "
+        "(mnist: 28x28x1, cifar10: 32x32x3) (default: embedded mnist)",
+    )
     p_st.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each trains all four cells (default 3)")
     p_st.add_argument(
         "--out",

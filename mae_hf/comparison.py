@@ -153,23 +153,25 @@ def compare_reconstructions(
 
 def to_display(image, scale: int = 10, pixel_mask=None, mask_color: tuple[int, int, int] = MASK_COLOR) -> np.ndarray:
     """
-    A [0, 1] grayscale image → an RGB uint8 array enlarged `scale`× by nearest neighbour (crisp pixels).
+    A [0, 1] grayscale or colour image → an RGB uint8 array enlarged `scale`× by nearest neighbour (crisp pixels).
 
     Args:
-        image: (H, W), (1, H, W) or (1, 1, H, W) tensor or array in [0, 1].
-        pixel_mask: same shape, 1 = removed patch, drawn in `mask_color`.
+        image: (H, W), (C, H, W) or (1, C, H, W) tensor or array in [0, 1], C = 1 or 3.
+        pixel_mask: the same height and width (any channels), 1 = removed patch, drawn in `mask_color`.
 
     Returns:
         (H·scale, W·scale, 3) uint8.
     """
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    arr = np.squeeze(arr)
-    if arr.ndim != 2:
-        raise ValueError(f"`image` must hold one grayscale image, got shape {np.shape(image)}.")
-    gray = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)
-    rgb = np.repeat(gray[..., None], 3, axis=2)  # (H, W, 3)
+    arr = arr.reshape(arr.shape[-3:]) if arr.ndim == 4 and arr.shape[0] == 1 else arr
+    arr = arr[None] if arr.ndim == 2 else arr
+    if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+        raise ValueError(f"`image` must hold one grayscale or colour image, got shape {np.shape(image)}.")
+    pixels = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8).transpose(1, 2, 0)  # (H, W, C)
+    rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels.copy()
     if pixel_mask is not None:
-        m = np.squeeze(pixel_mask.detach().cpu().numpy() if isinstance(pixel_mask, torch.Tensor) else pixel_mask)
+        m = pixel_mask.detach().cpu().numpy() if isinstance(pixel_mask, torch.Tensor) else np.asarray(pixel_mask)
+        m = m.reshape(-1, *m.shape[-2:]).max(axis=0)  # (H, W): removed in any channel
         rgb[m > 0.5] = mask_color
     return rgb.repeat(scale, axis=0).repeat(scale, axis=1)
 

@@ -28,6 +28,7 @@ __all__ = [
     "register_profile",
     "profile_for",
     "profile_of_config",
+    "profile_of_dataset",
     "prepare_item",
     "prepare_rgb",
 ]
@@ -50,6 +51,8 @@ class DatasetProfile:
         dataset: the source the app analyses (`mae_hf.load_image_dataset`).
         examples: a folder of example PNGs from the test set, or None.
         hint: one sentence for the page on how pictures are prepared.
+        sources: dataset sources (`mae_hf.load_image_dataset` names) that are this profile's data, for a training
+            run to name the profile of what it trained on.
     """
 
     name: str
@@ -63,6 +66,7 @@ class DatasetProfile:
     dataset: str | None = None
     examples: str | None = None
     hint: str = ""
+    sources: tuple = ()
 
 
 PROFILES: dict[str, DatasetProfile] = {}
@@ -89,6 +93,23 @@ def profile_of_config(config: dict) -> DatasetProfile:
     """The profile a model's `config.json` (as a dict) belongs to: its `dataset_profile`, else by its channels."""
     name = config.get("dataset_profile") or ("rgb" if config.get("num_channels") == 3 else "digits")
     return profile_for(name)
+
+
+def profile_of_dataset(source: str, class_names, num_channels: int) -> str | None:
+    """
+    The profile a dataset's images belong to, for a training run to write into its model's config: the profile
+    listing `source` among its sources, else the one whose class names and channels are the dataset's; three
+    channels are `"rgb"`; None when nothing says (a folder of grayscale images: pass `--dataset_profile`).
+    """
+    key = source.lower().rstrip("/")
+    for profile in PROFILES.values():
+        if key in profile.sources and profile.num_channels == num_channels:
+            return profile.name
+    names = tuple(str(c) for c in class_names)
+    for profile in PROFILES.values():
+        if profile.class_names and profile.class_names == names and profile.num_channels == num_channels:
+            return profile.name
+    return "rgb" if num_channels == 3 else None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -184,6 +205,7 @@ register_profile(
         class_names=tuple(str(i) for i in range(10)),
         prepare=_prepare_digit,
         dataset="mnist",
+        sources=("mnist", "ylecun/mnist"),
         examples=str(REPO_EXAMPLES),
         hint="Drawings and photos are made MNIST-like: grayscale, white ink on black, cropped to the digit, scaled to "
         "fit 20×20 and centred by centre of mass in 28×28.",
@@ -210,6 +232,7 @@ register_profile(
             "Ankle boot",
         ),
         prepare=prepare_item,
+        sources=("fashion_mnist", "zalando-datasets/fashion_mnist"),
         examples=str(REPO_EXAMPLES / "fashion-mnist"),
         hint="Photos are made Fashion-MNIST-like: the item trimmed from its background, its longest side scaled to "
         "28, centred, grayscale and negated (light item on black).",

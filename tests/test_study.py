@@ -174,3 +174,26 @@ def test_an_analysis_is_committed_where_it_is_even_from_a_relative_path(tmp_path
     assert "Study: the analysis of vit_mask seed 1" in shown.stdout
     assert "docs/study/runs/vit_mask-seed1.npz" in shown.stdout
     assert "unrelated.txt" not in shown.stdout  # only the analysis is committed
+
+
+def test_a_cell_registered_from_a_test_is_trained_analysed_and_shown(tmp_path):
+    """Cells are entries: one more (a wider CNN + noise, the kind of capacity control issue 26 adds), registered here
+    alone, is trained, analysed at every budget, summarised and shown beside the four; the effects stay the 2×2's."""
+    from mae_hf.study import STUDY_CELLS, StudyCell, register_cell
+
+    register_cell(
+        StudyCell("cnn_noise_wide", "wide CNN + noise", "dae", "noise", "cnn", 900, {"hidden_channels": [64, 32, 16]})
+    )
+    try:
+        out, results = tmp_path / "runs", tmp_path / "results"
+        assert cli.main(["study", "--quick", "--seeds", "1", "--out", str(out), "--results", str(results)]) == 0
+    finally:
+        del STUDY_CELLS["cnn_noise_wide"]
+    config = json.loads((out / "runs" / "cnn_noise_wide" / "seed0" / "config.json").read_text())
+    assert config["hidden_channels"] == [64, 32, 16]
+    study = json.loads((results / "study.json").read_text())
+    assert len(study["runs"]) == 5 and study["cells"]["cnn_noise_wide"]["label"] == "wide CNN + noise"
+    for b in study["budgets"]:
+        assert set(b["summary"]) == set(CELLS) | {"cnn_noise_wide"}
+        assert set(b["effects"]["psnr"]) == {"architecture", "corruption", "interaction", "study_contrast"}
+    assert "wide CNN + noise" in (results / "study.md").read_text()

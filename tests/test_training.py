@@ -162,10 +162,20 @@ def test_dae_follows_the_dataset_image_shape(tmp_path, tiny_data):
     assert DAEModel.from_pretrained(tmp_path / "run").config.hidden_channels == TINY_DAE["hidden_channels"]
 
 
+def test_the_model_folder_names_its_dataset_profile(tmp_path, tiny_data):
+    run(tmp_path, tiny_data, name="digits", num_train_epochs=1)
+    assert json.loads((tmp_path / "digits" / "config.json").read_text())["dataset_profile"] == "digits"
+    run(tmp_path, tiny_data, name="items", num_train_epochs=1, dataset_profile="clothing")
+    assert DAEConfig.from_pretrained(tmp_path / "items").dataset_profile == "clothing"  # plain transformers keeps it
+    with pytest.raises(ConfigurationError, match="--dataset_profile rgb is for 3-channel images but dataset"):
+        run(tmp_path, tiny_data, name="rgb", num_train_epochs=1, dataset_profile="rgb")
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
         ({"model": "vae"}, "Unknown model"),
+        ({"dataset_profile": "comics"}, "Unknown --dataset_profile 'comics'; choose one of"),
         ({"learning_rate": -1e-3}, "--learning_rate must be a positive"),
         ({"model": "mae", "mask_ratio": 1.0}, r"--mask_ratio must be in \[0, 1\)"),
         ({"model": "mae", "mask_ratio": -0.1}, r"--mask_ratio must be in \[0, 1\)"),

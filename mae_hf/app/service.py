@@ -88,7 +88,11 @@ class ModelService:
 
     @classmethod
     def loaded(cls, models, analysis: "AnalysisSettings | bool | None" = None, profile=None) -> "ModelService":
-        """Wrap `LoadedModels` that are already loaded (tests, notebooks)."""
+        """Wrap `LoadedModels` that are already loaded (tests, notebooks); the profile defaults to their configs'."""
+        if profile is None:
+            from ..profiles import profile_of_config
+
+            profile = profile_of_config(next(iter(models.models.values())).config.to_dict())
         service = cls(models.sources, profile, analysis, torch_threads=None)
         service.models = models
         service._done.set()

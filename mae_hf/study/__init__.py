@@ -30,13 +30,34 @@ from ..data import load_image_dataset
 from ..report import load_report_data
 from ..training import ConfigurationError
 from .aggregate import aggregate
-from .grid import CELL_SPECS, QUICK, StudySettings, analysis_file, budget_names, finished, run_dir, train_run
+from .grid import (
+    QUICK,
+    STUDY_CELLS,
+    StudyCell,
+    StudySettings,
+    analysis_file,
+    budget_names,
+    finished,
+    register_cell,
+    run_dir,
+    train_run,
+)
 from .measure import analyse_run, load_analysis, raw_pixel_baseline
 from .page import STUDY_FILES, study_markdown, write_study
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CELL_SPECS", "QUICK", "STUDY_FILES", "StudySettings", "run_study", "settings_from_args", "study_markdown"]
+__all__ = [
+    "STUDY_CELLS",
+    "StudyCell",
+    "register_cell",
+    "QUICK",
+    "STUDY_FILES",
+    "StudySettings",
+    "run_study",
+    "settings_from_args",
+    "study_markdown",
+]
 
 
 def _commit(path: Path, message: str) -> None:
@@ -90,8 +111,8 @@ def run_study(
     # The shortest runs first (epochs / the cell's measured speed): the early budgets get all their seeds (and a
     # page) before the long runs finish, and an interrupted study loses at most the run it was in.
     plan = sorted(
-        ((seed, cell) for seed in range(settings.seeds) for cell in CELL_SPECS),
-        key=lambda p: (run_epochs(p[0]), 1 / CELL_SPECS[p[1]]["images_per_s"]),
+        ((seed, cell) for seed in range(settings.seeds) for cell in STUDY_CELLS),
+        key=lambda p: (run_epochs(p[0]), 1 / STUDY_CELLS[p[1]].images_per_s),
     )
     analyses, command = {}, f"mae-hf study --dataset {settings.dataset} --seeds {settings.seeds} --out {out_dir}"
     for i, (seed, cell) in enumerate(plan, 1):
@@ -131,7 +152,7 @@ def run_study(
         analyses, budget_names(settings), analysis_data["y"].numpy(), settings.n_boot, settings.analysis_seed
     )
     if not study["budgets"]:
-        raise ConfigurationError("No budget has all four cells analysed yet; train more runs (without --no_train).")
+        raise ConfigurationError("No budget has every cell analysed yet; train more runs (without --no_train).")
     study |= _describe(settings, analyses, len(analysis_data["y"]))
     study["baseline_raw_pixels"] = raw_pixel_baseline(analysis_data, settings)
     study["wall_time_s"] = {
@@ -161,7 +182,8 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
     return {
         "settings": asdict(settings),
         "cells": {
-            c: {"label": s["label"], "model": s["model"], "corruption": s["corruption"]} for c, s in CELL_SPECS.items()
+            c: {"label": s.label, "model": s.model, "corruption": s.corruption, "architecture": s.architecture}
+            for c, s in STUDY_CELLS.items()
         },
         "measures": {
             k: {"description": v[2], "higher_is": "better" if v[1] > 0 else "tighter/lower better"}

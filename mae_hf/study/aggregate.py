@@ -5,7 +5,7 @@ stays. Pure: analyses in, a JSON-ready dict out."""
 import numpy as np
 
 from ..analysis import factorial as fac
-from .grid import CELL_SPECS
+from .grid import STUDY_CELLS
 
 __all__ = ["aggregate_budget", "verdict_timeline", "aggregate"]
 
@@ -15,7 +15,7 @@ def aggregate_budget(
 ) -> dict:
     """Summary with intervals, effects and verdicts of one budget over `seeds` (every cell analysed for each)."""
     runs = {}
-    for cell in CELL_SPECS:
+    for cell in STUDY_CELLS:
         per = [analyses[s, cell]["budgets"][budget] for s in seeds]
         runs[cell] = {k: np.stack([a["per_image"][k] for a in per]) for k in per[0]["per_image"]}
         runs[cell] |= {k: np.array([a["scalars"][k] for a in per]) for k in per[0]["scalars"]}
@@ -58,7 +58,7 @@ def _describe(verdicts: list[str], seen: list[int]) -> str:
 
 def aggregate(analyses: dict, budget_names: list[str], labels: np.ndarray, n_boot: int, seed: int = 0) -> dict:
     """
-    Every budget of the grid, each over the seeds for which all four cells are analysed at it.
+    Every budget of the grid, each over the seeds for which every cell is analysed at it.
 
     Returns:
         `{"budgets": [{"name", "images_seen", "seeds", "summary", "effects", "verdicts"}], "timeline": ...}`.
@@ -67,14 +67,14 @@ def aggregate(analyses: dict, budget_names: list[str], labels: np.ndarray, n_boo
     budgets = []
     for name in budget_names:
         seeds = [
-            s for s in seeds_all if all((s, c) in analyses and name in analyses[s, c]["budgets"] for c in CELL_SPECS)
+            s for s in seeds_all if all((s, c) in analyses and name in analyses[s, c]["budgets"] for c in STUDY_CELLS)
         ]
         if not seeds:
             continue
         seen = [
             b["images_seen"]
             for s in seeds
-            for c in CELL_SPECS
+            for c in STUDY_CELLS
             for b in analyses[s, c]["meta"]["budgets"]
             if b["name"] == name
         ]

@@ -1,17 +1,27 @@
-"""The grid: its four cells, its settings and budgets, where each run lives, and training a run (or skipping it, or
-resuming it from its last checkpoint)."""
+"""The grid: its cells (the four of the design and any registered), its settings and budgets, where each run lives,
+and training a run (or skipping it, or resuming it from its last checkpoint)."""
 
 import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..training import ConfigurationError, RunArgs, TrainingConfig, find_checkpoints, training_function
+from ..training import (
+    ConfigurationError,
+    RunArgs,
+    TrainingConfig,
+    find_checkpoints,
+    image_shape,
+    mae_preset_for,
+    training_function,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CELL_SPECS",
+    "StudyCell",
+    "STUDY_CELLS",
+    "register_cell",
     "StudySettings",
     "QUICK",
     "TINY_VIT",
@@ -23,18 +33,52 @@ __all__ = [
     "finished",
 ]
 
-# images_per_s: training speed measured on 2 CPU cores (docs/STUDY.md); it orders the runs, shortest first.
-CELL_SPECS: dict[str, dict] = {
-    "vit_mask": {"model": "mae", "corruption": "mask", "label": "ViT + masking (the study's MAE)", "images_per_s": 860},
-    "vit_noise": {"model": "mae", "corruption": "noise", "label": "ViT + Gaussian noise", "images_per_s": 370},
-    "cnn_mask": {"model": "dae", "corruption": "mask", "label": "CNN + masking", "images_per_s": 1700},
-    "cnn_noise": {
-        "model": "dae",
-        "corruption": "noise",
-        "label": "CNN + Gaussian noise (the study's DAE)",
-        "images_per_s": 1700,
-    },
-}
+
+@dataclass(frozen=True)
+class StudyCell:
+    """
+    One cell of the grid: a kind of model trained with one corruption.
+
+    Attributes:
+        name: its key (`runs/{name}/seed{k}`). label: what a person reads.
+        model: the model kind training builds (`TrainingConfig.model`: "mae", "dae").
+        corruption: "mask" or "noise". architecture: the key of its learning rate and warm-up in `StudySettings`
+            ("vit", "cnn"); the ViT's cells also take `StudySettings.vit_overrides`.
+        images_per_s: its training speed measured on 2 CPU cores (docs/STUDY.md); it orders the runs, shortest first.
+        config_overrides: model config fields of this cell (a capacity-matched control, say).
+    """
+
+    name: str
+    label: str
+    model: str
+    corruption: str
+    architecture: str
+    images_per_s: float
+    config_overrides: dict = field(default_factory=dict)
+
+
+STUDY_CELLS: dict[str, StudyCell] = {}
+
+
+def register_cell(cell: StudyCell, replace: bool = False) -> StudyCell:
+    """Add a cell to the grid (every study trains and analyses it); `replace=True` to redefine one."""
+    if cell.name in STUDY_CELLS and not replace:
+        raise ValueError(f"A study cell {cell.name!r} is registered already; pass replace=True to redefine it.")
+    if cell.corruption not in ("mask", "noise"):
+        raise ValueError(f"A study cell corrupts by 'mask' or 'noise', got {cell.corruption!r}.")
+    STUDY_CELLS[cell.name] = cell
+    return cell
+
+
+# The four cells of the architecture × corruption design (mae_hf.analysis.factorial.CELLS).
+for _cell in (
+    StudyCell("vit_mask", "ViT + masking (the study's MAE)", "mae", "mask", "vit", 860),
+    StudyCell("vit_noise", "ViT + Gaussian noise", "mae", "noise", "vit", 370),
+    StudyCell("cnn_mask", "CNN + masking", "dae", "mask", "cnn", 1700),
+    StudyCell("cnn_noise", "CNN + Gaussian noise (the study's DAE)", "dae", "noise", "cnn", 1700),
+):
+    register_cell(_cell)
+
 # A tiny ViT for --quick (the pipeline, not the numbers, is what a quick run checks).
 TINY_VIT = dict(
     hidden_size=32,
@@ -96,20 +140,29 @@ class StudySettings:
                 f"({self.num_train_epochs}), got {self.budget_epochs}."
             )
 
-    def training_config(self, cell: str, seed: int) -> TrainingConfig:
-        """The `TrainingConfig` of one run of the grid."""
-        spec, arch = CELL_SPECS[cell], cell.split("_")[0]
+    def training_config(self, cell: str, seed: int, image_size: int, num_channels: int) -> TrainingConfig:
+        """The `TrainingConfig` of one run of the grid, on images of the dataset's size: the ViT's preset is the one
+        for that size (`mnist` for 28×28×1, `cifar10` for 32×32×3), else `mnist`'s at the dataset's size."""
+        spec = STUDY_CELLS[cell]
+        preset = mae_preset_for(image_size, num_channels) if spec.model == "mae" else None
+        for name, values in (("learning_rate", self.learning_rate), ("num_warmup_steps", self.num_warmup_steps)):
+            if spec.architecture not in values:
+                raise ConfigurationError(f"--{name} has no value for {spec.architecture!r} (cell {cell}).")
+        overrides = dict(self.vit_overrides) if spec.architecture == "vit" else {}
+        if spec.model == "mae" and preset is None:
+            preset, overrides = "mnist", {"image_size": image_size, "num_channels": num_channels} | overrides
         return TrainingConfig(
-            model=spec["model"],
+            model=spec.model,
             dataset=self.dataset,
-            corruption=spec["corruption"],
-            mask_ratio=self.mask_ratio if spec["corruption"] == "mask" else None,
-            noise_factor=self.noise_factor if spec["corruption"] == "noise" else None,
-            config_overrides=dict(self.vit_overrides) if spec["model"] == "mae" else {},
+            corruption=spec.corruption,
+            preset=preset,
+            mask_ratio=self.mask_ratio if spec.corruption == "mask" else None,
+            noise_factor=self.noise_factor if spec.corruption == "noise" else None,
+            config_overrides=overrides | spec.config_overrides,
             num_train_epochs=self.num_train_epochs,
             per_device_train_batch_size=self.per_device_train_batch_size,
-            learning_rate=self.learning_rate[arch],
-            num_warmup_steps=self.num_warmup_steps[arch],
+            learning_rate=self.learning_rate[spec.architecture],
+            num_warmup_steps=self.num_warmup_steps[spec.architecture],
             seed=seed,
             max_train_samples=self.max_train_samples,
             max_eval_samples=self.max_eval_samples,
@@ -172,7 +225,7 @@ def train_run(
     """Train one run of the grid into `run_dir`, resuming from its newest complete checkpoint if it has one; every
     budget's checkpoint is kept. `stop_after_epochs`: stop there (on the whole run's schedule, resumable later)."""
     path = run_dir(out, cell, seed)
-    config = settings.training_config(cell, seed)
+    config = settings.training_config(cell, seed, *image_shape(data["train"]))
     if (path / "training_args.json").is_file():
         _check_same_settings(path, config)
     resume = "latest" if path.is_dir() and find_checkpoints(path) else None

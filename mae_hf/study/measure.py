@@ -112,8 +112,9 @@ def analyse_run(
     checkpoints = budget_checkpoints(folder, settings, partial=not complete)
     if not checkpoints:
         raise ConfigurationError(f"{folder} has no budget checkpoint yet; train it further.")
-    config = settings.training_config(cell, seed)
-    init_model = build_model(config, data["x"].shape[-1], data["x"].shape[1]).eval()
+    image_size, num_channels = data["x"].shape[-1], data["x"].shape[1]
+    config = settings.training_config(cell, seed, image_size, num_channels)
+    init_model = build_model(config, image_size, num_channels).eval()
     done = {b["name"]: b for b in previous["meta"]["budgets"]} if previous else {}
     arrays, budgets = {}, []
     for name, checkpoint in checkpoints:

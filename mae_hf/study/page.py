@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import plotting
 from ..analysis import factorial as fac
 from ..report import to_jsonable
-from .grid import CELL_SPECS
+from .grid import STUDY_CELLS
 
 __all__ = ["STUDY_FILES", "DIGITS", "study_markdown", "write_study"]
 
@@ -179,7 +179,7 @@ def write_study(study: dict, analyses: dict, data: dict, results: Path) -> None:
         "budget_curves.png": plotting.plot_budget_curves(study["budgets"], labels, study.get("baseline_raw_pixels"))[0],
         "budget_effects.png": plotting.plot_budget_effects(study["budgets"])[0],
         "grid_tsne.png": plotting.plot_grid_tsne(
-            {c: analyses[first, c]["budgets"][final["name"]]["coordinates"] for c in CELL_SPECS},
+            {c: analyses[first, c]["budgets"][final["name"]]["coordinates"] for c in STUDY_CELLS},
             data["y"].numpy(),
             labels,
         )[0],
@@ -189,7 +189,7 @@ def write_study(study: dict, analyses: dict, data: dict, results: Path) -> None:
     # kept them at the whole run's end only).
     for b in reversed(study["budgets"]):
         seed = min(b["seeds"])
-        examples = {c: analyses[seed, c]["budgets"][b["name"]]["examples"] for c in CELL_SPECS}
+        examples = {c: analyses[seed, c]["budgets"][b["name"]]["examples"] for c in STUDY_CELLS}
         if all(e for e in examples.values()):
             rows = {"clean": data["x"][:8].numpy()}
             for c, e in examples.items():

@@ -21,9 +21,9 @@ from .config import (
     RunArgs,
     TrainingConfig,
 )
-from .data import ImageTensorDataset, collate_batch, evaluation_dataloader
+from .data import ImageTensorDataset, collate_batch, evaluation_dataloader, image_shape
 from .loop import batch_mask_ratio, training_function
-from .models import build_model, build_optimizer
+from .models import build_model, build_optimizer, mae_preset_for
 
 __all__ = [
     "MODELS",
@@ -36,7 +36,9 @@ __all__ = [
     "ImageTensorDataset",
     "collate_batch",
     "evaluation_dataloader",
+    "image_shape",
     "build_model",
+    "mae_preset_for",
     "build_optimizer",
     "batch_mask_ratio",
     "check_checkpoint",

@@ -19,6 +19,7 @@ from .. import hub
 from ..configuration_dae import DAEConfig
 from ..evaluation import CORRUPTION_KINDS, EVAL_SEED
 from ..mae import MAE_PRESETS
+from ..profiles import PROFILES
 
 __all__ = [
     "MODELS",
@@ -110,6 +111,14 @@ class TrainingConfig:
         metadata=_help(
             "Dataset source for mae_hf.load_image_dataset: 'mnist' (offline, shipped with the package), a Hub id such as "
             "ylecun/mnist or uoft-cs/cifar10, a folder of MNIST IDX files, an imagefolder, or parquet file(s)."
+        ),
+    )
+    dataset_profile: str | None = field(
+        default=None,
+        metadata=_help(
+            "The dataset profile the model folder names in its config (mae_hf.profiles: digits, clothing, rgb): how "
+            "the app prepares a picture for it. Default: the profile of the dataset (MNIST: digits; Fashion-MNIST: "
+            "clothing; colour images: rgb); a folder of other grayscale images names none unless given."
         ),
     )
     corruption: Literal["mask", "noise"] | None = field(
@@ -220,6 +229,10 @@ class TrainingConfig:
             fail(f"Unknown model {self.model!r}; choose one of {list(MODELS)} (--model).")
         if not isinstance(self.dataset, str) or not self.dataset:
             fail("--dataset must name a dataset source, e.g. 'mnist'.")
+        if self.dataset_profile is not None and self.dataset_profile not in PROFILES:
+            fail(
+                f"Unknown --dataset_profile {self.dataset_profile!r}; choose one of {list(PROFILES)} (mae_hf.profiles)."
+            )
         if self.corruption not in CORRUPTION_KINDS:
             fail(f"Unknown corruption {self.corruption!r}; choose one of {list(CORRUPTION_KINDS)} (--corruption).")
         if self.model == "mae":

@@ -29,10 +29,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import get_scheduler
 
 from .. import cards, hub
-from ..data import image_processor, load_image_dataset
+from ..data import dataset_provenance, image_processor, load_image_dataset
 from ..evaluation import draw_noise, evaluate, objective, own_corruption, sample_seed
 from ..loading import no_progress_bars
 from ..mae import mask_ratio_set
+from ..profiles import PROFILES, profile_of_dataset
 from ..validation import validation_indices
 from .checkpointing import (
     any_process,
@@ -115,6 +116,7 @@ def training_function(config: TrainingConfig, args: RunArgs, data: DatasetDict |
     image_size, num_channels = image_shape(data["train"])
     set_seed(config.seed)
     model = build_model(config, image_size, num_channels)
+    _name_profile(model, config, data["train"], num_channels)
     checkpoint = resolve_resume(args, output_dir, accelerator.num_processes)
     prepare_output_dir(
         args, output_dir, checkpoint is not None or args.resume_from_checkpoint == "latest", accelerator.is_main_process
@@ -207,6 +209,22 @@ def _load_data(config: TrainingConfig, data: DatasetDict | None) -> DatasetDict:
         return load_image_dataset(config.dataset)
     except ValueError as err:
         raise ConfigurationError(str(err)) from err
+
+
+def _name_profile(model, config: TrainingConfig, train_split, num_channels: int) -> None:
+    """Write the dataset profile into the model's config (`config.json`'s `dataset_profile`): how the app prepares a
+    picture for it. `--dataset_profile`, else the one the dataset is (`mae_hf.profiles.profile_of_dataset`)."""
+    name = config.dataset_profile
+    if name is None:
+        source = dataset_provenance(config.dataset)["hub_id"] or config.dataset
+        name = profile_of_dataset(source, train_split.features["label"].names, num_channels)
+    elif PROFILES[name].num_channels != num_channels:
+        raise ConfigurationError(
+            f"--dataset_profile {name} is for {PROFILES[name].num_channels}-channel images but dataset "
+            f"{config.dataset!r} has {num_channels}; choose a profile with {num_channels} (mae_hf.profiles)."
+        )
+    if name is not None:
+        model.config.dataset_profile = name
 
 
 def _prepare(accelerator, model, config: TrainingConfig, data, image_size: int, num_channels: int) -> _Run:

@@ -8,7 +8,14 @@ from ..mae import MAE_PRESETS, build_mae
 from ..modeling_dae import DAEModel
 from .config import ConfigurationError, TrainingConfig
 
-__all__ = ["build_model", "build_optimizer"]
+__all__ = ["mae_preset_for", "build_model", "build_optimizer"]
+
+
+def mae_preset_for(image_size: int, num_channels: int) -> str | None:
+    """The `MAE_PRESETS` name for images of this size and channels (`mnist`: 28×28×1, `cifar10`: 32×32×3), or None."""
+    return next(
+        (n for n, p in MAE_PRESETS.items() if (p["image_size"], p["num_channels"]) == (image_size, num_channels)), None
+    )
 
 
 def build_model(config: TrainingConfig, image_size: int, num_channels: int):
@@ -29,12 +36,8 @@ def build_model(config: TrainingConfig, image_size: int, num_channels: int):
             overrides["mask_ratio"] = config.mask_ratio
         preset = {**MAE_PRESETS[config.preset], **overrides}
         if (preset["image_size"], preset["num_channels"]) != (image_size, num_channels):
-            matching = [
-                name
-                for name, p in MAE_PRESETS.items()
-                if (p["image_size"], p["num_channels"]) == (image_size, num_channels)
-            ]
-            hint = f"use --preset {matching[0]}" if matching else "set image_size/num_channels in --config_overrides"
+            matching = mae_preset_for(image_size, num_channels)
+            hint = f"use --preset {matching}" if matching else "set image_size/num_channels in --config_overrides"
             raise ConfigurationError(
                 f"MAE preset {config.preset!r} expects {preset['image_size']}x{preset['image_size']}x"
                 f"{preset['num_channels']} images but dataset {config.dataset!r} has {image_size}x{image_size}x"
