@@ -171,8 +171,9 @@ def build_demo(services, examples_dir: Path | None = None) -> gr.Blocks:
     return demo
 
 
-def page(demo: gr.Blocks, service: ModelService, suffix: str, examples_dir: Path | None = None) -> None:
-    """The tabs of one set of models (`suffix` keeps its element ids and endpoint names apart from the others')."""
+def page(demo: gr.Blocks, service: ModelService, suffix: str, examples_dir: Path | None = None) -> Handlers:
+    """The tabs of one set of models (`suffix` keeps its element ids and endpoint names apart from the others');
+    returns their handlers, which fill the tabs' outputs."""
     lab = Handlers(service)
     status, profile = service.status(), service.profile
     gr.Markdown(
@@ -180,38 +181,28 @@ def page(demo: gr.Blocks, service: ModelService, suffix: str, examples_dir: Path
         f"rest; the **DAE** sees the whole {profile.noun} under noise and cleans it up. Same {profile.noun}, same "
         "seed, side by side."
     )
-    model_status = gr.Markdown(status["message"], visible=not status["ready"], elem_id=f"model-status{suffix}")
+    lab.outputs.banner = gr.Markdown(status["message"], visible=not status["ready"], elem_id=f"model-status{suffix}")
     with gr.Tabs(overflow_behavior="wrap"):
         with gr.Tab("Reconstruct", id=f"reconstruct{suffix}"):
             controls = reconstruct_tab(lab, example_files(examples_dir or profile.examples), suffix)
         with gr.Tab("Metrics", id=f"metrics-tab{suffix}"):
-            metric_outputs = metrics_tab(lab, suffix)
+            metrics_tab(lab, suffix)
         with gr.Tab("Latent space", id=f"latent-tab{suffix}"):
-            latent_outputs, second = latent_tab(lab, controls, suffix)
+            second = latent_tab(lab, controls, suffix)
         with gr.Tab("Attention & saliency", id=f"attention-tab{suffix}") as attention:
             attention_tab(lab, controls, attention, suffix)
         with gr.Tab("Weights", id=f"weights-tab{suffix}"):
-            weight_outputs = weights_tab(lab, suffix)
+            weights_tab(lab, suffix)
         with gr.Tab("About", id=f"about{suffix}"):
-            answer = answer_from_results(RESULTS_JSON, STUDY_JSON)
-            summary, verdicts = about_tab(status, answer, study_grid_markdown(STUDY_JSON), suffix)
-    # The dataset endpoints (the tabs themselves are filled in by the timer).
-    api = suffix.replace("-", "_")
-    status_json = gr.JSON(visible=False)
-    gr.Button(visible=False).click(lab.metrics, None, metric_outputs, api_name=f"metrics{api}")
-    gr.Button(visible=False).click(lab.weights, None, weight_outputs, api_name=f"weights{api}")
-    gr.Button(visible=False).click(lab.verdicts, None, verdicts, api_name=f"verdicts{api}")
-    gr.Button(visible=False).click(lab.analysis_status, None, status_json, api_name=f"analysis_status{api}")
-    timer = gr.Timer(2.0)
-    refresh_outputs = [*metric_outputs, *latent_outputs, *weight_outputs, verdicts, timer]
-    timer.tick(
-        lab.refresh,
-        [controls.digit, second],
-        refresh_outputs,
-        api_visibility="private",
-        show_progress="hidden",
-    )
-    demo.load(lab.watch_models, None, [model_status, summary], api_visibility="private", show_progress="hidden")
+            about_tab(lab, answer_from_results(RESULTS_JSON, STUDY_JSON), study_grid_markdown(STUDY_JSON), suffix)
+    gr.api(lab.analysis_status, api_name=f"analysis_status{suffix.replace('-', '_')}")
+    # The dataset tabs are filled in by the timer, the About tab's model summary once the models are loaded.
+    o = lab.outputs
+    o.timer = gr.Timer(2.0)
+    refreshed = [*o.metrics.components, *o.latent.components, *o.weights.components, o.verdicts, o.timer]
+    o.timer.tick(lab.refresh, [controls.digit, second], refreshed, api_visibility="private", show_progress="hidden")
+    demo.load(lab.watch_models, None, [o.banner, o.summary], api_visibility="private", show_progress="hidden")
+    return lab
 
 
 def serve(

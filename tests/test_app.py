@@ -296,6 +296,87 @@ def test_building_the_page_imports_neither_torch_nor_transformers():
     assert out.stdout.strip().endswith("[]"), out.stdout
 
 
+# The endpoints no page event triggers: the page computes attention on opening its tab and fills the dataset tabs by
+# a timer.
+API_ONLY = ("attention", "metrics", "weights", "verdicts", "analysis_status")
+
+
+def test_the_api_only_endpoints_have_no_hidden_button_behind_them():
+    """Each set of models' `/attention`, `/metrics`, `/weights`, `/verdicts` and `/analysis_status` is an event with no
+    trigger (`gr.api` for the two that return plain values; `gr.on` with no trigger over the tab's own components for
+    those that take a checked picture or return images): the page holds no hidden button or component for them."""
+    from mae_hf.profiles import profile_for
+
+    services = [ModelService({"dae": "a", "mae": "b"}), ModelService({"dae": "c", "mae": "d"}, profile_for("clothing"))]
+    config = app.build_demo(services).get_config_file()
+    hidden = [c for c in config["components"] if c["type"] in ("button", "json") and c["props"].get("visible") is False]
+    assert hidden == []
+    named = {d["api_name"]: d for d in config["dependencies"] if d.get("api_name")}
+    types = {c["id"]: c["type"] for c in config["components"]}
+    ids = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
+    for suffix in ("", "_clothing"):
+        for name in API_ONLY:
+            assert named[name + suffix]["targets"] == [], name + suffix
+        for name in ("verdicts", "analysis_status"):
+            assert [types[i] for i in named[name + suffix]["outputs"]] == ["api"], name + suffix
+        # the others answer through the tabs' own components
+        tab = suffix.replace("_", "-")
+        shown = [f"metrics-status{tab}", f"psnr-hist{tab}", f"ssim-hist{tab}", f"metrics-table{tab}"]
+        assert [ids[i] for i in named["metrics" + suffix]["outputs"]] == shown
+
+
+def test_handlers_fill_their_outputs_by_name_in_the_endpoints_order(service):
+    """Each handler answers `{component: value}` for the outputs it names; the endpoint's answer, in its outputs'
+    order, is the service's. Outputs that stay as they are (no picture yet) are left out, not counted out in skips."""
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        lab = app.page(demo, service, "")
+    o = lab.outputs
+    digit = str(app.example_files(app.EXAMPLES_DIR)[3])
+    answer = lab.reconstruct(digit, 0.6, 0.5, 4, "own")
+    assert (
+        list(answer)
+        == o.reconstruct.components
+        == [*o.reconstruct.images["dae"].values(), *o.reconstruct.images["mae"].values(), o.reconstruct.table]
+    )
+    expected = service.reconstruct(digit, 0.6, 0.5, 4, "own")
+    shown = [answer[c] for c in o.reconstruct.components]
+    assert (
+        all(np.array_equal(a, b) for a, b in zip(shown[:-1], expected[:-1], strict=True)) and shown[-1] == expected[-1]
+    )
+    assert lab.reconstruct_if_digit(None, 0.6, 0.5, 4, "own") == gr.skip()
+    assert lab.attention_if_digit(None, 0.6, 0.5, 4, "own") == gr.skip()
+    attention = lab.attention(digit, 0.6, 0.5, 4, "own")
+    assert list(attention) == o.attention.components and "Rollout" in attention[o.attention.summary]
+    assert service.analysis.wait(240), service.analysis.status()
+    refreshed = lab.refresh(digit, "mae_mean")
+    assert set(refreshed) == {*o.metrics.components, *o.latent.components, *o.weights.components, o.verdicts, o.timer}
+    assert refreshed[o.weights.histograms["mae"]].ndim == 3 and "H1" in refreshed[o.verdicts]
+    assert len(refreshed[o.latent.neighbours]) == 16 and refreshed[o.timer].active is False
+
+
+def test_while_the_models_load_the_handlers_fill_only_the_status_lines():
+    import gradio as gr
+
+    service = ModelService({"dae": "a", "mae": "b"})  # never started: the models are "loading"
+    with gr.Blocks() as demo:
+        lab = app.page(demo, service, "")
+    o = lab.outputs
+    message = service.analysis_status()["message"]
+    refreshed = lab.refresh(None, "mae_cls")
+    assert refreshed == {
+        o.metrics.status: message,
+        o.latent.status: message,
+        o.weights.status: message,
+        o.verdicts: message,
+        o.timer: refreshed[o.timer],
+    }
+    assert refreshed[o.timer].active is True
+    assert lab.latent_space_if_ready(None, "mae_cls") == gr.skip()
+    assert list(next(lab.watch_models())) == [o.banner]
+
+
 def test_readme_front_matter_configures_a_space():
     import gradio as gr
     import yaml
@@ -409,6 +490,12 @@ def test_every_endpoint_through_gradio_client(client):
     assert len(latent[3]) == 16 and _table_rows(latent[4]) == 2
     assert "H3" in client.predict(api_name="/verdicts")
     assert _table_rows(client.predict(api_name="/weights")[3]) == 4
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    page_events = ("digit_from_sketch", "digit_from_upload", "reconstruct", "latent_space")
+    assert set(endpoints) == {f"/{name}" for name in (*page_events, *API_ONLY)}
+    settings = ["image", "mask_ratio", "noise_factor", "seed", "corruption"]
+    assert [p["parameter_name"] for p in endpoints["/attention"]["parameters"]] == settings
+    assert all(endpoints[f"/{name}"]["parameters"] == [] for name in API_ONLY[1:])
 
 
 def _join(url: str, fn_index: int, data: list) -> dict:

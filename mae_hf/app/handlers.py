@@ -1,12 +1,14 @@
 """The page's handlers: plain functions over a `ModelService`, each turning its answer into gradio's terms — an
 `AppError` into a `gr.Error` (its title, one log line, no traceback), a request made while the models load into a
-toast and then the answer, outputs that should stay as they are into `gr.skip()`."""
+toast and then the answer, the answer into `{component: value}` for the outputs it names (`mae_hf.app.outputs`; the
+others stay as they are)."""
 
 import logging
 import time
 
 import gradio as gr
 
+from .outputs import PageOutputs
 from .service import AppError, ModelService
 
 logger = logging.getLogger(__name__)
@@ -14,10 +16,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Handlers", "SERVER_ERROR"]
 
 SERVER_ERROR = "The server could not answer this request: an error on its side, which it logged. Please try again."
-# Outputs of the Metrics tab (status, two histograms, the table) and of the Latent tab (status, two maps, the
-# neighbours, three tables).
-METRICS_OUTPUTS = 4
-LATENT_OUTPUTS = 7
 
 
 def _refuse(message: str, title: str):
@@ -28,14 +26,12 @@ def _refuse(message: str, title: str):
 
 
 class Handlers:
-    """The handlers of every tab; the public ones are the app's API (`api_name`), documented on each."""
+    """The handlers of every tab; the public ones are the app's API (`api_name`), documented on each. They fill the
+    output components that each tab puts in `outputs` as it builds them."""
 
     def __init__(self, service: ModelService):
-        from .service import reconstruct_slots
-
         self.service = service
-        # the Reconstruct tab's images of every model, and its table
-        self.reconstruct_outputs = sum(reconstruct_slots(name) for name in service.names) + 1
+        self.outputs = PageOutputs()
 
     def _run(self, method, *args):
         """`method(*args)`; an `AppError` becomes a `gr.Error` with its message (one log line), anything else (a bug
@@ -93,12 +89,13 @@ class Handlers:
         if image is None:
             _refuse(f"There is no {noun} yet: draw, upload or pick one.", f"No {noun}")
         self._wait_for_models()
-        return self._run(self.service.reconstruct, image, mask_ratio, noise_factor, seed, corruption)
+        images, table = self._run(self.service.reconstruct_by_model, image, mask_ratio, noise_factor, seed, corruption)
+        return self.outputs.reconstruct.fill(images=images, table=table)
 
     def reconstruct_if_digit(self, image, mask_ratio, noise_factor, seed, corruption):
         """The page's reconstruction after the picture or a setting changed: nothing while there is none."""
         if image is None:
-            return [gr.skip()] * self.reconstruct_outputs
+            return gr.skip()  # every output stays as it is
         return self.reconstruct(image, mask_ratio, noise_factor, seed, corruption)
 
     def attention(
@@ -114,12 +111,13 @@ class Handlers:
         if image is None:
             _refuse(f"There is no {noun} yet: draw, upload or pick one on the Reconstruct tab.", f"No {noun}")
         self._wait_for_models()
-        return self._run(self.service.attention, image, mask_ratio, seed, corruption)
+        plain, masked, overlays, summary = self._run(self.service.attention, image, mask_ratio, seed, corruption)
+        return self.outputs.attention.fill(plain=plain, masked=masked, overlays=overlays, summary=summary)
 
     def attention_if_digit(self, image, mask_ratio, noise_factor, seed, corruption):
         """`attention` when a picture is in place (opening the tab), else leave the outputs as they are."""
         if image is None:
-            return (gr.skip(),) * 4
+            return gr.skip()
         return self.attention(image, mask_ratio, noise_factor, seed, corruption)
 
     def latent_space(self, image=None, second: str | None = None):
@@ -129,12 +127,23 @@ class Handlers:
         its nearest training images, and the placement, radius and measure tables (Markdown). Before the dataset
         analysis is done: its status and empty outputs.
         """
-        return self._run(self.service.latent_space, image, second)
+        status, first, second_map, neighbours, placement, radii, measures = self._run(
+            self.service.latent_space, image, second
+        )
+        return self.outputs.latent.fill(
+            status=status,
+            first_map=first,
+            second_map=second_map,
+            neighbours=neighbours,
+            placement=placement,
+            radii=radii,
+            measures=measures,
+        )
 
     def latent_space_if_ready(self, image, second):
         """The Latent tab after the picture changed: nothing while the analysis is running."""
         if not self.service.analysis_status()["ready"]:
-            return [gr.skip()] * LATENT_OUTPUTS
+            return gr.skip()
         return self.latent_space(image, second)
 
     # -- the test set and the models -------------------------------------------------------------------------------
@@ -146,12 +155,16 @@ class Handlers:
     def metrics(self):
         """Test-set PSNR and SSIM histograms of every model under both corruptions, and the summary table (status
         Markdown, two PNGs, a Markdown table; None until the analysis is ready)."""
-        return self._run(self.service.metrics)
+        status, psnr, ssim, table = self._run(self.service.metrics)
+        return self.outputs.metrics.fill(status=status, psnr=psnr, ssim=ssim, table=table)
 
     def weights(self):
         """Per-layer weight histograms (trained vs init) of every model and the near-zero table (status Markdown, a
         PNG per model, a Markdown table; None until the analysis is ready)."""
-        return self._run(self.service.weights)
+        status, *histograms, table = self._run(self.service.weights)
+        return self.outputs.weights.fill(
+            status=status, histograms=dict(zip(self.service.names, histograms, strict=True)), table=table
+        )
 
     def verdicts(self) -> str:
         """The study's claims H1–H3 with the verdict under each measure, as Markdown (the status until ready)."""
@@ -159,33 +172,28 @@ class Handlers:
 
     def refresh(self, image, second):
         """Timer tick: the dataset tabs, filled in (and the timer stopped) once the analysis is over."""
-        status = self.service.analysis_status()
+        status, o = self.service.analysis_status(), self.outputs
         if not (status["ready"] or status["failed"]):
             message = status["message"]
-            return (
-                message,
-                *[gr.skip()] * (METRICS_OUTPUTS - 1),
-                message,
-                *[gr.skip()] * (LATENT_OUTPUTS - 1),
-                message,
-                *[gr.skip()] * (len(self.service.names) + 1),
-                message,
-                gr.Timer(active=True),
-            )
-        return (
-            *self.metrics(),
-            *self.latent_space(image, second),
-            *self.weights(),
-            self.verdicts(),
-            gr.Timer(active=False),
-        )
+            shown = (o.metrics.status, o.latent.status, o.weights.status, o.verdicts)
+            return {**dict.fromkeys(shown, message), o.timer: gr.Timer(active=True)}
+        return {
+            **self.metrics(),
+            **self.latent_space(image, second),
+            **self.weights(),
+            o.verdicts: self.verdicts(),
+            o.timer: gr.Timer(active=False),
+        }
 
     def watch_models(self):
         """Page load: the model-loading banner until the models are loaded (then hidden, or why they could not be),
         and the About tab's model summary once they are there."""
-        status = self.service.status()
+        status, o = self.service.status(), self.outputs
         while not status["ready"] and not status["failed"]:
-            yield gr.Markdown(status["message"], visible=True), gr.skip()
+            yield {o.banner: gr.Markdown(status["message"], visible=True)}
             time.sleep(0.5)
             status = self.service.status()
-        yield gr.Markdown(status["message"], visible=status["failed"]), self.service.model_summary()
+        yield {
+            o.banner: gr.Markdown(status["message"], visible=status["failed"]),
+            o.summary: self.service.model_summary(),
+        }

@@ -256,15 +256,15 @@ class ModelService:
         pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # (C, H, W)
         return torch.from_numpy(np.ascontiguousarray(pixels))[None]  # (1, C, H, W)
 
-    def reconstruct(
+    def reconstruct_by_model(
         self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
-    ) -> tuple:
+    ) -> tuple[dict[str, dict[str, np.ndarray]], str]:
         """
         Corrupt the picture and reconstruct it with every model (`mae_hf.comparison.compare_reconstructions`).
 
-        Returns: for each model, its input (hidden patches in blue) and its reconstruction, and a model that masks its
-        own input also the visible patches pasted back (each enlarged `DISPLAY_SCALE`×), then the PSNR/SSIM table
-        (Markdown).
+        Returns: `{model: {"input": its input (hidden patches in blue), "reconstruction": its reconstruction, and for
+        a model that masks its own input "pasted": the visible patches pasted back}}` (`reconstruct_slots`; each
+        enlarged `DISPLAY_SCALE`×), and the PSNR/SSIM table (Markdown).
         """
         x = self._digit_tensor(image)
         models = self.wait()
@@ -282,12 +282,24 @@ class ModelService:
             )
         except (ValueError, TypeError) as err:
             raise AppError(str(err), "Invalid setting") from err
-        images = []
+        shown = {}
         for name, c in r.models.items():
-            images += [to_display(c.input, DISPLAY_SCALE, c.pixel_mask), to_display(c.reconstruction, DISPLAY_SCALE)]
-            if reconstruct_slots(name) == 3:
-                images.append(to_display(c.pasted if c.pasted is not None else c.reconstruction, DISPLAY_SCALE))
-        return (*images, markdown_table(*metrics_table(r.metrics)))
+            images = {
+                "input": to_display(c.input, DISPLAY_SCALE, c.pixel_mask),
+                "reconstruction": to_display(c.reconstruction, DISPLAY_SCALE),
+            }
+            if "pasted" in reconstruct_slots(name):
+                images["pasted"] = to_display(c.pasted if c.pasted is not None else c.reconstruction, DISPLAY_SCALE)
+            shown[name] = images
+        return shown, markdown_table(*metrics_table(r.metrics))
+
+    def reconstruct(
+        self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
+    ) -> tuple:
+        """`reconstruct_by_model` in the `/reconstruct` endpoint's order: each model's input, reconstruction (and
+        pasted patches), then the PSNR/SSIM table."""
+        shown, table = self.reconstruct_by_model(image, mask_ratio, noise_factor, seed, corruption)
+        return (*(picture for images in shown.values() for picture in images.values()), table)
 
     def attention(self, image, mask_ratio: float = 0.75, seed: int = 0, corruption: str = "own") -> tuple:
         """The attending model's CLS attention and rollout (masking off and under the Reconstruct tab's mask for this
@@ -398,13 +410,14 @@ class ModelService:
         return model_summary(self.models) if self.ready else self.status()["message"]
 
 
-def reconstruct_slots(name: str) -> int:
-    """How many images the Reconstruct tab shows for a model of kind `name`: its input and its reconstruction, and
-    for a kind that masks its own input (made for masking) the visible patches pasted back too."""
+def reconstruct_slots(name: str) -> tuple[str, ...]:
+    """The images the Reconstruct tab shows for a model of kind `name`, in order: its input and its reconstruction,
+    and for a kind that masks its own input (made for masking) the visible patches pasted back too."""
     from ..registry import MODEL_KINDS
 
     kind = MODEL_KINDS.get(name)
-    return 3 if kind is not None and kind.masked_reconstruct is not None and kind.default_corruption == "mask" else 2
+    pastes = kind is not None and kind.masked_reconstruct is not None and kind.default_corruption == "mask"
+    return ("input", "reconstruction", "pasted") if pastes else ("input", "reconstruction")
 
 
 def latent_choices(names: list[str]) -> tuple[str, list[str]]:

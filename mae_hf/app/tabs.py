@@ -1,4 +1,5 @@
-"""The app's tabs, one small function each: each builds its components and wires its handlers (`Handlers`).
+"""The app's tabs, one small function each: each builds its components, puts its outputs in `Handlers.outputs` and
+wires its handlers (`Handlers`), its API endpoint included.
 
 Images show no label badge (`show_label=False`): their titles are Markdown above them or inside the figure, so
 nothing is covered. Tables are Markdown (built by `mae_hf.report.tables`, the report's own, headers included), so
@@ -14,6 +15,7 @@ from ..labels import MEASURE_HELP, compare_modes
 from ..registry import MODEL_KINDS, feature_label, model_label
 from .handlers import Handlers
 from .inputs import CheckedDropdown, CheckedNumber, CheckedRadio, CheckedSlider, DigitImage, DigitSketchpad
+from .outputs import AttentionOutputs, LatentOutputs, MetricsOutputs, ReconstructOutputs, WeightsOutputs
 
 __all__ = [
     "DigitControls",
@@ -86,97 +88,133 @@ def _api(name: str, suffix: str) -> str:
     return name + suffix.replace("-", "_")
 
 
+def _api_only(fn, inputs, outputs: list, name: str, suffix: str) -> None:
+    """
+    An API endpoint no page event triggers, whose values pass through its components' own processing: `inputs` are
+    checked by their `preprocess` (`mae_hf.app.inputs`), and the images returned become PNG files.
+
+    `gr.api` cannot make these: it declares its inputs and outputs as `gr.Api` values with gradio's preprocessing and
+    postprocessing off, so a picture sent would reach the handler unchecked and an image returned (an array) would
+    not become a file (the answer would not serialise). `gr.on` with no triggers makes the same trigger-less event
+    that `gr.api` makes, over the tab's own components, and no hidden button.
+    """
+    gr.on([], fn, inputs, outputs, api_name=_api(name, suffix))
+
+
 def reconstruct_tab(lab: Handlers, examples: list[Path], suffix: str = "") -> DigitControls:
     """
     One current picture, shown once, that a drawing, an upload or an example replaces; every model's reconstruction
     follows it (and every setting) by themselves.
     """
-    profile, names = lab.service.profile, lab.service.names
-    noun = profile.noun
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=300):
-            gr.Markdown(f"**1. Draw, upload or pick a {noun}**", elem_classes="caption")
-            with gr.Tabs(overflow_behavior="wrap"):
-                with gr.Tab("Draw", id="draw"):
-                    sketch = DigitSketchpad(
-                        show_label=False,
-                        canvas_size=(280, 280),
-                        type="filepath",
-                        image_mode="RGBA",
-                        format="png",
-                        layers=False,
-                        transforms=(),
-                        height=360,
-                        elem_id=_id("sketchpad", suffix),
-                        elem_classes="sketchpad",
-                        brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
-                    )
-                with gr.Tab("Upload", id="upload"):
-                    upload = DigitImage(
-                        show_label=False,
-                        type="filepath",
-                        image_mode=None,
-                        format="png",
-                        sources=["upload", "clipboard"],
-                        height=360,
-                        elem_id=_id("upload", suffix),
-                    )
-            gr.Markdown(profile.hint, elem_classes="explain")
+            sketch, upload = _picture_sources(lab.service.profile, suffix)
         with gr.Column(scale=4, min_width=280):
-            size = f"{profile.image_size}×{profile.image_size}" if profile.image_size else "at the models' size"
-            gr.Markdown(f"**2. The current {noun}** ({size}, what every model is given)", elem_classes="caption")
-            digit = DigitImage(
+            digit, picked = _current_picture(lab.service.profile, examples, suffix)
+            controls = DigitControls(digit, *_settings(lab.service))
+    lab.outputs.reconstruct = _reconstructions(lab.service, suffix)
+    _follow_the_sources(lab, sketch, upload, picked, digit, suffix)
+    _follow_the_picture(lab, controls, suffix)
+    return controls
+
+
+def _picture_sources(profile, suffix: str) -> tuple[DigitSketchpad, DigitImage]:
+    """Step 1: the canvas and the upload box, each on its own tab, and the profile's hint."""
+    gr.Markdown(f"**1. Draw, upload or pick a {profile.noun}**", elem_classes="caption")
+    with gr.Tabs(overflow_behavior="wrap"):
+        with gr.Tab("Draw", id="draw"):
+            sketch = DigitSketchpad(
+                show_label=False,
+                canvas_size=(280, 280),
+                type="filepath",
+                image_mode="RGBA",
+                format="png",
+                layers=False,
+                transforms=(),
+                height=360,
+                elem_id=_id("sketchpad", suffix),
+                elem_classes="sketchpad",
+                brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
+            )
+        with gr.Tab("Upload", id="upload"):
+            upload = DigitImage(
                 show_label=False,
                 type="filepath",
                 image_mode=None,
                 format="png",
-                interactive=False,
-                height=200,
-                elem_classes="pixelated",
-                elem_id=_id("model-input", suffix),
+                sources=["upload", "clipboard"],
+                height=360,
+                elem_id=_id("upload", suffix),
             )
-            picked = None
-            if examples:
-                picked = gr.Examples(
-                    [[str(p)] for p in examples],
-                    inputs=[digit],
-                    label=f"Or pick a test {noun}",
-                    examples_per_page=10,
-                    elem_id=_id("examples", suffix),
-                )
-            low, high = MASK_RATIO_RANGE
-            mask_ratio = CheckedSlider(
-                low,
-                high,
-                value=0.75,
-                step=0.05,
-                label="MAE mask ratio",
-                info=f"Share of the patches hidden from the MAE ({low:g} to {high:g}: where it fills the holes "
-                f"clearly better than guessing the average {noun}; it was trained at 0.75).",
-            )
-            noise_factor = CheckedSlider(
-                0.0,
-                1.5,
-                value=0.5,
-                step=0.05,
-                label="DAE noise",
-                info="Strength (std) of the Gaussian noise added to the DAE's input; trained at 0.5.",
-            )
-            with gr.Row():
-                seed = CheckedNumber(
-                    value=0, precision=0, minimum=0, label="Seed", info="Same seed, same mask and noise.", min_width=100
-                )
-                own = {n: MODEL_KINDS[n].default_corruption for n in names if n in MODEL_KINDS}
-                corruption = CheckedRadio(compare_modes(own), value="own", label="What each model is given", scale=2)
+    gr.Markdown(profile.hint, elem_classes="explain")
+    return sketch, upload
 
-    outputs = []
-    for i, name in enumerate(names):
-        outputs += _model_section(name, suffix, help_column=i == len(names) - 1)
-    table = _table(f"How close each output is to the current {noun}", _id("metrics", suffix))
-    outputs.append(table)
 
-    controls = DigitControls(digit, mask_ratio, noise_factor, seed, corruption)
-    # The picture: every source replaces it and clears the other sources, so one picture is current.
+def _current_picture(profile, examples: list[Path], suffix: str) -> tuple[DigitImage, gr.helpers.Examples | None]:
+    """Step 2: the current picture, as every model is given it, and the examples that replace it."""
+    size = f"{profile.image_size}×{profile.image_size}" if profile.image_size else "at the models' size"
+    gr.Markdown(f"**2. The current {profile.noun}** ({size}, what every model is given)", elem_classes="caption")
+    digit = DigitImage(
+        show_label=False,
+        type="filepath",
+        image_mode=None,
+        format="png",
+        interactive=False,
+        height=200,
+        elem_classes="pixelated",
+        elem_id=_id("model-input", suffix),
+    )
+    if not examples:
+        return digit, None
+    picked = gr.Examples(
+        [[str(p)] for p in examples],
+        inputs=[digit],
+        label=f"Or pick a test {profile.noun}",
+        examples_per_page=10,
+        elem_id=_id("examples", suffix),
+    )
+    return digit, picked
+
+
+def _settings(service) -> tuple[CheckedSlider, CheckedSlider, CheckedNumber, CheckedRadio]:
+    """The mask ratio, the noise, the seed and what each model is given."""
+    low, high = MASK_RATIO_RANGE
+    mask_ratio = CheckedSlider(
+        low,
+        high,
+        value=0.75,
+        step=0.05,
+        label="MAE mask ratio",
+        info=f"Share of the patches hidden from the MAE ({low:g} to {high:g}: where it fills the holes clearly "
+        f"better than guessing the average {service.profile.noun}; it was trained at 0.75).",
+    )
+    noise_factor = CheckedSlider(
+        0.0,
+        1.5,
+        value=0.5,
+        step=0.05,
+        label="DAE noise",
+        info="Strength (std) of the Gaussian noise added to the DAE's input; trained at 0.5.",
+    )
+    with gr.Row():
+        seed = CheckedNumber(
+            value=0, precision=0, minimum=0, label="Seed", info="Same seed, same mask and noise.", min_width=100
+        )
+        own = {n: MODEL_KINDS[n].default_corruption for n in service.names if n in MODEL_KINDS}
+        corruption = CheckedRadio(compare_modes(own), value="own", label="What each model is given", scale=2)
+    return mask_ratio, noise_factor, seed, corruption
+
+
+def _reconstructions(service, suffix: str) -> ReconstructOutputs:
+    """Every model's row of images, then the table of how close each output is."""
+    names = service.names
+    images = {name: _model_section(name, suffix, help_column=i == len(names) - 1) for i, name in enumerate(names)}
+    table = _table(f"How close each output is to the current {service.profile.noun}", _id("metrics", suffix))
+    return ReconstructOutputs(images, table)
+
+
+def _follow_the_sources(lab: Handlers, sketch, upload, picked, digit, suffix: str) -> None:
+    """Every source replaces the current picture and clears the other sources, so one picture is current."""
     sketch.change(
         lab.digit_from_sketch,
         sketch,
@@ -193,45 +231,43 @@ def reconstruct_tab(lab: Handlers, examples: list[Path], suffix: str = "") -> Di
     uploaded.success(lambda: None, None, sketch, api_visibility="private")
     uploaded.failure(lambda: None, None, upload, api_visibility="private")
     if picked is not None:
-        picked.load_input_event.then(
-            lambda: (None, None),
-            None,
-            [sketch, upload],
-            api_visibility="private",
-        )
-    # The reconstruction follows the picture and every setting.
-    digit.change(
+        picked.load_input_event.then(lambda: (None, None), None, [sketch, upload], api_visibility="private")
+
+
+def _follow_the_picture(lab: Handlers, controls: DigitControls, suffix: str) -> None:
+    """The reconstruction follows the picture and every setting."""
+    outputs = lab.outputs.reconstruct.components
+    controls.digit.change(
         lab.reconstruct, controls.inputs, outputs, api_name=_api("reconstruct", suffix), trigger_mode="always_last"
     )
-    for control in (mask_ratio, noise_factor):
+    for control in (controls.mask_ratio, controls.noise_factor):
         control.release(
             lab.reconstruct_if_digit, controls.inputs, outputs, api_visibility="private", trigger_mode="always_last"
         )
-    for event in (seed.submit, corruption.change):
+    for event in (controls.seed.submit, controls.corruption.change):
         event(lab.reconstruct_if_digit, controls.inputs, outputs, api_visibility="private", trigger_mode="always_last")
-    return controls
 
 
-def _model_section(name: str, suffix: str, help_column: bool) -> list:
+def _model_section(name: str, suffix: str, help_column: bool) -> dict[str, gr.Image]:
     """One model's row of the Reconstruct tab: its input, its reconstruction, and for a model that masks its own
     input the visible patches pasted back (else, in the last row, what the numbers mean)."""
     from .service import reconstruct_slots
 
-    kind = MODEL_KINDS.get(name)
+    kind, slots = MODEL_KINDS.get(name), reconstruct_slots(name)
     gr.Markdown(f"### {kind.description[0].upper() + kind.description[1:] if kind else model_label(name)}")
-    key, images = name.lower(), []
+    key, images = name.lower(), {}
     with gr.Row():
         with gr.Column(min_width=150):
-            title = "Its input (hidden patches in blue)" if reconstruct_slots(name) == 3 else "Its input"
-            images.append(_titled_image(title, _id(f"{key}-input", suffix), height=220, pixelated=True))
+            title = "Its input (hidden patches in blue)" if "pasted" in slots else "Its input"
+            images["input"] = _titled_image(title, _id(f"{key}-input", suffix), height=220, pixelated=True)
         with gr.Column(min_width=150):
-            images.append(_titled_image("Its reconstruction", _id(f"{key}-recon", suffix), height=220, pixelated=True))
+            images["reconstruction"] = _titled_image(
+                "Its reconstruction", _id(f"{key}-recon", suffix), height=220, pixelated=True
+            )
         with gr.Column(min_width=150):
-            if reconstruct_slots(name) == 3:
-                images.append(
-                    _titled_image(
-                        "Visible patches pasted back", _id(f"{key}-pasted", suffix), height=220, pixelated=True
-                    )
+            if "pasted" in slots:
+                images["pasted"] = _titled_image(
+                    "Visible patches pasted back", _id(f"{key}-pasted", suffix), height=220, pixelated=True
                 )
             elif help_column:
                 gr.Markdown(
@@ -241,8 +277,8 @@ def _model_section(name: str, suffix: str, help_column: bool) -> list:
     return images
 
 
-def metrics_tab(lab: Handlers, suffix: str = "") -> list:
-    """Test-set PSNR / SSIM distributions and their summary. Returns its outputs (filled by the timer)."""
+def metrics_tab(lab: Handlers, suffix: str = "") -> None:
+    """Test-set PSNR / SSIM distributions and their summary (filled in by the page's timer), and `/metrics`."""
     nouns = lab.service.profile.nouns
     status = gr.Markdown(elem_classes="explain", elem_id=_id("metrics-status", suffix))
     gr.Markdown(
@@ -257,10 +293,11 @@ def metrics_tab(lab: Handlers, suffix: str = "") -> list:
         with gr.Column(min_width=300):
             ssim = _titled_image(f"SSIM of every test {lab.service.profile.noun}", _id("ssim-hist", suffix))
     table = _table(f"Mean ± std over the test {nouns}", _id("metrics-table", suffix))
-    return [status, psnr, ssim, table]
+    lab.outputs.metrics = MetricsOutputs(status, psnr, ssim, table)
+    _api_only(lab.metrics, None, lab.outputs.metrics.components, "metrics", suffix)
 
 
-def latent_tab(lab: Handlers, controls: DigitControls, suffix: str = "") -> tuple[list, gr.Dropdown]:
+def latent_tab(lab: Handlers, controls: DigitControls, suffix: str = "") -> gr.Dropdown:
     """t-SNE maps with the current picture placed, its nearest training images, and the clustering measures; they
     follow the current picture and the second map's choice by themselves."""
     from .service import latent_choices
@@ -316,7 +353,8 @@ def latent_tab(lab: Handlers, controls: DigitControls, suffix: str = "") -> tupl
     )
     radii = _table("Mean radius of a class", _id("radius-table", suffix))
     measures = _table("Is the class in the features? (raw pixels: the baseline to beat)", _id("measures-table", suffix))
-    outputs = [status, first_map, second_map, neighbours, placement, radii, measures]
+    lab.outputs.latent = LatentOutputs(status, first_map, second_map, neighbours, placement, radii, measures)
+    outputs = lab.outputs.latent.components
     second.change(
         lab.latent_space,
         [controls.digit, second],
@@ -331,7 +369,7 @@ def latent_tab(lab: Handlers, controls: DigitControls, suffix: str = "") -> tupl
         api_visibility="private",
         trigger_mode="always_last",
     )
-    return outputs, second
+    return second
 
 
 def attention_tab(lab: Handlers, controls: DigitControls, tab: gr.Tab, suffix: str = "") -> None:
@@ -355,14 +393,15 @@ def attention_tab(lab: Handlers, controls: DigitControls, tab: gr.Tab, suffix: s
         f"*Draw, upload or pick a {noun} on the Reconstruct tab: its attention and saliency show here.*",
         elem_id=_id("attention-summary", suffix),
     )
-    outputs = [plain, masked, overlays, summary]
+    lab.outputs.attention = AttentionOutputs(plain, masked, overlays, summary)
+    outputs = lab.outputs.attention.components
     tab.select(lab.attention_if_digit, controls.inputs, outputs, api_visibility="private", show_progress="minimal")
-    # The API endpoint (the page computes on opening the tab): an event of a button that is never shown.
-    gr.Button(visible=False).click(lab.attention, controls.inputs, outputs, api_name=_api("attention", suffix))
+    _api_only(lab.attention, controls.inputs, outputs, "attention", suffix)  # the page computes on opening the tab
 
 
-def weights_tab(lab: Handlers, suffix: str = "") -> list:
-    """Per-layer weight histograms of every model and the near-zero table, trained vs init. Returns its outputs."""
+def weights_tab(lab: Handlers, suffix: str = "") -> None:
+    """Per-layer weight histograms of every model and the near-zero table, trained vs init (filled in by the page's
+    timer), and `/weights`."""
     status = gr.Markdown(elem_classes="explain", elem_id=_id("weights-status", suffix))
     gr.Markdown(
         MEASURE_HELP["near_zero"] + " Conv and linear weights only (biases, norms, tokens and fixed position "
@@ -370,15 +409,14 @@ def weights_tab(lab: Handlers, suffix: str = "") -> list:
         elem_classes="explain",
     )
     table = _table("Share of weights near zero", _id("weights-table", suffix))
-    images = [_titled_image(model_label(n), _id(f"weights-{n.lower()}", suffix)) for n in lab.service.names]
-    return [status, *images, table]
+    histograms = {n: _titled_image(model_label(n), _id(f"weights-{n.lower()}", suffix)) for n in lab.service.names}
+    lab.outputs.weights = WeightsOutputs(status, histograms, table)
+    _api_only(lab.weights, None, lab.outputs.weights.components, "weights", suffix)
 
 
-def about_tab(
-    models_status: dict, answer_markdown: str, study_markdown: str, suffix: str = ""
-) -> tuple[gr.Markdown, gr.Markdown]:
+def about_tab(lab: Handlers, answer_markdown: str, study_markdown: str, suffix: str = "") -> None:
     """The answer to each of the study's claims in words first; then what the models are, where they come from,
-    their cards, and our verdicts in detail. Returns the model summary and the verdicts (both filled in later)."""
+    their cards, and our verdicts in detail (the summary and the verdicts filled in later), and `/verdicts`."""
     gr.Markdown("### The short answer\n\n" + answer_markdown, elem_id=_id("answer", suffix))
     gr.Markdown(
         "**mae_hf** compares a *masked autoencoder* (transformers' `ViTMAEForPreTraining`: hides most patches and "
@@ -386,13 +424,13 @@ def about_tab(
         "remove it). Both are ordinary Hugging Face models: `ViTMAEForPreTraining.from_pretrained(...)` and "
         "`AutoModel.from_pretrained(..., trust_remote_code=True)`."
     )
-    summary = gr.Markdown(models_status["message"], elem_id=_id("model-summary", suffix))
+    lab.outputs.summary = gr.Markdown(lab.service.status()["message"], elem_id=_id("model-summary", suffix))
     gr.Markdown(
         "### The study's claims, and our verdicts in detail\n\nThe study behind this project claimed (H1) MAE "
         'latents cluster by class more tightly, (H2) the DAE has more near-zero weights so it "learns less", and (H3) '
         "the MAE reconstructs better. Each is checked under every measure that bears on it, on the test images this "
         "app analyses."
     )
-    verdicts = gr.Markdown(elem_id=_id("verdicts", suffix))
+    lab.outputs.verdicts = gr.Markdown(elem_id=_id("verdicts", suffix))
     gr.Markdown(study_markdown, elem_id=_id("study-grid", suffix))
-    return summary, verdicts
+    gr.api(lab.verdicts, api_name=_api("verdicts", suffix))
