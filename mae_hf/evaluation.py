@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .corruption import add_gaussian_noise, mask_patches, spatial_order_noise
-from .mae import MAE_PRESETS, evaluating, forward_mae, num_patches
+from .mae import MAE_PRESETS, evaluating, forward_mae, mae_loss_target, masked_patch_loss, num_patches
 from .metrics import compute_masked_psnr, compute_psnr, compute_ssim
+from .modeling_dae import reconstruction_loss
 from .registry import kind_of
 
 __all__ = [
@@ -189,49 +189,24 @@ def _mae_input(model, pixel_values: torch.Tensor, noise: torch.Tensor):
     return noisy, spatial_order_noise(len(pixel_values), num_patches(model.config), device=pixel_values.device)
 
 
-def _mae_losses(model, pixel_values, logits, mask) -> torch.Tensor:
-    """ViTMAE's objective per image: MSE of the predicted patches on the masked ones (on all patches where none is
-    masked, where ViTMAE's own loss divides by zero). Their mean equals ViTMAE's `loss` for a non-empty mask."""
-    target = model.patchify(pixel_values)  # (B, L, p*p*C)
-    if model.config.norm_pix_loss:
-        mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
-        target = (target - mean) / (var + 1.0e-6) ** 0.5
-    per_patch = ((logits - target) ** 2).mean(dim=-1)  # (B, L)
-    weight = torch.where(mask.sum(dim=1, keepdim=True) > 0, mask, torch.ones_like(mask))
-    return (per_patch * weight).sum(dim=1) / weight.sum(dim=1)
-
-
-def _dae_losses(model, pixel_values, reconstruction, pixel_mask=None) -> torch.Tensor:
-    """The DAE's loss (`config.loss`) per image, over every pixel or over the masked ones where `pixel_mask`
-    (B, 1, H, W) is given (all pixels for an image with none masked)."""
-    if model.config.loss == "bce" and not torch.isfinite(reconstruction).all():
-        per_pixel = torch.full_like(reconstruction, float("nan"))  # diverged: NaN, not binary_cross_entropy's error
-    elif model.config.loss == "bce":
-        per_pixel = F.binary_cross_entropy(reconstruction, pixel_values, reduction="none")
-    else:
-        per_pixel = (reconstruction - pixel_values) ** 2
-    if pixel_mask is None:
-        return per_pixel.flatten(1).mean(dim=1)
-    weight = pixel_mask.to(per_pixel).expand_as(per_pixel).flatten(1)  # (B, C*H*W)
-    weight = torch.where(weight.sum(dim=1, keepdim=True) > 0, weight, torch.ones_like(weight))
-    return (per_pixel.flatten(1) * weight).sum(dim=1) / weight.sum(dim=1)
-
-
 def mae_objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float | None = None):
-    """A ViTMAE's training objective under its own corruption, per image (see `objective`)."""
+    """A ViTMAE's training objective under its own corruption, per image (see `objective`): ViTMAE's loss,
+    `mae_hf.mae.masked_patch_loss` of its logits against `mae_loss_target`."""
     inner = getattr(model, "module", model)
     model_input, token_noise = _mae_input(inner, pixel_values, noise)
     if mask_ratio is None:
         out = model(pixel_values=model_input, noise=token_noise)
     else:
         out = forward_mae(inner, model_input, token_noise, mask_ratio)
-    return _mae_losses(inner, pixel_values, out.logits, out.mask), out
+    return masked_patch_loss(out.logits, mae_loss_target(inner, pixel_values), out.mask), out
 
 
 def dae_objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float | None = None):
-    """The DAE's training objective under its own corruption, per image (see `objective`)."""
+    """The DAE's training objective under its own corruption, per image (see `objective`): its own loss,
+    `mae_hf.modeling_dae.reconstruction_loss`, on the masked pixels under masking."""
     out = model(pixel_values, noise=noise)
-    return _dae_losses(getattr(model, "module", model), pixel_values, out.reconstruction, out.pixel_mask), out
+    loss = getattr(model, "module", model).config.loss
+    return reconstruction_loss(out.reconstruction, pixel_values, loss, out.pixel_mask, reduction="none"), out
 
 
 def objective(model, pixel_values: torch.Tensor, noise: torch.Tensor, mask_ratio: float | None = None):

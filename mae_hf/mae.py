@@ -31,6 +31,8 @@ __all__ = [
     "MAEForward",
     "forward_encoder",
     "forward_mae",
+    "mae_loss_target",
+    "masked_patch_loss",
     "MAEReconstruction",
     "reconstruct_mae",
     "extract_mae_latents",
@@ -297,6 +299,44 @@ def forward_mae(
     return out
 
 
+def _norm_pix_statistics(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each patch's mean and std as ViTMAE's `norm_pix_loss` normalises its target: (B, L, 1) each,
+    std = sqrt(unbiased variance + 1e-6)."""
+    return patches.mean(dim=-1, keepdim=True), (patches.var(dim=-1, keepdim=True) + 1.0e-6) ** 0.5
+
+
+def mae_loss_target(model: ViTMAEForPreTraining, pixel_values: torch.Tensor) -> torch.Tensor:
+    """
+    What ViTMAE's decoder is trained to predict, as `ViTMAEForPreTraining.forward` builds it: `model.patchify`'s
+    patches (B, L, p*p*C), each normalised to zero mean and unit variance under `config.norm_pix_loss`.
+    """
+    target = model.patchify(pixel_values)  # (B, L, p*p*C)
+    if model.config.norm_pix_loss:
+        mean, std = _norm_pix_statistics(target)
+        target = (target - mean) / std
+    return target
+
+
+def masked_patch_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """
+    ViTMAE's loss per image, defined once: each patch's mean squared error over its p*p*C values, averaged over the
+    masked patches. An image with no patch masked is averaged over all its patches (ViTMAE's own `loss`, one value
+    for the batch, divides by zero there). For a non-empty mask the mean over images equals ViTMAE's `loss`, since
+    every image has the same number of masked patches.
+
+    Args:
+        prediction, target: (B, L, p*p*C) patches in `model.patchify`'s order (the decoder's `logits` and
+            `mae_loss_target`, or two images patchified).
+        mask: (B, L), 0 is keep, 1 is remove (the patches the loss is taken on).
+
+    Returns:
+        (B,) losses.
+    """
+    per_patch = ((prediction - target) ** 2).mean(dim=-1)  # (B, L)
+    weight = torch.where(mask.sum(dim=1, keepdim=True) > 0, mask, torch.ones_like(mask))
+    return (per_patch * weight).sum(dim=1) / weight.sum(dim=1)
+
+
 @dataclass
 class MAEReconstruction:
     """
@@ -307,7 +347,8 @@ class MAEReconstruction:
         pasted: the input's visible patches with the reconstruction in the masked ones.
         masked_input: the input with masked patches set to 0 (what the encoder "sees").
         mask: (B, L), 1 = removed. pixel_mask: (B, 1, H, W), 1 = removed.
-        loss: mean squared error on the masked patches (on all patches at mask ratio 0), as a float.
+        loss: mean squared error of `reconstruction` on the masked patches (on all patches at mask ratio 0), as a
+            float: `masked_patch_loss` in pixel space, averaged over the images.
         noise: the (B, L) noise that produced the mask, to apply the same mask elsewhere.
     """
 
@@ -350,15 +391,12 @@ def reconstruct_mae(
         out = forward_mae(model, pixel_values, noise, mask_ratio)
     recon_patches = out.logits  # (B, L, p*p*C)
     if config.norm_pix_loss:
-        target = model.patchify(pixel_values)
-        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-        recon_patches = recon_patches * (var + 1e-6) ** 0.5 + mean
+        mean, std = _norm_pix_statistics(model.patchify(pixel_values))
+        recon_patches = recon_patches * std + mean
     reconstruction = model.unpatchify(recon_patches).clamp(0, 1)  # (B, C, H, W)
     pixel_mask = mask_to_image(out.mask, config.patch_size, config.image_size).to(pixel_values)  # (B, 1, H, W)
     pasted = pixel_values * (1 - pixel_mask) + reconstruction * pixel_mask
-    per_patch = ((model.patchify(reconstruction) - model.patchify(pixel_values)) ** 2).mean(-1)  # (B, L)
-    weight = out.mask if out.mask.sum() > 0 else torch.ones_like(out.mask)
-    loss = float((per_patch * weight).sum() / weight.sum())
+    loss = float(masked_patch_loss(model.patchify(reconstruction), model.patchify(pixel_values), out.mask).mean())
     return MAEReconstruction(
         reconstruction=reconstruction,
         pasted=pasted,

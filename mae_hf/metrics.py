@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["SSIM_SETTINGS", "compute_psnr", "compute_masked_psnr", "compute_ssim"]
+__all__ = ["SSIM_SETTINGS", "compute_psnr", "compute_masked_psnr", "compute_pooled_psnr", "compute_ssim"]
 
 # Wang et al. (2004) settings, as scikit-image documents for reproducing the paper: 11×11 Gaussian window with
 # sigma 1.5, population covariance. On 28×28 images a 7×7 uniform window (skimage's default) gives other values.
@@ -29,6 +29,22 @@ def _pair(x, y) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _psnr_from_mse(mse, data_range: float):
+    """The PSNR rule, stated once: `10 log10(data_range² / MSE)`; `inf` for an MSE of 0, `nan` for a nan MSE."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 * np.log10(data_range**2 / mse)
+
+
+def _masked_squared_error(x, y, pixel_mask) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (B,): the summed squared error over the pixels where `pixel_mask` (B, 1 or C, H, W) is 1, and
+    how many pixels count."""
+    a, b = _pair(x, y)
+    m = np.broadcast_to(_as_batch(pixel_mask), a.shape).astype(np.float64)
+    count = m.reshape(a.shape[0], -1).sum(axis=1)
+    sq = (((a - b) ** 2) * m).reshape(a.shape[0], -1).sum(axis=1)
+    return sq, count
+
+
 def compute_psnr(x, y, data_range: float = 1.0) -> np.ndarray:
     """
     Peak signal-to-noise ratio per image, `10 log10(data_range² / MSE)`.
@@ -42,8 +58,7 @@ def compute_psnr(x, y, data_range: float = 1.0) -> np.ndarray:
     """
     a, b = _pair(x, y)
     mse = ((a - b) ** 2).reshape(a.shape[0], -1).mean(axis=1)
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(data_range**2 / mse)
+    return _psnr_from_mse(mse, data_range)
 
 
 def compute_ssim(x, y, data_range: float = 1.0) -> np.ndarray:
@@ -86,10 +101,27 @@ def compute_masked_psnr(x, y, pixel_mask, data_range: float = 1.0) -> np.ndarray
     Returns:
         (B,) float64; `nan` for an image with no counted pixel, `inf` where the counted pixels are identical.
     """
-    a, b = _pair(x, y)
-    m = np.broadcast_to(_as_batch(pixel_mask), a.shape).astype(np.float64)
-    count = m.reshape(a.shape[0], -1).sum(axis=1)
-    sq = (((a - b) ** 2) * m).reshape(a.shape[0], -1).sum(axis=1)
+    sq, count = _masked_squared_error(x, y, pixel_mask)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mse = sq / count
-        return np.where(count > 0, 10.0 * np.log10(data_range**2 / mse), np.nan)
+        return np.where(count > 0, _psnr_from_mse(sq / count, data_range), np.nan)
+
+
+def compute_pooled_psnr(x, y, pixel_mask=None, data_range: float = 1.0) -> float:
+    """
+    One PSNR for a whole set of images, pooled: the rule of `compute_psnr` on the mean squared error over every
+    counted pixel of every image (total squared error / count), not a mean of per-image PSNRs. Pooling weights
+    each pixel equally, so an image with few counted pixels or an exact reconstruction cannot dominate it.
+
+    Args:
+        x, y: (B, C, H, W) images on the same scale.
+        pixel_mask: (B, 1 or C, H, W), 1 = counted (e.g. the masked patches); None counts every pixel.
+
+    Returns:
+        float; `nan` when no pixel counts, `inf` when the counted pixels are identical.
+    """
+    if pixel_mask is None:
+        a, b = _pair(x, y)
+        sq, count = ((a - b) ** 2).sum(), a.size
+    else:
+        sq, count = (v.sum() for v in _masked_squared_error(x, y, pixel_mask))  # float64 totals
+    return float(_psnr_from_mse(np.float64(sq) / count, data_range)) if count > 0 else float("nan")

@@ -21,7 +21,7 @@ class DAEOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`): Reconstruction loss against the clean input (mean over pixels,
-            or over `loss_mask` where given).
+            or over `loss_mask` where given): `reconstruction_loss`.
         reconstruction (`torch.FloatTensor` of shape `(B, C, H, W)`): Decoded image in [0, 1].
         latent (`torch.FloatTensor` of shape `(B, C_latent, H_latent, W_latent)`): Bottleneck, e.g. (B, 8, 3, 3)
             for 28×28 inputs.
@@ -131,6 +131,48 @@ def mask_patches(
     pixel_mask = mask_to_image(mask, patch_size, (h, w)).to(pixel_values)
     masked = pixel_values * (1 - pixel_mask) + fill_value * pixel_mask
     return masked, mask, pixel_mask
+
+
+LOSS_REDUCTIONS = ("mean", "none")
+
+
+def reconstruction_loss(
+    reconstruction: torch.Tensor,
+    pixel_values: torch.Tensor,
+    loss: str,
+    loss_mask: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """
+    The DAE's loss, defined once: `loss` per pixel against the clean image, averaged over the pixels that count.
+
+    Args:
+        reconstruction: (B, C, H, W) in [0, 1]. pixel_values: (B, C, H, W) clean images in [0, 1], the target.
+        loss: `"bce"` (binary cross-entropy; NaN everywhere when `reconstruction` is not finite, i.e. diverged
+            weights, where `binary_cross_entropy` would raise) or `"mse"` (squared error), as `DAEConfig.loss`.
+        loss_mask: (B, 1 or C, H, W), 1 = counts; None: every pixel counts.
+        reduction: `"mean"`: one value (), the mean over every counted pixel of the batch, 0 if none counts (the
+            model's `loss`); `"none"`: one value per image (B,), the mean over its counted pixels, over all of its
+            pixels if none counts (the training objective and evaluation, per image).
+    """
+    if loss not in ("bce", "mse"):
+        raise ValueError(f"`loss` must be 'bce' or 'mse', got {loss!r}.")
+    if reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"`reduction` must be one of {list(LOSS_REDUCTIONS)}, got {reduction!r}.")
+    if loss == "bce" and not torch.isfinite(reconstruction).all():
+        per_pixel = torch.full_like(reconstruction, float("nan"))
+    elif loss == "bce":
+        per_pixel = F.binary_cross_entropy(reconstruction, pixel_values, reduction="none")
+    else:
+        per_pixel = (reconstruction - pixel_values) ** 2
+    if loss_mask is None:
+        return per_pixel.mean() if reduction == "mean" else per_pixel.flatten(1).mean(dim=1)
+    weight = loss_mask.to(per_pixel).expand_as(per_pixel)  # (B, C, H, W)
+    if reduction == "mean":
+        return (per_pixel * weight).sum() / weight.sum().clamp_min(1.0)
+    weight = weight.flatten(1)  # (B, C*H*W)
+    weight = torch.where(weight.sum(dim=1, keepdim=True) > 0, weight, torch.ones_like(weight))
+    return (per_pixel.flatten(1) * weight).sum(dim=1) / weight.sum(dim=1)
 
 
 def encoder_sizes(image_size: int, num_levels: int) -> list[int]:
@@ -271,18 +313,7 @@ class DAEModel(DAEPreTrainedModel):
         latent = self.encode(corrupted)
         reconstruction = self.decode(latent)
 
-        if self.config.loss == "bce" and not torch.isfinite(reconstruction).all():
-            # diverged weights: a NaN loss the caller can detect (binary_cross_entropy would raise instead)
-            per_pixel = torch.full_like(reconstruction, float("nan"))
-        elif self.config.loss == "bce":
-            per_pixel = F.binary_cross_entropy(reconstruction, pixel_values, reduction="none")
-        else:
-            per_pixel = (reconstruction - pixel_values) ** 2
-        if loss_mask is not None:
-            weight = loss_mask.to(per_pixel).expand_as(per_pixel)
-            loss = (per_pixel * weight).sum() / weight.sum().clamp_min(1.0)
-        else:
-            loss = per_pixel.mean()
+        loss = reconstruction_loss(reconstruction, pixel_values, self.config.loss, loss_mask)
 
         if not return_dict:
             return tuple(v for v in (loss, reconstruction, latent, corrupted, pixel_mask) if v is not None)

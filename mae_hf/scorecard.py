@@ -2,14 +2,16 @@
 probe read the class from its frozen features, and how well it fills in or cleans up test digits, at every mask
 ratio against the two baselines that need no model at all (black, and the training set's mean image).
 
-Pure: models and tensors in, dicts of floats out; corruption and scoring are `mae_hf.evaluation`'s.
+Pure: models and tensors in, dicts of floats out; corruption and scoring are `mae_hf.evaluation`'s, the pooled PSNR
+`mae_hf.metrics`'.
 """
 
 import numpy as np
 import torch
 
 from .analysis.clustering import knn_accuracy, linear_probe_accuracy
-from .evaluation import Corruption, draw_noise, evaluate_images, own_corruption, reconstruct
+from .evaluation import Corruption, evaluate_images, own_corruption
+from .metrics import compute_pooled_psnr
 from .registry import kind_of
 
 __all__ = ["features", "classifier_scores", "mask_ratio_sweep", "scorecard"]
@@ -42,9 +44,9 @@ def mask_ratio_sweep(
     model, pixel_values: torch.Tensor, mean_image: torch.Tensor, ratios, seed: int = 0, batch_size: int = 500
 ) -> list[dict]:
     """
-    Masked-region PSNR at each ratio, pooled over every masked pixel of every image (total squared error / count),
-    beside the two baselines on the same pixels: predicting black, and predicting `mean_image` (1, C, H, W), the
-    training set's mean.
+    Masked-region PSNR at each ratio, pooled over every masked pixel of every image (`compute_pooled_psnr`), beside
+    the two baselines on the same pixels: predicting black, and predicting `mean_image` (1, C, H, W), the training
+    set's mean.
 
     Returns:
         one `{"mask_ratio", "psnr_masked_pooled", "psnr_masked_mean" (per image, averaged), "black", "mean_image",
@@ -53,24 +55,18 @@ def mask_ratio_sweep(
     rows = []
     for ratio in ratios:
         corruption = Corruption("mask", mask_ratio=float(ratio))
-        sq = {"model": 0.0, "black": 0.0, "mean": 0.0}
-        count = 0.0
-        for start in range(0, len(pixel_values), batch_size):
-            x = pixel_values[start : start + batch_size]
-            noise = draw_noise(model, "mask", torch.arange(start, start + len(x)), seed)
-            rec = reconstruct(model, x, corruption, noise)
-            m = rec.pixel_mask.expand_as(x)
-            sq["model"] += float(((rec.reconstruction - x) ** 2 * m).sum())
-            sq["black"] += float((x**2 * m).sum())
-            sq["mean"] += float(((mean_image - x) ** 2 * m).sum())
-            count += float(m.sum())
-        per_image = evaluate_images(model, pixel_values, corruption, seed=seed)[0]["psnr_masked"]
-        psnr = {k: 10 * np.log10(count / v) for k, v in sq.items()}
+        values, rec = evaluate_images(model, pixel_values, corruption, seed=seed, batch_size=batch_size)
+        guesses = {
+            "model": rec.reconstruction,
+            "black": torch.zeros_like(pixel_values),
+            "mean": mean_image.expand_as(pixel_values),
+        }
+        psnr = {k: compute_pooled_psnr(guess, pixel_values, rec.pixel_mask) for k, guess in guesses.items()}
         rows.append(
             {
                 "mask_ratio": float(ratio),
                 "psnr_masked_pooled": psnr["model"],
-                "psnr_masked_mean": float(np.nanmean(per_image)),
+                "psnr_masked_mean": float(np.nanmean(values["psnr_masked"])),
                 "black": psnr["black"],
                 "mean_image": psnr["mean"],
                 "margin": psnr["model"] - max(psnr["black"], psnr["mean"]),

@@ -9,7 +9,9 @@ from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_pos
 
 from mae_hf import MAE_PRESETS, build_mae, extract_mae_latents, mae_attentions, mae_config, reconstruct_mae
 from mae_hf.corruption import mask_patches, random_patch_noise
-from mae_hf.mae import forward_encoder, forward_mae
+from mae_hf.data import dataset_to_tensors
+from mae_hf.loading import load_mae
+from mae_hf.mae import forward_encoder, forward_mae, mae_loss_target, masked_patch_loss
 
 from .conftest import TINY_MAE
 
@@ -125,6 +127,51 @@ def test_reconstruct_determinism_and_mask(tiny_mae, mnist_batch):
     assert reconstruct_mae(tiny_mae, x, mask_ratio=0.0, seed=0).loss == pytest.approx(
         float(((reconstruct_mae(tiny_mae, x, mask_ratio=0.0, seed=0).reconstruction - x) ** 2).mean()), rel=1e-4
     )
+
+
+def test_the_one_mae_loss_against_a_formula_written_out_here():
+    """`masked_patch_loss` per image: the mean over its masked patches of each patch's MSE; all patches where none is
+    masked."""
+    g = torch.Generator().manual_seed(0)
+    prediction, target = torch.rand(3, 5, 4, generator=g), torch.rand(3, 5, 4, generator=g)
+    mask = torch.tensor([[1.0, 0, 0, 1, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]])
+    expected = []
+    for b in range(3):
+        counted = [i for i in range(5) if mask[b, i] == 1] or list(range(5))
+        expected.append(sum(float(((prediction[b, i] - target[b, i]) ** 2).mean()) for i in counted) / len(counted))
+    np.testing.assert_allclose(masked_patch_loss(prediction, target, mask).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("norm_pix_loss", [False, True])
+def test_the_one_mae_loss_is_vitmaes_own(mnist_batch, norm_pix_loss):
+    """Over images it is the loss `ViTMAEForPreTraining` computes itself, with and without `norm_pix_loss` (whose
+    target, every patch at zero mean and unit variance, is `mae_loss_target`)."""
+    model = build_mae("mnist", seed=0, norm_pix_loss=norm_pix_loss, **TINY_MAE).eval()
+    x = mnist_batch[0][:4]
+    noise = random_patch_noise(4, 49, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(pixel_values=x, noise=noise)
+    target = mae_loss_target(model, x)
+    patches = model.patchify(x).double().numpy()  # (B, L, p*p*C)
+    if norm_pix_loss:
+        patches = (patches - patches.mean(-1, keepdims=True)) / np.sqrt(patches.var(-1, ddof=1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(target.double().numpy(), patches, rtol=1e-5, atol=1e-5)
+    losses = masked_patch_loss(out.logits, target, out.mask)
+    assert losses.shape == (4,)
+    torch.testing.assert_close(losses.mean(), out.loss)
+
+
+def test_reconstruct_mae_loss_is_the_masked_pixels_mse_and_unchanged(mnist, mnist_batch):
+    """`MAEReconstruction.loss` is the one MAE loss in pixel space: the squared error of the (clamped) reconstruction
+    over the masked pixels, and the bundled MAE gives the value it gave before the loss had one definition."""
+    model = build_mae("mnist", seed=0, **TINY_MAE)
+    x = mnist_batch[0][:6]
+    rec = reconstruct_mae(model, x, mask_ratio=0.75, seed=3)
+    by_pixel = float((((rec.reconstruction - x) ** 2) * rec.pixel_mask).sum() / rec.pixel_mask.sum())
+    assert rec.loss == pytest.approx(by_pixel, rel=1e-5)
+    test = dataset_to_tensors(mnist["test"], n=64)[0]
+    bundled = reconstruct_mae(load_mae(Path(__file__).parent.parent / "pretrained/mae-mnist"), test, 0.75, seed=5)
+    assert bundled.loss == pytest.approx(0.023090165108442307, rel=1e-5)  # before: a second copy of the rule
 
 
 def test_latents_are_unmasked_and_in_spatial_order(tiny_mae, mnist_batch):

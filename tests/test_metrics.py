@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mae_hf.metrics import compute_masked_psnr, compute_psnr, compute_ssim
+from mae_hf.metrics import compute_masked_psnr, compute_pooled_psnr, compute_psnr, compute_ssim
 
 
 def test_identical_images():
@@ -57,6 +57,25 @@ def test_masked_psnr_counts_only_masked_pixels():
     psnr = compute_masked_psnr(x, y, mask)
     assert psnr[0] == pytest.approx(20.0) and np.isinf(psnr[1])
     assert np.isnan(compute_masked_psnr(x, y, torch.zeros(2, 1, 4, 4))).all()
+
+
+def test_pooled_psnr_takes_one_mse_over_every_counted_pixel():
+    x = torch.zeros(2, 1, 4, 4)
+    y = x.clone()
+    y[0] = 0.1  # image 0: squared error 0.01 on each of its pixels
+    y[1, :, 0, 0] = 1.0  # image 1: one pixel off by 1
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, :1] = 1  # 4 pixels of image 0
+    mask[1] = 1  # all 16 of image 1
+    # pooled MSE = (4 * 0.01 + 1) / 20 = 0.052; a mean of the two images' PSNRs would be (20 + 12.04) / 2
+    assert compute_pooled_psnr(x, y, mask) == pytest.approx(10 * math.log10(1 / 0.052))
+    assert compute_pooled_psnr(x, y) == pytest.approx(10 * math.log10(32 / (16 * 0.01 + 1)))
+    assert compute_pooled_psnr(x, y, mask, data_range=2.0) == pytest.approx(10 * math.log10(4 / 0.052))
+    assert compute_pooled_psnr(x[1:], y[1:]) == pytest.approx(float(compute_psnr(x[1:], y[1:])[0]))
+    assert math.isinf(compute_pooled_psnr(x, x, mask))
+    assert math.isnan(compute_pooled_psnr(x, y, torch.zeros_like(mask)))
+    with pytest.raises(ValueError, match="same shape"):
+        compute_pooled_psnr(x, y[:1])
 
 
 def test_batched_ssim_equals_scikit_image_per_image():

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from mae_hf import DAEConfig, DAEModel
+from mae_hf.modeling_dae import reconstruction_loss
 
 
 @pytest.mark.parametrize("size,channels,latent", [(28, 1, (8, 3, 3)), (32, 3, (8, 4, 4))])
@@ -58,6 +59,65 @@ def test_loss_mask_and_bce():
     masked = model(x, loss_mask=mask)
     per = torch.nn.functional.binary_cross_entropy(out.reconstruction, x, reduction="none")
     assert torch.allclose(masked.loss, per[:, :, :4].mean())
+
+
+def _bce_by_hand(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -(y * p.log() + (1 - y) * (1 - p).log())  # p in (0, 1): no clamping of the logs comes into play
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_the_one_dae_loss_is_the_per_pixel_loss_averaged_over_the_counted_pixels(loss):
+    """`reconstruction_loss` against a formula written out here: the per-image values (the objective, evaluation)
+    and the batch value (the model's `loss`), with images that count different numbers of pixels, or none."""
+    g = torch.Generator().manual_seed(0)
+    rec = torch.rand(4, 1, 6, 6, generator=g) * 0.9 + 0.05
+    x = torch.rand(4, 1, 6, 6, generator=g)
+    per_pixel = _bce_by_hand(rec, x) if loss == "bce" else (rec - x) ** 2  # (4, 1, 6, 6)
+    mask = torch.zeros(4, 1, 6, 6)
+    mask[0, :, :1] = 1  # 6 pixels
+    mask[1, :, :3] = 1  # 18 pixels
+    mask[3] = 1  # every pixel; image 2 counts none
+    per_image = reconstruction_loss(rec, x, loss, mask, reduction="none")
+    expected = [per_pixel[0, :, :1].mean(), per_pixel[1, :, :3].mean(), per_pixel[2].mean(), per_pixel[3].mean()]
+    torch.testing.assert_close(per_image, torch.stack(expected))
+    pooled = reconstruction_loss(rec, x, loss, mask)  # over the 6 + 18 + 36 counted pixels of the batch
+    torch.testing.assert_close(
+        pooled, (per_pixel[0, :, :1].sum() + per_pixel[1, :, :3].sum() + per_pixel[3].sum()) / 60
+    )
+    assert not torch.isclose(pooled, per_image.mean())  # pooled, not a mean of the images' means
+    torch.testing.assert_close(reconstruction_loss(rec, x, loss, reduction="none"), per_pixel.mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(reconstruction_loss(rec, x, loss), per_pixel.mean())
+    assert reconstruction_loss(rec, x, loss, torch.zeros_like(mask)) == 0  # nothing counts: 0, not a division by 0
+
+
+def test_the_dae_loss_is_nan_for_diverged_weights_and_checks_its_arguments():
+    x = torch.rand(2, 1, 4, 4)
+    diverged = torch.full_like(x, float("nan"))
+    assert torch.isnan(reconstruction_loss(diverged, x, "bce"))
+    assert torch.isnan(reconstruction_loss(diverged, x, "bce", reduction="none")).all()
+    with pytest.raises(ValueError, match="`loss`"):
+        reconstruction_loss(x, x, "l1")
+    with pytest.raises(ValueError, match="`reduction`"):
+        reconstruction_loss(x, x, "mse", reduction="sum")
+
+
+@pytest.mark.parametrize("corruption", ["noise", "mask"])
+def test_the_models_loss_is_the_one_dae_loss(corruption):
+    """The forward's `loss` is `reconstruction_loss` over the pixels its corruption scores: every pixel under noise,
+    the masked ones under masking, a caller's `loss_mask` (pooled over the batch) where given."""
+    torch.manual_seed(0)
+    model = DAEModel(DAEConfig(hidden_channels=[8, 8, 4], corruption=corruption, loss="bce")).eval()
+    x = torch.rand(3, 1, 28, 28)
+    out = model(x, corrupt=True, generator=torch.Generator().manual_seed(1))
+    own_mask = out.pixel_mask if corruption == "mask" else None
+    assert torch.equal(out.loss, reconstruction_loss(out.reconstruction, x, "bce", own_mask))
+    uneven = (
+        torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+        < torch.tensor([0.1, 0.5, 0.9]).view(3, 1, 1, 1)
+    ).float()
+    given = model(x, corrupted_pixel_values=out.corrupted, loss_mask=uneven)
+    per_pixel = torch.nn.functional.binary_cross_entropy(given.reconstruction, x, reduction="none")
+    torch.testing.assert_close(given.loss, (per_pixel * uneven).sum() / uneven.sum())
 
 
 @pytest.mark.parametrize(
