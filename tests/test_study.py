@@ -154,7 +154,7 @@ def test_an_analysis_is_committed_where_it_is_even_from_a_relative_path(tmp_path
     """`--commit` with `--results docs/study` (relative, as `make study` passes it): the file is committed."""
     import subprocess
 
-    from mae_hf.study import _commit
+    from mae_hf.study import commit_file
 
     for who in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{who}_NAME", "t")
@@ -168,7 +168,7 @@ def test_an_analysis_is_committed_where_it_is_even_from_a_relative_path(tmp_path
     subprocess.run(["git", "-C", str(repo), "add", "unrelated.txt"], check=True)
     monkeypatch.chdir(repo)
     with caplog.at_level(logging.INFO):
-        _commit(Path("docs/study/runs/vit_mask-seed1.npz"), "Study: the analysis of vit_mask seed 1")
+        commit_file(Path("docs/study/runs/vit_mask-seed1.npz"), "Study: the analysis of vit_mask seed 1")
     assert "Could not commit" not in caplog.text
     shown = subprocess.run(["git", "show", "--name-only", "--format=%s"], capture_output=True, text=True, check=True)
     assert "Study: the analysis of vit_mask seed 1" in shown.stdout

@@ -34,7 +34,7 @@ DIGITS = {
     "near_zero_relative_vs_init": 4,
     "near_zero_absolute": 4,
 }
-PLAIN = {"holds": "holds", "reversed": "reversed", "not shown": "not shown"}
+COUNT_WORDS = {4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
 FACTOR_WORDS = {
     "architecture": "the architecture (ViT vs CNN)",
     "corruption": "the corruption (masking vs noise)",
@@ -53,13 +53,17 @@ def _budget_label(b: dict) -> str:
 def study_markdown(study: dict) -> str:
     """`study.md`: the plan and its cost, each claim's verdict per budget and what carries it, the grid and the
     effects at every budget, the runs."""
+    sections = (_plan, _claims, _grid, _effects, _figures, _runs)
+    return "\n".join(line for section in sections for line in section(study)) + "\n"
+
+
+def _plan(study: dict) -> list[str]:
     s, budgets, cells = study["settings"], study["budgets"], list(study["cells"])
-    final = budgets[-1]
     seeds_note = "; ".join(f"{_budget_label(b)} images: seeds {', '.join(map(str, b['seeds']))}" for b in budgets)
-    lines = [
+    return [
         "# Architecture × corruption, at every training budget",
         "",
-        f"Four models per seed through the same training loop and data (`{s['dataset']}`"
+        f"{COUNT_WORDS.get(len(cells), len(cells))} models per seed through the same training loop and data (`{s['dataset']}`"
         + (f", first {s['max_train_samples']} training images" if s["max_train_samples"] else "")
         + f"), {s['num_train_epochs']} epochs, batch {s['per_device_train_batch_size']}; learning rate ViT "
         f"{s['learning_rate']['vit']}, CNN {s['learning_rate']['cnn']}; masking ratio {s['mask_ratio']} of 4×4 "
@@ -69,6 +73,12 @@ def study_markdown(study: dict) -> str:
         f"mean over seeds [95% paired bootstrap interval over seeds and test images, {s['n_boot']} replicates]. "
         f"Seeds per budget: {seeds_note}.",
         "",
+    ]
+
+
+def _claims(study: dict) -> list[str]:
+    budgets, final = study["budgets"], study["budgets"][-1]
+    lines = [
         "## The claims, budget by budget",
         "",
         "Per measure: **holds** (the MAE − DAE contrast is significant in the claimed direction), **reversed** "
@@ -96,11 +106,17 @@ def study_markdown(study: dict) -> str:
             )
             lines += ["", f"After {_budget_label(final)} images (the largest budget analysed): {words}."]
         lines.append("")
-    lines += [
+    return lines + [
         "![Every measure against the training budget, per cell](budget_curves.png)",
         "",
         "![Architecture, corruption and interaction effects against the budget](budget_effects.png)",
         "",
+    ]
+
+
+def _grid(study: dict) -> list[str]:
+    final, cells = study["budgets"][-1], list(study["cells"])
+    lines = [
         f"## The grid at the largest budget analysed ({_budget_label(final)} images)",
         "",
         "| measure | " + " | ".join(study["cells"][c]["label"] for c in cells) + " |",
@@ -112,8 +128,11 @@ def study_markdown(study: dict) -> str:
     base = study.get("baseline_raw_pixels")
     if base:
         lines += ["", "Raw pixels, for reference: " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()) + "."]
-    lines += [
-        "",
+    return lines + [""]
+
+
+def _effects(study: dict) -> list[str]:
+    lines = [
         "## Two-way effects at every budget",
         "",
         "Architecture = (ViT − CNN) averaged over corruptions; corruption = (masking − noise) averaged over "
@@ -121,7 +140,7 @@ def study_markdown(study: dict) -> str:
         "MAE − DAE = architecture + corruption. **Bold**: the interval excludes 0.",
         "",
     ]
-    for b in budgets:
+    for b in study["budgets"]:
         lines += [
             f"### {_budget_label(b)} images seen",
             "",
@@ -136,8 +155,13 @@ def study_markdown(study: dict) -> str:
             ]
             lines.append(f"| {m} | " + " | ".join(cells_txt) + " |")
         lines.append("")
+    return lines
+
+
+def _figures(study: dict) -> list[str]:
     shown = study.get("figures", {})
     tsne, recs = shown.get("tsne"), shown.get("reconstructions")
+    lines = []
     if tsne:
         lines += [f"![t-SNE maps after {tsne['images_seen']:,} images, seed {tsne['seed']}](grid_tsne.png)", ""]
     if recs:
@@ -147,7 +171,12 @@ def study_markdown(study: dict) -> str:
         ]
     elif tsne:
         lines += ["No run analysed so far kept example reconstructions, so that figure is left out.", ""]
-    lines += [
+    return lines
+
+
+def _runs(study: dict) -> list[str]:
+    s = study["settings"]
+    lines = [
         "## Runs and their cost",
         "",
         "| cell | seed | epochs trained | training s | images/s | analysis s (its budgets) | hardware |",
@@ -161,13 +190,12 @@ def study_markdown(study: dict) -> str:
             f"| {r['train_samples_per_second']:.0f} | {r['analysis_s']:.0f} | {r['hardware'] or '—'} |"
         )
     w = study["wall_time_s"]
-    lines += [
+    return lines + [
         "",
         f"Summed over the runs: training {w['training_total'] / 3600:.1f} h, analysis "
         f"{w['analysis_total'] / 60:.0f} min. The last `mae-hf study` invocation took "
         f"{w['this_invocation'] / 60:.0f} min (finished runs and analyses are skipped).",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def write_study(study: dict, analyses: dict, data: dict, results: Path) -> None:

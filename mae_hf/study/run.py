@@ -1,0 +1,157 @@
+"""`run_study`: every run of the grid trained (or skipped, or resumed), analysed at every budget, aggregated and
+written; `settings_from_args`: its settings from the command line's values."""
+
+import copy
+import logging
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from ..analysis import factorial as fac
+from ..data import load_image_dataset
+from ..report import load_report_data
+from ..training import ConfigurationError
+from .aggregate import aggregate
+from .git import commit_file
+from .grid import QUICK, STUDY_CELLS, StudySettings, analysis_file, budget_names, finished, run_dir, train_run
+from .measure import analyse_run, load_analysis, raw_pixel_baseline
+from .page import write_study
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["run_study", "settings_from_args"]
+
+
+def run_study(
+    settings: StudySettings,
+    out_dir,
+    results_dir=None,
+    data=None,
+    commit: bool = False,
+    train: bool = True,
+    other_seeds_epochs: int | None = None,
+) -> dict:
+    """
+    Train (or skip, or resume) every run of the grid, analyse each at every budget, aggregate, write the page.
+
+    Args:
+        settings: `StudySettings` (`QUICK` values for a quick run).
+        out_dir: where the runs are trained. results_dir: where the analyses and the page go (default `out_dir`).
+        data: an already loaded `load_image_dataset` result (loaded from `settings.dataset` when needed).
+        commit: `git commit` each run's analysis as soon as it is written.
+        train: False: aggregate the analyses there are, train nothing (a partial study's page).
+        other_seeds_epochs: train every seed but the first only this many epochs into its schedule (it stops
+            resumable, its later budgets are left out until a later invocation trains it further); default all.
+
+    Returns:
+        the `study.json` content.
+    """
+    settings.validate()
+    if other_seeds_epochs is not None and other_seeds_epochs < 1:
+        raise ConfigurationError(f"--other_seeds_epochs must be >= 1, got {other_seeds_epochs}.")
+    out, results = Path(out_dir), Path(results_dir or out_dir)
+    t0 = time.perf_counter()
+    analysis_data = load_report_data(settings.dataset, "test", settings.n, settings.n_train)
+
+    def run_epochs(seed: int) -> int:
+        if seed > 0 and other_seeds_epochs is not None:
+            return min(other_seeds_epochs, settings.num_train_epochs)
+        return settings.num_train_epochs
+
+    # The shortest runs first (epochs / the cell's measured speed): the early budgets get all their seeds (and a
+    # page) before the long runs finish, and an interrupted study loses at most the run it was in.
+    plan = sorted(
+        ((seed, cell) for seed in range(settings.seeds) for cell in STUDY_CELLS),
+        key=lambda p: (run_epochs(p[0]), 1 / STUDY_CELLS[p[1]].images_per_s),
+    )
+    analyses, command = {}, f"mae-hf study --dataset {settings.dataset} --seeds {settings.seeds} --out {out_dir}"
+    for i, (seed, cell) in enumerate(plan, 1):
+        path = analysis_file(results, cell, seed)
+        done = load_analysis(path, settings)
+        if done is None and path.is_file():
+            raise ConfigurationError(
+                f"{path} was analysed with other settings; use another --results folder, or "
+                "delete it to analyse that run again."
+            )
+        epochs = run_epochs(seed)
+        if done is not None and (not train or set(budget_names(settings, epochs)) <= set(done["budgets"])):
+            logger.info("[%d/%d] %s seed %d: analysed already, skipped", i, len(plan), cell, seed)
+            analyses[seed, cell] = done
+            continue
+        if not train:
+            continue
+        folder = run_dir(out, cell, seed)
+        if not finished(folder):
+            logger.info(
+                "[%d/%d] %s seed %d: training (%d of %d epochs) into %s",
+                i,
+                len(plan),
+                cell,
+                seed,
+                epochs,
+                settings.num_train_epochs,
+                folder,
+            )
+            data = data if data is not None else load_image_dataset(settings.dataset)
+            train_run(settings, cell, seed, out, data, command, stop_after_epochs=epochs)
+        logger.info("[%d/%d] %s seed %d: analysing every budget", i, len(plan), cell, seed)
+        analyses[seed, cell] = analyse_run(settings, cell, seed, out, analysis_data, path, previous=done)
+        if commit:
+            commit_file(path, f"Study: the analysis of {cell} seed {seed}")
+    study = aggregate(
+        analyses, budget_names(settings), analysis_data["y"].numpy(), settings.n_boot, settings.analysis_seed
+    )
+    if not study["budgets"]:
+        raise ConfigurationError("No budget has every cell analysed yet; train more runs (without --no_train).")
+    study |= _describe(settings, analyses, len(analysis_data["y"]))
+    study["baseline_raw_pixels"] = raw_pixel_baseline(analysis_data, settings)
+    study["wall_time_s"] = {
+        "this_invocation": round(time.perf_counter() - t0, 1),
+        "training_total": round(sum(r["train_runtime_s"] for r in study["runs"]), 1),
+        "analysis_total": round(sum(r["analysis_s"] for r in study["runs"]), 1),
+    }
+    write_study(study, analyses, analysis_data, results)
+    return study
+
+
+def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
+    runs = [
+        {
+            "cell": cell,
+            "seed": seed,
+            "complete": a["meta"].get("complete", True),
+            "epochs_trained": a["meta"].get("epochs_trained", settings.num_train_epochs),
+            "train_runtime_s": a["meta"]["train_runtime_s"],
+            "train_samples_per_second": a["meta"]["train_samples_per_second"],
+            "hardware": a["meta"]["hardware"],
+            "analysis_s": sum(b["analysis_s"] for b in a["meta"]["budgets"]),
+            "budgets": {b["name"]: b["images_seen"] for b in a["meta"]["budgets"]},
+        }
+        for (seed, cell), a in sorted(analyses.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]
+    return {
+        "settings": asdict(settings),
+        "cells": {
+            c: {"label": s.label, "model": s.model, "corruption": s.corruption, "architecture": s.architecture}
+            for c, s in STUDY_CELLS.items()
+        },
+        "measures": {
+            k: {"description": v[2], "higher_is": "better" if v[1] > 0 else "tighter/lower better"}
+            for k, v in fac.MEASURES.items()
+        },
+        "runs": runs,
+        "n_images": n_images,
+        "seeds": sorted({s for s, _ in analyses}),
+    }
+
+
+def settings_from_args(quick: bool = False, **values) -> StudySettings:
+    """`StudySettings` from CLI values (None = default); `quick` starts from the `QUICK` budgets."""
+    base = copy.deepcopy(QUICK) if quick else {}
+    names = {f.name for f in fields(StudySettings)}
+    base |= {k: v for k, v in values.items() if v is not None and k in names}
+    epochs = base.get("num_train_epochs")
+    if epochs is not None and values.get("budget_epochs") is None:  # the default budgets that fit, and the whole run
+        default = base.get("budget_epochs", StudySettings().budget_epochs)
+        base["budget_epochs"] = sorted({e for e in default if e < epochs} | {epochs})
+    return StudySettings(**base)
