@@ -114,8 +114,27 @@ class Document:
 def report_document(metrics: dict, meta: dict) -> Document:
     """The report's text: the verdicts first, then each analysis with its tables and figures."""
     d = Document()
-    s, rc, lt, wt = (metrics[k] for k in ("settings", "reconstruction", "latents", "weights"))
+    wt = metrics["weights"]
     names = [k for k in wt if isinstance(wt[k], dict) and "trained" in wt[k]]  # the models, in order
+    _header(d, metrics, meta, names)
+    if "verdicts" in metrics:
+        _verdicts_section(d, metrics, meta)
+    _reconstruction_section(d, metrics, meta, names)
+    _latent_section(d, metrics["settings"], metrics["latents"], names)
+    if "attention" in metrics:
+        _attention_section(d, metrics["attention"])
+    _weights_section(d, wt, names)
+    if "scorecard" in metrics:
+        _scorecard_section(d, metrics, names)
+    if metrics.get("learning_curves"):
+        _learning_curves_section(d)
+    d.h(2, "Timings")
+    d.table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in metrics["timings_s"].items()])
+    return d
+
+
+def _header(d: Document, metrics: dict, meta: dict, names: list[str]) -> None:
+    s = metrics["settings"]
     sources = meta.get("models") or {name: meta.get(name, "?") for name in names}
     d.h(1, " vs ".join(model_label(n) for n in names) + ": reconstruction, latent space, attention and weights")
     d.p(
@@ -128,20 +147,24 @@ def report_document(metrics: dict, meta: dict) -> Document:
         "`per_image.csv`."
     )
 
-    if "verdicts" in metrics:
-        d.h(2, "Verdicts")
-        d.p("In words (`mae-hf answer` adds the architecture × corruption study):")
-        d.ul(list(claim_answers(metrics, models="these models").values()))
-        d.p(
-            "Each claim of the study, checked under every measure that bears on it, on the "
-            f"{digits_scored(s['n'], meta['split'])}. A measure holds when the comparison the claim predicts is true in "
-            "the numbers below."
-        )
-        for key, v in metrics["verdicts"].items():
-            d.h(3, f"{key}: {v['claim']}")
-            d.table(*verdict_table(v))
-            d.p(verdict_summary(v))
 
+def _verdicts_section(d: Document, metrics: dict, meta: dict) -> None:
+    d.h(2, "Verdicts")
+    d.p("In words (`mae-hf answer` adds the architecture × corruption study):")
+    d.ul(list(claim_answers(metrics, models="these models").values()))
+    d.p(
+        "Each claim of the study, checked under every measure that bears on it, on the "
+        f"{digits_scored(metrics['settings']['n'], meta['split'])}. A measure holds when the comparison the claim "
+        "predicts is true in the numbers below."
+    )
+    for key, v in metrics["verdicts"].items():
+        d.h(3, f"{key}: {v['claim']}")
+        d.table(*verdict_table(v))
+        d.p(verdict_summary(v))
+
+
+def _reconstruction_section(d: Document, metrics: dict, meta: dict, names: list[str]) -> None:
+    s, rc = metrics["settings"], metrics["reconstruction"]
     d.h(2, "1. Reconstruction quality")
     d.p(
         f"Every model on the same {s['n']} images, on [0, 1] with data range 1. Masking: {rc['mask_ratio']:.0%} of "
@@ -164,25 +187,16 @@ def report_document(metrics: dict, meta: dict) -> Document:
     dr = rc.get("data_range_check")
     if dr and {"dae", "mae"} <= set(names):
         _data_range_paragraph(d, dr)
-    _latent_section(d, s, lt, names)
-    if "attention" in metrics:
-        _attention_section(d, metrics["attention"])
-    _weights_section(d, wt, names)
 
-    if "scorecard" in metrics:
-        _scorecard_section(d, metrics, names)
-    if metrics.get("learning_curves"):
-        d.h(2, "6. Learning curves")
-        d.p(
-            "Every checkpoint of each model's training run, scored like the model itself: 5-NN and linear-probe "
-            "accuracy (on the features its scorecard reads, fit on the report's training digits) and its own "
-            "reconstruction PSNR, against the training images it had seen."
-        )
-        d.img("learning_curves.png", "Representation and reconstruction against the images seen (log scale).")
 
-    d.h(2, "Timings")
-    d.table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in metrics["timings_s"].items()])
-    return d
+def _learning_curves_section(d: Document) -> None:
+    d.h(2, "6. Learning curves")
+    d.p(
+        "Every checkpoint of each model's training run, scored like the model itself: 5-NN and linear-probe "
+        "accuracy (on the features its scorecard reads, fit on the report's training digits) and its own "
+        "reconstruction PSNR, against the training images it had seen."
+    )
+    d.img("learning_curves.png", "Representation and reconstruction against the images seen (log scale).")
 
 
 def _data_range_paragraph(d: Document, dr: dict) -> None:
