@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from mae_hf import DAEConfig, DAEModel, build_mae
-from mae_hf.report import ReportSettings, make_report
+from mae_hf.pipeline import DataSettings, ReportSettings
+from mae_hf.report import make_report
 
 TARGET_S_PER_1000 = 60.0  # the default report's promise on 2 cores, cold (docs/benchmarks.md)
 
@@ -56,12 +57,10 @@ def main() -> int:
         for run in ("cold", "warm"):
             wall, cpu = time.perf_counter(), cpu_seconds()
             res = make_report(
-                dae,
-                mae,
-                "mnist",
-                "test",
+                {"dae": dae, "mae": mae},
+                DataSettings(n=args.n, n_train=args.n_train),
                 tmp / run,
-                ReportSettings(n=args.n, n_train=args.n_train, scorecard=args.scorecard),
+                ReportSettings(scorecard=args.scorecard),
                 cache_dir=tmp / "cache",
                 progress=False,
             )

@@ -112,27 +112,17 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import DEFAULT_CACHE_DIR, ReportSettings, make_report
+    from .pipeline import DEFAULT_CACHE_DIR, DataSettings, ReportSettings
+    from .report import make_report
 
-    settings = ReportSettings(
-        n=args.n,
-        n_train=args.n_train,
-        seed=args.seed,
-        mask_ratio=args.mask_ratio,
-        noise_factor=args.noise_factor,
-        scorecard=args.scorecard,
-        scorecard_n=args.scorecard_n,
-    )
     try:
         result = make_report(
             model_sources(args),
-            args.dataset,
-            args.split,
+            settings_from(args, DataSettings),
             args.out,
-            settings,
+            settings_from(args, ReportSettings),
             cache_dir=None if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR),
             progress=not args.no_progress,
-            full_train=args.full_train,
         )
     except ValueError as err:
         logger.error("%s", err)
@@ -193,27 +183,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from .study import StudySettings, run_study, settings_from_args
     from .training import ConfigurationError
 
-    lr = None
-    if args.learning_rate_vit is not None or args.learning_rate_cnn is not None:
-        default = StudySettings().learning_rate
-        lr = {"vit": args.learning_rate_vit or default["vit"], "cnn": args.learning_rate_cnn or default["cnn"]}
     try:
-        settings = settings_from_args(
-            quick=args.quick,
-            dataset=args.dataset,
-            seeds=args.seeds,
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=lr,
-            max_train_samples=args.max_train_samples,
-            n=args.n,
-            n_train=args.n_train,
-            n_boot=args.n_boot,
-            mask_ratio=args.mask_ratio,
-            noise_factor=args.noise_factor,
-            budget_steps=args.budget_steps,
-            budget_epochs=args.budget_epochs,
-        )
+        settings = settings_from_args(quick=args.quick, **vars(settings_from(args, StudySettings, build=False)))
         study = run_study(
             settings,
             args.out,
@@ -239,11 +210,11 @@ def cmd_curve(args: argparse.Namespace) -> int:
     import json
 
     from .curves import learning_curve
-    from .report import load_report_data
+    from .pipeline import DataSettings, load_analysis_data
     from .training import ConfigurationError
 
     try:
-        data = load_report_data(args.dataset, "test", args.n, args.n_train)
+        data = load_analysis_data(DataSettings(args.dataset, "test", args.n, args.n_train))
         rows = learning_curve(args.run_dir, (data["x"], data["y"]), (data["train_x"], data["train_y"]))
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
@@ -282,7 +253,46 @@ def cmd_push_space(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def settings_flags(*dataclass_types, unset: bool = False) -> argparse.ArgumentParser:
+    """One flag per field of settings dataclasses (`HfArgumentParser`, as `train_accelerate.py` does; each field's
+    help is its metadata), as a parent of a subcommand's parser; `unset`: every default None (the command fills in
+    what was not given, e.g. from `--quick`'s budgets)."""
+    from dataclasses import fields
+
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(dataclass_types, add_help=False)
+    if unset:
+        parser.set_defaults(**{f.name: None for t in dataclass_types for f in fields(t)})
+    return parser
+
+
+def settings_from(args: argparse.Namespace, cls, build: bool = True):
+    """A settings dataclass from the parsed flags of its fields (`build=False`: a namespace of them)."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(args, f.name) for f in fields(cls)}
+    return cls(**values) if build else argparse.Namespace(**values)
+
+
+def _settings_types(command: str) -> tuple:
+    """The settings dataclasses whose fields are `command`'s flags (their modules import torch: only when needed)."""
+    if command == "report":
+        from .pipeline import DataSettings, ReportSettings
+
+        return (DataSettings, ReportSettings)
+    from .study import StudySettings
+
+    return (StudySettings,)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `mae-hf` parser. `report` and `study` take their settings dataclasses' fields as flags; those are added
+    for `command` only when one is named (`mae-hf answer` does not import torch), for every subcommand otherwise."""
+
+    def settings_parents(name: str, unset: bool = False) -> dict:
+        return {"parents": [settings_flags(*_settings_types(name), unset=unset)]} if command in (None, name) else {}
+
     parser = argparse.ArgumentParser(
         prog="mae-hf", description="Masked vs denoising autoencoders on MNIST-like images."
     )
@@ -301,30 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep = sub.add_parser(
         "report",
         **shows_defaults,
+        **settings_parents("report"),
         help="analyse models side by side (a DAE and an MAE): report.md/html, metrics.json, figures",
     )
     _add_model_flags(p_rep)
-    p_rep.add_argument("--dataset", default="mnist", help="any load_image_dataset source (default: embedded mnist)")
-    p_rep.add_argument("--split", default="test", help="split analysed (default: test)")
-    p_rep.add_argument("--n", type=int, default=1000, help="images analysed, the first n of the split")
-    p_rep.add_argument("--n_train", type=int, default=2000, help="train images the kNN and linear probe are fit on")
-    p_rep.add_argument(
-        "--scorecard",
-        action="store_true",
-        help="also compute the scorecard: 5-NN and probe on every training set, the mask-ratio sweep against the "
-        "baselines (minutes more; `make report` passes it for docs/RESULTS.md)",
-    )
-    p_rep.add_argument(
-        "--scorecard_n",
-        type=int,
-        default=None,
-        help="with --scorecard: images it scores, the first N of the split (default: --n; 10000: MNIST's whole test "
-        "set)",
-    )
     p_rep.add_argument("--out", default="report", help="output folder")
-    p_rep.add_argument("--seed", type=int, default=0, help="seed of masks, noise and t-SNE")
-    p_rep.add_argument("--mask_ratio", type=float, default=None, help="MAE masking (default: the MAE's config)")
-    p_rep.add_argument("--noise_factor", type=float, default=None, help="DAE noise (default: the DAE's config)")
     p_rep.add_argument(
         "--cache_dir",
         default=None,
@@ -332,12 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_rep.add_argument("--no_cache", action="store_true", help="compute everything afresh, write no cache")
     p_rep.add_argument("--no_progress", action="store_true", help="hide the progress bar")
-    p_rep.add_argument(
-        "--full_train",
-        default=None,
-        help="with --scorecard: also fit its 5-NN and probe on this source's whole train split (e.g. "
-        "ylecun/mnist, or a folder of MNIST IDX files: the 60,000 digits)",
-    )
     p_rep.set_defaults(func=cmd_report)
 
     p_ans = sub.add_parser(
@@ -412,15 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_st = sub.add_parser(
         "study",
         **shows_defaults,
+        **settings_parents("study", unset=True),
         help="the architecture x corruption grid (ViT/CNN x masking/noise) over seeds: study.md, study.json, figures",
     )
-    p_st.add_argument(
-        "--dataset",
-        default="mnist",
-        help="any load_image_dataset source, grayscale or RGB; the ViT cells take the preset of its image size "
-        "(mnist: 28x28x1, cifar10: 32x32x3) (default: embedded mnist)",
-    )
-    p_st.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each trains all four cells (default 3)")
     p_st.add_argument(
         "--out",
         default="study",
@@ -431,41 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tiny budgets (2 epochs on 256 images, a tiny ViT, 120 test images): checks the pipeline, not the science",
     )
-    p_st.add_argument("--epochs", type=int, default=None, help="training epochs of every run (default 20; quick 2)")
-    p_st.add_argument("--batch_size", type=int, default=None, help="training batch size of every run (default 64)")
-    p_st.add_argument(
-        "--learning_rate_vit", type=float, default=None, help="peak learning rate of the ViT cells (default 1.5e-3)"
-    )
-    p_st.add_argument(
-        "--learning_rate_cnn", type=float, default=None, help="peak learning rate of the CNN cells (default 1e-2)"
-    )
-    p_st.add_argument("--max_train_samples", type=int, default=None, help="train on the first N images only")
-    p_st.add_argument("--mask_ratio", type=float, default=None, help="masking ratio of the mask cells (default 0.75)")
-    p_st.add_argument("--noise_factor", type=float, default=None, help="noise std of the noise cells (default 0.5)")
-    p_st.add_argument("--n", type=int, default=None, help="test images analysed (default 1000)")
-    p_st.add_argument(
-        "--n_train", type=int, default=None, help="train images the kNN and probe are fit on (default 4000)"
-    )
-    p_st.add_argument("--n_boot", type=int, default=None, help="bootstrap replicates (default 2000)")
     p_st.add_argument(
         "--results",
         default=None,
         help="where each run's analysis and the page go (default: --out); commit it: a rerun skips "
         "every run analysed there, even without the runs' weights",
-    )
-    p_st.add_argument(
-        "--budget_steps",
-        type=int,
-        nargs="*",
-        default=None,
-        help="budgets before the first epoch, in optimisation steps (default 188 469)",
-    )
-    p_st.add_argument(
-        "--budget_epochs",
-        type=int,
-        nargs="+",
-        default=None,
-        help="budgets in epochs, ending with --epochs (default 1 4 10 20)",
     )
     p_st.add_argument(
         "--other_seeds_epochs",
@@ -492,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(argv[1:], prog="mae-hf train")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("openTSNE").setLevel(logging.WARNING)  # its notes on every map would interleave the progress
-    parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -14,7 +14,7 @@ import torch
 from .evaluation import Corruption, draw_noise, own_corruption, reconstruct, score
 from .labels import COMPARE_MODE_VALUES
 from .registry import kind_of, model_label
-from .report.tables import fmt
+from .tables import fmt
 
 __all__ = [
     "ModelComparison",

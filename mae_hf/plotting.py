@@ -386,13 +386,15 @@ def plot_overlays(image, heats: dict, masks: dict | None = None, size: float = 2
     return fig, axes
 
 
-def plot_learning_curves(curves: dict, size: tuple[float, float] = (4.2, 3.2)):
+def plot_learning_curves(curves: dict, labels: dict | None = None, size: tuple[float, float] = (4.2, 3.2)):
     """
     Representation and reconstruction against the images seen, one line per model: 5-NN accuracy, linear-probe
-    accuracy, and the model's own reconstruction PSNR (masked region at 0.75 for the MAE, from noise for the DAE).
+    accuracy, and the model's own reconstruction PSNR (on the masked region for a model made for masking, from noise
+    for one made for noise).
 
     Args:
         curves: `{model: [{"images_seen", "knn", "probe", "psnr_masked" or "psnr_noisy"}, ...]}`.
+        labels: `{model: its name in the legend}` (default: the key in capitals).
 
     Returns:
         (Figure, (3,) array of Axes).
@@ -404,8 +406,10 @@ def plot_learning_curves(curves: dict, size: tuple[float, float] = (4.2, 3.2)):
         for name, rows in curves.items():
             seen = [r["images_seen"] for r in rows]
             values = [r.get(key, r.get("psnr_masked", r.get("psnr_noisy"))) if key == "psnr" else r[key] for r in rows]
-            what = {"mae": "MAE (masked region, ratio 0.75)", "dae": "DAE (from noise 0.5)"}.get(name, name)
-            ax.plot(seen, values, marker="o", markersize=3, label=what if key == "psnr" else name.upper())
+            legend = (labels or {}).get(name, name.upper())
+            if key == "psnr":
+                legend += " (masked region)" if "psnr_masked" in rows[0] else " (from noise)"
+            ax.plot(seen, values, marker="o", markersize=3, label=legend)
         ax.set_xscale("log")
         ax.set_xlabel("training images seen")
         ax.set_title(label, fontsize=9)

@@ -184,9 +184,9 @@ def test_dataset_tabs_show_progress_then_fill_in(service):
 
 def test_the_apps_own_tables_take_their_headers_from_report_tables(service):
     """The placement table and the models' summary are written by `markdown_table` under the headers defined in
-    `mae_hf.report.tables`, beside every other table's, not retyped in the app."""
+    `mae_hf.tables`, beside every other table's, not retyped in the app."""
     from mae_hf.app.views import model_summary
-    from mae_hf.report.tables import MODEL_SOURCE_HEADERS, PLACEMENT_HEADERS, markdown_table
+    from mae_hf.tables import MODEL_SOURCE_HEADERS, PLACEMENT_HEADERS, markdown_table
 
     assert service.analysis.wait(240), service.analysis.status()
     placement = service.latent_space(str(app.example_files(app.EXAMPLES_DIR)[2]), "mae_mean")[4]
@@ -205,7 +205,7 @@ def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its
     analysis again, and a digit is placed as before; other settings (or models) compute as usual."""
     import logging
 
-    import mae_hf.report
+    import mae_hf.pipeline
     from mae_hf.app.background import AnalysisSettings
 
     assert service.analysis.wait(240), service.analysis.status()
@@ -216,7 +216,7 @@ def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its
     def no_analysis(*args, **kwargs):
         raise AssertionError("the shipped analysis should have been used")
 
-    monkeypatch.setattr(mae_hf.report, "run_analysis", no_analysis)
+    monkeypatch.setattr(mae_hf.pipeline, "run_analysis", no_analysis)
     settings = AnalysisSettings(n=N_TEST, n_train=N_TRAIN, cache_dir=str(tmp_path / "empty"), shipped=str(shipped))
     fresh = ModelService.loaded(models, settings)
     assert fresh.analysis.wait(240), fresh.analysis.status()

@@ -61,12 +61,57 @@ def test_every_subcommand_help_shows_its_defaults():
             assert "default" in (action.help or "") or f"(default: {action.default})" in text, (name, action.dest)
 
 
+def test_report_and_study_flags_are_their_settings_fields(capsys):
+    """`mae-hf report` and `mae-hf study` are built from their settings dataclasses, as training is: every field is
+    a flag, so a field added is a flag with no CLI code."""
+    from dataclasses import fields
+
+    from mae_hf.pipeline import DataSettings, ReportSettings
+    from mae_hf.study import StudySettings
+
+    for command, types in (("report", (DataSettings, ReportSettings)), ("study", (StudySettings,))):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        for field in (f for t in types for f in fields(t)):
+            assert f"--{field.name} " in text or f"--{field.name}," in text, (command, field.name)
+
+
+def test_study_flags_fill_the_settings_over_the_quick_budgets(monkeypatch, capsys):
+    import mae_hf.study
+
+    seen = []
+
+    def record(settings, *args, **kwargs):
+        seen.append(settings)
+        raise ValueError("recorded")
+
+    monkeypatch.setattr(mae_hf.study, "run_study", record)
+    argv = ["study", "--quick", "--epochs", "3", "--learning_rate", "vit=2e-3", "--vit_overrides", "hidden_size=16"]
+    assert main(argv + ["--budget_steps", "2", "5"]) == 2
+    s = seen[-1]
+    assert (s.num_train_epochs, s.budget_epochs, s.budget_steps, s.n, s.n_train) == (3, [1, 3], [2, 5], 120, 300)
+    assert s.learning_rate == {"vit": 2e-3, "cnn": 1e-2} and s.vit_overrides == {"hidden_size": 16}
+    assert main(["study"]) == 2 and seen[-1] == mae_hf.study.StudySettings()  # no flag: the defaults
+    with pytest.raises(SystemExit):
+        main(["study", "--learning_rate", "vit"])
+    assert "argument --learning_rate/--learning-rate: 'vit' is not key=value" in capsys.readouterr().err
+
+
+def test_a_light_subcommand_does_not_import_torch():
+    """The report's and the study's settings live in modules that import torch; their flags are added only when
+    that subcommand runs, so `mae-hf answer` and `mae-hf --help` start at once."""
+    code = "import sys; from mae_hf.cli import build_parser; build_parser('answer'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 class _Recorded:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, models, dataset, split, out, settings, **kwargs):
-        self.calls.append({"models": models, "out": out, "settings": settings, **kwargs})
+    def __call__(self, models, data, out, settings, **kwargs):
+        self.calls.append({"models": models, "data": data, "out": out, "settings": settings, **kwargs})
         return SimpleNamespace(metrics={"timings_s": {"load": 1.0, "reconstruction": 2.0}})
 
 
@@ -82,7 +127,7 @@ def test_report_prints_a_clean_path_and_leaves_the_scorecard_to_its_flag(monkeyp
     assert "report/report.md" in out and "//" not in out and out.count("Report written") == 1
     assert record.calls[-1]["settings"].scorecard is False
     assert main(["report", "--dae", "d", "--mae", "m", "--scorecard", "--scorecard_n", "50"]) == 0
-    assert record.calls[-1]["settings"].scorecard is True and record.calls[-1]["settings"].scorecard_n == 50
+    assert record.calls[-1]["settings"].scorecard is True and record.calls[-1]["data"].scorecard_n == 50
     assert main(["report", "--dae", "d", "--mae", "m", "--model", "ae=a"]) == 0  # a model of any registered kind
     assert record.calls[-1]["models"] == {"dae": "d", "mae": "m", "ae": "a"}
 

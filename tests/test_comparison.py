@@ -108,5 +108,9 @@ def test_to_display_enlarges_with_crisp_pixels_and_colours_the_mask():
     assert out.shape == (280, 280, 3) and out.dtype == np.uint8
     assert (out[30:40, 50:60] == 255).all() and (out[29, 50] == 0).all()
     assert (out[240:, 240:] == MASK_COLOR).all()
-    with pytest.raises(ValueError, match="one grayscale image"):
+    with pytest.raises(ValueError, match="one grayscale or colour image"):
         to_display(torch.zeros(2, 1, 28, 28))
+    colour = torch.zeros(1, 3, 4, 4)
+    colour[0, 2] = 1.0  # blue
+    shown = to_display(colour, scale=2, pixel_mask=torch.ones(1, 1, 4, 4) * (torch.arange(4) == 0))
+    assert shown.shape == (8, 8, 3) and (shown[0, 2:] == (0, 0, 255)).all() and (shown[:, :2] == MASK_COLOR).all()

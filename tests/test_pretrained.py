@@ -129,16 +129,16 @@ def test_the_card_the_report_and_the_app_give_the_same_numbers(mnist, tmp_path):
     training loop's `evaluate`), `mae-hf report`'s metrics.json and the app's /metrics agree exactly."""
     from gradio_client import Client
 
-    from mae_hf.report import ReportSettings, make_report
-    from mae_hf.report.tables import markdown_table, reconstruction_table
+    from mae_hf.pipeline import DataSettings, ReportSettings
+    from mae_hf.report import make_report
+    from mae_hf.tables import markdown_table, reconstruction_table
 
     n, n_train = 200, 300
     make_report(
         {"dae": str(FOLDERS["dae"]), "mae": str(FOLDERS["mae"])},
-        "mnist",
-        "test",
+        DataSettings("mnist", "test", n, n_train),
         tmp_path / "report",
-        ReportSettings(n=n, n_train=n_train, n_attention=8, n_show=4, scorecard=False),
+        ReportSettings(n_attention=8, n_show=4, scorecard=False),
         cache_dir=tmp_path / "cache",
         progress=False,
     )

@@ -89,10 +89,11 @@ def three_models(tmp_path_factory):
 
 
 def test_the_third_kind_is_in_the_report_tables_and_the_scorecard(three_models, tmp_path):
-    from mae_hf.report import ReportSettings, make_report
+    from mae_hf.pipeline import DataSettings, ReportSettings
+    from mae_hf.report import make_report
 
-    settings = ReportSettings(n=60, n_train=120, n_attention=4, n_show=3, scorecard=True)
-    result = make_report(three_models, "mnist", "test", tmp_path, settings, cache_dir=None, progress=False)
+    data, settings = DataSettings(n=60, n_train=120), ReportSettings(n_attention=4, n_show=3, scorecard=True)
+    result = make_report(three_models, data, tmp_path, settings, cache_dir=None, progress=False)
     assert kind_of(PlainAE(PlainAEConfig())).name == "ae"
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["reconstruction"]["models"] == ["dae", "mae", "ae"]

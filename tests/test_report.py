@@ -10,9 +10,10 @@ from mae_hf import DAEConfig, DAEModel, build_mae
 from mae_hf.cli import main
 from mae_hf.labels import MEASURE_LABELS
 from mae_hf.loading import load_dae, load_mae
-from mae_hf.report import STAGES, AnalysisResult, ReportSettings, make_report, to_jsonable
-from mae_hf.report.tables import reconstruction_table, verdict_summary, verdict_table
+from mae_hf.pipeline import STAGES, AnalysisResult, DataSettings, ReportSettings, to_jsonable
+from mae_hf.report import make_report
 from mae_hf.report.writer import report_files, stage_progress
+from mae_hf.tables import reconstruction_table, verdict_summary, verdict_table
 
 from .conftest import TINY_MAE
 
@@ -120,12 +121,11 @@ def test_cli_report_prints_each_line_once_and_runs_the_scorecard_only_when_asked
 
 @pytest.mark.slow
 def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
-    settings = ReportSettings(n=60, n_train=120, n_attention=8, n_show=4)
+    data, settings = DataSettings(n=60, n_train=120), ReportSettings(n_attention=8, n_show=4)
     out, cache = tmp_path / "report", tmp_path / "cache"
     res = make_report(
         {"dae": str(models / "dae"), "mae": str(models / "mae")},
-        "mnist",
-        "test",
+        data,
         out,
         settings,
         cache_dir=cache,
@@ -150,8 +150,7 @@ def test_report_on_tiny_models_writes_every_file_and_key(models, tmp_path):
 
     again = make_report(
         {"dae": str(models / "dae"), "mae": str(models / "mae")},
-        "mnist",
-        "test",
+        data,
         tmp_path / "r2",
         settings,
         cache_dir=cache,
@@ -188,24 +187,22 @@ def test_bad_data_rejected(models, tmp_path, small_folder):
     kwargs = dict(cache_dir=None, progress=False)
     dae, mae = str(models / "dae"), str(models / "mae")
     with pytest.raises(ValueError, match=r"--n 13 is larger than the 'test' split .* \(12 images\)"):
-        make_report({"dae": dae, "mae": mae}, small_folder, "test", tmp_path, ReportSettings(n=13), **kwargs)
+        make_report({"dae": dae, "mae": mae}, DataSettings(small_folder, "test", 13), tmp_path, **kwargs)
     with pytest.raises(ValueError, match="no split 'validation'"):
-        make_report({"dae": dae, "mae": mae}, small_folder, "validation", tmp_path, ReportSettings(n=10), **kwargs)
+        make_report({"dae": dae, "mae": mae}, DataSettings(small_folder, "validation", 10), tmp_path, **kwargs)
     torch.manual_seed(0)
     DAEModel(DAEConfig(image_size=32)).save_pretrained(tmp_path / "dae32")
     build_mae("mnist", seed=0, image_size=32, **TINY_MAE).save_pretrained(tmp_path / "mae32")
     with pytest.raises(ValueError, match="images are 1x28x28 .* but the models take 1x32x32"):
         make_report(
             {"dae": str(tmp_path / "dae32"), "mae": str(tmp_path / "mae32")},
-            small_folder,
-            "test",
+            DataSettings(small_folder, "test", 10),
             tmp_path,
-            ReportSettings(n=10),
             **kwargs,
         )
     with pytest.raises(ValueError, match="different sizes"):
         make_report(
-            {"dae": dae, "mae": str(tmp_path / "mae32")}, small_folder, "test", tmp_path, ReportSettings(n=10), **kwargs
+            {"dae": dae, "mae": str(tmp_path / "mae32")}, DataSettings(small_folder, "test", 10), tmp_path, **kwargs
         )
 
 
@@ -231,10 +228,9 @@ def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
     out = tmp_path / "report"
     make_report(
         {"dae": str(tmp_path / "dae"), "mae": str(tmp_path / "mae")},
-        "mnist",
-        "test",
+        DataSettings(n=40, n_train=100, scorecard_n=120),
         out,
-        ReportSettings(n=40, n_train=100, n_attention=8, n_show=4, scorecard=True, scorecard_n=120),
+        ReportSettings(n_attention=8, n_show=4, scorecard=True),
         cache_dir=None,
         progress=False,
     )

@@ -1,5 +1,5 @@
 """Pure analysis of the autoencoders (any registered kind, `mae_hf.registry`): arrays/tensors in, arrays/dicts
-out. Figures live in `mae_hf.plotting`, files in `mae_hf.report`.
+out. Figures live in `mae_hf.plotting`, files in `mae_hf.report` (and the cache of `mae_hf.pipeline`).
 
 - `reconstruction`: every model under its own and the other corruption; PSNR/SSIM per image.
 - `latents`: feature sets (raw pixels, and each model's: DAE bottleneck, MAE CLS / mean-pooled / the study's

@@ -115,22 +115,23 @@ class BackgroundAnalysis:
     def progress(self) -> float:
         return 1.0 if self._done.is_set() else self.stage_index / self.n_stages
 
-    def status(self) -> str:
-        """One line of Markdown: what is being computed, that it failed and why, or how it was done."""
+    def status(self, nouns: str = "digits") -> str:
+        """One line of Markdown: what is being computed, that it failed and why, or how it was done (`nouns`: what the
+        images are, in words: "digits", "items")."""
         s = self.settings
         if self.ready:
             how = {"cache": "from the cache", "shipped": "shipped with the models"}.get(
                 self.source, f"in {self.seconds:.0f} s"
             )
             return (
-                f"Computed on the first {s.n:,} `{s.split}` digits of `{s.dataset}` (classifiers and neighbours: "
-                f"{len(self.train_x):,} training digits), {how}."
+                f"Computed on the first {s.n:,} `{s.split}` {nouns} of `{s.dataset}` (classifiers and neighbours: "
+                f"{len(self.train_x):,} training {nouns}), {how}."
             )
         if self.failed:
             return f"**The dataset analysis failed:** {self.error}"
         return (
-            f"**Computing the dataset analysis in the background** ({s.n:,} test digits, {s.n_train:,} training "
-            f"digits): {self.stage}, step {self.stage_index + 1} of {self.n_stages}. This tab fills in by "
+            f"**Computing the dataset analysis in the background** ({s.n:,} test {nouns}, {s.n_train:,} training "
+            f"{nouns}): {self.stage}, step {self.stage_index + 1} of {self.n_stages}. This tab fills in by "
             "itself when it is done."
         )
 
@@ -162,13 +163,14 @@ class BackgroundAnalysis:
         self.stage, self.stage_index, self.n_stages = name.replace("_", " "), index, n_stages
 
     def _compute(self) -> None:
-        from ..report import (
+        from ..pipeline import (
             STAGES,
             AnalysisCache,
             AnalysisResult,
+            DataSettings,
             ReportSettings,
             array_fingerprint,
-            load_report_data,
+            load_analysis_data,
             model_fingerprint,
             run_analysis,
         )
@@ -176,8 +178,8 @@ class BackgroundAnalysis:
         s, models = self.settings, self._models
         cache = AnalysisCache(s.cache_dir)
         self._set_stage("loading the data", 0, 1 + len(STAGES))
-        data = load_report_data(s.dataset, s.split, s.n, s.n_train, models, cache)
-        settings = ReportSettings(n=s.n, n_train=s.n_train, seed=s.seed, n_attention=s.n_attention, scorecard=False)
+        data = load_analysis_data(DataSettings(s.dataset, s.split, s.n, s.n_train), models, cache)
+        settings = ReportSettings(seed=s.seed, n_attention=s.n_attention, scorecard=False)
         key = [
             RESULT_VERSION,
             *({name: model_fingerprint(m)} for name, m in models.items()),
@@ -208,7 +210,7 @@ class BackgroundAnalysis:
     def _read_shipped(self, key: list) -> dict | None:
         """The shipped analysis's arrays if `settings.shipped` holds one computed under `key`, else None (a missing,
         damaged or foreign file is said in one line and computed around)."""
-        from ..report.cache import DAMAGED_ENTRY_ERRORS
+        from ..pipeline.cache import DAMAGED_ENTRY_ERRORS
 
         path = self.settings.shipped
         if not path or not Path(path).is_file():

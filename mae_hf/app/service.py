@@ -202,7 +202,7 @@ class ModelService:
                 "failed": a.failed,
                 "progress": round(a.progress(), 3),
                 "stage": a.stage,
-                "message": a.status(),
+                "message": a.status(self.profile.nouns),
             }
         failed = self.analysis_error is not None or (self._done.is_set() and not self.ready)
         message = (
@@ -269,7 +269,7 @@ class ModelService:
         x = self._digit_tensor(image)
         models = self.wait()
         from ..comparison import compare_reconstructions, metrics_table, to_display
-        from ..report.tables import markdown_table
+        from ..tables import markdown_table
 
         try:
             r = compare_reconstructions(
@@ -333,7 +333,7 @@ class ModelService:
         from ..analysis.clustering import place_digit
         from ..analysis.latents import extract_feature_sets
         from ..comparison import to_display
-        from ..report.tables import PLACEMENT_HEADERS, markdown_table
+        from ..tables import PLACEMENT_HEADERS, markdown_table
 
         a, keys, placements = self.analysis, (first, second), {}
         if image is not None:

@@ -2,7 +2,7 @@
 wires its handlers (`Handlers`), its API endpoint included.
 
 Images show no label badge (`show_label=False`): their titles are Markdown above them or inside the figure, so
-nothing is covered. Tables are Markdown (built by `mae_hf.report.tables`, the report's own, headers included), so
+nothing is covered. Tables are Markdown (built by `mae_hf.tables`, the report's own, headers included), so
 they scroll sideways on a narrow screen and never break a word or a number.
 """
 

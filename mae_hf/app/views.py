@@ -1,6 +1,6 @@
 """What the app's tabs show, from arrays and metrics: images (uint8 arrays), table rows and Markdown. Figures come
 from `mae_hf.plotting` (titles inside the figures, so the page's label badges never cover them); tables from
-`mae_hf.report.tables`, the report's own."""
+`mae_hf.tables`, the report's own."""
 
 import json
 from pathlib import Path
@@ -71,7 +71,7 @@ def latent_map_images(result, keys: tuple[str, ...], placements: dict) -> list[n
     """One t-SNE map per feature set of `keys` (so a narrow page stacks them), each titled inside its panel with
     its silhouette and 5-NN accuracy, the legend below it, the placed digit as a star."""
     from .. import plotting
-    from ..report.tables import fmt
+    from ..tables import fmt
 
     lm, images = result.metrics["latents"], []
     for k in keys:
@@ -84,9 +84,8 @@ def latent_map_images(result, keys: tuple[str, ...], placements: dict) -> list[n
 
 def dataset_views(result, noun: str = "digits") -> dict:
     """Every dataset-level image and table of the Metrics, Latent and Weights tabs (rendered once, then shared)."""
-    from .. import plotting
+    from .. import plotting, tables
     from ..analysis.reconstruction import pairs_of
-    from ..report import tables
 
     views = {}
     rec = result.metrics["reconstruction"]
@@ -121,7 +120,7 @@ def dataset_views(result, noun: str = "digits") -> dict:
 def verdicts_markdown(result) -> str:
     """The claims H1–H3 on the app's own analysis, each with its measures in words, both models' numbers and whether
     the claim holds under each."""
-    from ..report.tables import markdown_table, verdict_summary, verdict_table
+    from ..tables import markdown_table, verdict_summary, verdict_table
 
     out = []
     for key, v in result.metrics["verdicts"].items():
@@ -144,7 +143,7 @@ def model_summary(models) -> str:
     from ..evaluation import own_corruption
     from ..loading import count_parameters
     from ..registry import kind_of
-    from ..report.tables import MODEL_SOURCE_HEADERS, markdown_table
+    from ..tables import MODEL_SOURCE_HEADERS, markdown_table
 
     rows = []
     for name, model in models.models.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..answer import claim_answers
 from ..labels import MEASURE_HELP
 from ..registry import MODEL_KINDS, feature_label, model_label
-from .tables import (
+from ..tables import (
     class_radius_table,
     digits_scored,
     fmt,

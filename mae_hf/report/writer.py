@@ -17,11 +17,19 @@ from ..analysis.attention import attention_overlays
 from ..analysis.reconstruction import pairs_of
 from ..labels import CORRUPTED, pair_label
 from ..loading import load_models
+from ..pipeline import (
+    DEFAULT_CACHE_DIR,
+    STAGES,
+    AnalysisCache,
+    AnalysisResult,
+    DataSettings,
+    ReportSettings,
+    load_analysis_data,
+    run_analysis,
+    to_jsonable,
+)
 from ..registry import feature_label, model_label
-from .cache import DEFAULT_CACHE_DIR, AnalysisCache, to_jsonable
-from .data import load_report_data
 from .document import report_document
-from .pipeline import STAGES, AnalysisResult, ReportSettings, run_analysis
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +202,8 @@ def write_report(
     t = time.perf_counter()
     figures = report_figures(result, n_show)
     if curves:
-        figures["learning_curves.png"] = plotting.plot_learning_curves(curves)[0]
+        labels = {name: model_label(name) for name in curves}
+        figures["learning_curves.png"] = plotting.plot_learning_curves(curves, labels)[0]
     for name, fig in figures.items():
         fig.savefig(out / f".tmp-{name}", dpi=80, format="png")
         os.replace(out / f".tmp-{name}", out / name)
@@ -212,26 +221,25 @@ def write_report(
 
 def make_report(
     models: dict,
-    dataset: str = "mnist",
-    split: str = "test",
+    data: DataSettings | None = None,
     out: str | os.PathLike = "report",
     settings: ReportSettings | None = None,
     cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
     progress: bool = True,
-    full_train: str | None = None,
 ) -> AnalysisResult:
     """
     `mae-hf report`: load the models and data, run the analysis, write the files.
 
     Args:
         models: `{kind name: folder or Hub id}` (`mae_hf.registry`), e.g. `{"dae": ..., "mae": ...}`.
-        dataset: any `load_image_dataset` source. split: the analysed split.
-        out: output folder. settings: `ReportSettings` (n, seed, ...). cache_dir: `None` disables the cache.
+        data: which images (`DataSettings`: dataset, split, n, n_train, scorecard_n, full_train).
+        out: output folder. settings: `ReportSettings` (seed, corruptions, scorecard, ...). cache_dir: `None`
+            disables the cache.
         progress: one progress bar over the analysis's stages.
-        full_train: a source whose whole train split the scorecard's classifiers are also fit on.
     """
+    data = data or DataSettings()
     settings = settings or ReportSettings()
-    if not settings.scorecard and (full_train is not None or settings.scorecard_n is not None):
+    if not settings.scorecard and (data.full_train is not None or data.scorecard_n is not None):
         raise ValueError(
             "--full_train and --scorecard_n only change the scorecard, which is off: add --scorecard "
             "(ReportSettings(scorecard=True))."
@@ -239,20 +247,18 @@ def make_report(
     t = time.perf_counter()
     loaded = load_models(models).models
     cache = AnalysisCache(cache_dir)
-    data = load_report_data(
-        dataset, split, settings.n, settings.n_train, loaded, cache, full_train, settings.scorecard_n
-    )
+    images = load_analysis_data(data, loaded, cache)
     load_s = time.perf_counter() - t
     with stage_progress(len(STAGES), enabled=progress) as on_stage:
-        result = run_analysis(loaded, data, settings, cache, on_stage=on_stage)
+        result = run_analysis(loaded, images, settings, cache, on_stage=on_stage)
     result.metrics["timings_s"] = {"load": load_s, **result.metrics["timings_s"]}
     curves = {
         name: json.loads((Path(folder) / "learning_curve.json").read_text())
         for name, folder in models.items()
         if (Path(folder) / "learning_curve.json").is_file()
     }
-    meta = {"models": {name: str(folder) for name, folder in models.items()}, "dataset": dataset, "split": split}
-    meta |= {"full_train": full_train} | {name: str(folder) for name, folder in models.items()}
+    meta = {"models": {name: str(folder) for name, folder in models.items()}, "dataset": data.dataset}
+    meta |= {"split": data.split, "full_train": data.full_train} | {name: str(f) for name, f in models.items()}
     write_report(result, out, meta, settings.n_show, curves)
     logger.debug("Report written to %s (%.1f s)", out, sum(result.metrics["timings_s"].values()))
     return result

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..training import (
+    ConfigOverrides,
     ConfigurationError,
     RunArgs,
     TrainingConfig,
@@ -92,6 +93,15 @@ TINY_VIT = dict(
 )
 
 
+DEFAULT_LEARNING_RATE = {"vit": 1.5e-3, "cnn": 1e-2}
+DEFAULT_WARMUP_STEPS = {"vit": 200, "cnn": 100}
+DEFAULT_BUDGET_EPOCHS = (1, 4, 10, 20)
+
+
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
+
+
 @dataclass
 class StudySettings:
     """
@@ -107,26 +117,68 @@ class StudySettings:
 
     Analysis: `n` test images, `n_train` images the kNN and the probe are fit on, `analysis_seed` (test corruption
     and t-SNE), `n_boot` bootstrap replicates, `knn_k`.
+
+    The fields are the flags of `mae-hf study` (`HfArgumentParser`); `learning_rate`, `num_warmup_steps` and
+    `vit_overrides` take `key=value,key=value` there.
     """
 
-    dataset: str = "mnist"
-    seeds: int = 3
-    num_train_epochs: int = 20
-    per_device_train_batch_size: int = 64
-    learning_rate: dict = field(default_factory=lambda: {"vit": 1.5e-3, "cnn": 1e-2})
-    num_warmup_steps: dict = field(default_factory=lambda: {"vit": 200, "cnn": 100})
-    mask_ratio: float = 0.75
-    noise_factor: float = 0.5
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    vit_overrides: dict = field(default_factory=dict)
-    budget_steps: list = field(default_factory=lambda: [188, 469])
-    budget_epochs: list = field(default_factory=lambda: [1, 4, 10, 20])
-    n: int = 1000
-    n_train: int = 4000
-    analysis_seed: int = 0
-    n_boot: int = 2000
-    knn_k: int = 5
+    dataset: str = field(
+        default="mnist",
+        metadata=_help(
+            "any load_image_dataset source, grayscale or RGB; the ViT cells take the preset of its image size "
+            "(mnist: 28x28x1, cifar10: 32x32x3) (default: embedded mnist)"
+        ),
+    )
+    seeds: int = field(default=3, metadata=_help("seeds 0..N-1; each trains every cell (default: 3)"))
+    num_train_epochs: int = field(
+        default=20, metadata=_help("training epochs of every run (default: 20; quick 2)", aliases=["--epochs"])
+    )
+    per_device_train_batch_size: int = field(
+        default=64, metadata=_help("training batch size of every run (default: 64)", aliases=["--batch_size"])
+    )
+    learning_rate: ConfigOverrides = field(
+        default_factory=lambda: ConfigOverrides(DEFAULT_LEARNING_RATE),
+        metadata=_help(
+            "peak learning rate per architecture, e.g. vit=2e-3 (the others keep theirs; default: vit=1.5e-3,cnn=1e-2)"
+        ),
+    )
+    num_warmup_steps: ConfigOverrides = field(
+        default_factory=lambda: ConfigOverrides(DEFAULT_WARMUP_STEPS),
+        metadata=_help("warm-up steps per architecture, e.g. cnn=50 (default: vit=200,cnn=100)"),
+    )
+    mask_ratio: float = field(default=0.75, metadata=_help("masking ratio of the mask cells (default: 0.75)"))
+    noise_factor: float = field(default=0.5, metadata=_help("noise std of the noise cells (default: 0.5)"))
+    max_train_samples: int | None = field(default=None, metadata=_help("train on the first N images only"))
+    max_eval_samples: int | None = field(
+        default=None, metadata=_help("evaluate every epoch on the first N validation images only")
+    )
+    vit_overrides: ConfigOverrides = field(
+        default_factory=ConfigOverrides,
+        metadata=_help("ViTMAE config fields of the ViT cells, e.g. hidden_size=64,num_hidden_layers=2"),
+    )
+    budget_steps: list[int] = field(
+        default_factory=lambda: [188, 469],
+        metadata=_help("budgets before the first epoch, in optimisation steps (default: 188 469)"),
+    )
+    budget_epochs: list[int] | None = field(
+        default=None,
+        metadata=_help(
+            "budgets in epochs, ending with --epochs (default: those of 1 4 10 20 below --epochs, and --epochs)"
+        ),
+    )
+    n: int = field(default=1000, metadata=_help("test images analysed (default: 1000)"))
+    n_train: int = field(default=4000, metadata=_help("train images the kNN and probe are fit on (default: 4000)"))
+    analysis_seed: int = field(default=0, metadata=_help("seed of the test corruption and t-SNE (default: 0)"))
+    n_boot: int = field(default=2000, metadata=_help("bootstrap replicates (default: 2000)"))
+    knn_k: int = field(default=5, metadata=_help("neighbours of the kNN classifier (default: 5)"))
+
+    def __post_init__(self):
+        self.learning_rate = ConfigOverrides(DEFAULT_LEARNING_RATE | ConfigOverrides(self.learning_rate))
+        self.num_warmup_steps = ConfigOverrides(DEFAULT_WARMUP_STEPS | ConfigOverrides(self.num_warmup_steps))
+        self.vit_overrides = ConfigOverrides(self.vit_overrides)
+        if self.budget_epochs is None:  # the default budgets that fit, and the whole run
+            self.budget_epochs = sorted({e for e in DEFAULT_BUDGET_EPOCHS if e < self.num_train_epochs})
+            self.budget_epochs.append(self.num_train_epochs)
 
     def validate(self) -> None:
         if self.seeds < 1:
@@ -183,7 +235,6 @@ QUICK = dict(
     n_boot=200,
     vit_overrides=TINY_VIT,
     budget_steps=[4],
-    budget_epochs=[1, 2],
     per_device_train_batch_size=32,
 )
 

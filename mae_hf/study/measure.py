@@ -14,7 +14,7 @@ import torch
 from ..analysis import clustering as cl
 from ..analysis import weights as wts
 from ..evaluation import Corruption, evaluate_images, own_corruption
-from ..report import model_fingerprint
+from ..pipeline import model_fingerprint
 from ..scorecard import features
 from ..training import ConfigurationError, build_model, checkpoint_model, images_seen, trainer_state
 from .grid import StudySettings, budget_checkpoints, finished, run_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import plotting
 from ..analysis import factorial as fac
-from ..report import to_jsonable
+from ..pipeline import to_jsonable
 from .grid import STUDY_CELLS
 
 __all__ = ["STUDY_FILES", "DIGITS", "study_markdown", "write_study"]

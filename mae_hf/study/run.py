@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..analysis import factorial as fac
 from ..data import load_image_dataset
-from ..report import load_report_data
+from ..pipeline import DataSettings, load_analysis_data
 from ..training import ConfigurationError
 from .aggregate import aggregate
 from .git import commit_file
@@ -51,7 +51,7 @@ def run_study(
         raise ConfigurationError(f"--other_seeds_epochs must be >= 1, got {other_seeds_epochs}.")
     out, results = Path(out_dir), Path(results_dir or out_dir)
     t0 = time.perf_counter()
-    analysis_data = load_report_data(settings.dataset, "test", settings.n, settings.n_train)
+    analysis_data = load_analysis_data(DataSettings(settings.dataset, "test", settings.n, settings.n_train))
 
     def run_epochs(seed: int) -> int:
         if seed > 0 and other_seeds_epochs is not None:
@@ -146,12 +146,8 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
 
 
 def settings_from_args(quick: bool = False, **values) -> StudySettings:
-    """`StudySettings` from CLI values (None = default); `quick` starts from the `QUICK` budgets."""
+    """`StudySettings` from values (None = default); `quick` starts from the `QUICK` budgets."""
     base = copy.deepcopy(QUICK) if quick else {}
     names = {f.name for f in fields(StudySettings)}
     base |= {k: v for k, v in values.items() if v is not None and k in names}
-    epochs = base.get("num_train_epochs")
-    if epochs is not None and values.get("budget_epochs") is None:  # the default budgets that fit, and the whole run
-        default = base.get("budget_epochs", StudySettings().budget_epochs)
-        base["budget_epochs"] = sorted({e for e in default if e < epochs} | {epochs})
     return StudySettings(**base)

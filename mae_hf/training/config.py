@@ -54,8 +54,9 @@ class OutputWriteError(RuntimeError):
 
 class ConfigOverrides(dict):
     """
-    Model config fields to override: a dict, or its command-line form `'key=value,key=value'` (values parsed as
-    JSON where they are JSON, commas inside `[...]` kept) or a JSON object.
+    Named values (model config fields to override, a value per architecture): a dict, or its command-line form
+    `'key=value,key=value'` (values parsed as JSON where they are JSON, commas inside `[...]` kept) or a JSON object.
+    A bad string raises `ConfigurationError`; on the command line argparse names the flag before the message.
     """
 
     def __init__(self, value=(), **kwargs):
@@ -70,15 +71,15 @@ class ConfigOverrides(dict):
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as err:
-                raise ConfigurationError(f"--config_overrides is not valid JSON: {err}") from err
+                raise ConfigurationError(f"{text!r} is not valid JSON: {err}") from err
             if not isinstance(value, dict):
-                raise ConfigurationError("--config_overrides as JSON must be an object.")
+                raise ConfigurationError(f"{text!r}: a JSON value here must be an object.")
             return value
         overrides = {}
         for item in re.split(r",(?![^\[]*\])", text):  # commas outside [...]
             key, sep, raw = item.partition("=")
             if not sep or not key.strip():
-                raise ConfigurationError(f"--config_overrides item {item!r} is not key=value.")
+                raise ConfigurationError(f"{item!r} is not key=value (e.g. hidden_size=64,num_hidden_layers=2).")
             try:
                 overrides[key.strip()] = json.loads(raw)
             except json.JSONDecodeError:

@@ -4,7 +4,7 @@ cache: no figures, no files (the writer makes those); the app runs the same func
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -42,13 +42,18 @@ STAGES = ("reconstruction", "latents_and_tsne", "clustering", "attention_salienc
 SWEEP_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
 @dataclass
 class ReportSettings:
     """
-    Everything that changes the report's numbers (stored in `metrics.json` under `settings`).
+    Everything that changes the numbers of `run_analysis` (the report's and the app's; stored in `metrics.json` under
+    `settings`, with the images' count from the data). Which images are read is `DataSettings`'. Flags of
+    `mae-hf report` (`HfArgumentParser`).
 
     Attributes:
-        n: test images analysed. n_train: train images the kNN / linear probe are fit on.
         seed: seeds masks, noise, the study's masked latents and t-SNE. init_seed: seed of the models rebuilt at
             initialisation for the weight comparison.
         mask_ratio / noise_factor: corruptions (default: each model's own config).
@@ -58,26 +63,37 @@ class ReportSettings:
         knn_k: neighbours of the kNN classifier. ink_threshold: a patch "has ink" if its mean pixel exceeds it.
         scorecard: also compute `mae_hf.scorecard` (classifiers on every training set the data hold, the mask-ratio
             sweep against the black and mean-image baselines). Off by default: it costs more than the rest of the
-            report (`mae-hf report --scorecard`; `make report` turns it on for docs/RESULTS.md). scorecard_n: test
-            images the scorecard scores, the first `scorecard_n` of the split (default: the `n` analysed; e.g. 10000
-            for MNIST's whole test set).
+            report (`make report` turns it on for docs/RESULTS.md).
     """
 
-    n: int = 1000
-    n_train: int = 2000
-    seed: int = 0
-    init_seed: int = 0
-    mask_ratio: float | None = None
-    noise_factor: float | None = None
-    study_mask_ratio: float = 0.75
-    n_attention: int = 256
-    n_show: int = 8
-    eps_abs: float = wts.DEFAULT_EPS_ABS
-    eps_rel: float = wts.DEFAULT_EPS_REL
-    knn_k: int = 5
-    ink_threshold: float = 0.1
-    scorecard: bool = False
-    scorecard_n: int | None = None
+    seed: int = field(default=0, metadata=_help("seed of masks, noise and t-SNE (default: 0)"))
+    init_seed: int = field(
+        default=0, metadata=_help("seed of the models rebuilt at initialisation for the weights (default: 0)")
+    )
+    mask_ratio: float | None = field(default=None, metadata=_help("masking ratio (default: the models' configs)"))
+    noise_factor: float | None = field(default=None, metadata=_help("noise std (default: the models' configs)"))
+    study_mask_ratio: float = field(
+        default=0.75, metadata=_help("masking of the study's masked, flattened MAE latent (default: 0.75)")
+    )
+    n_attention: int = field(
+        default=256, metadata=_help("images of the attention and saliency statistics (default: 256)")
+    )
+    n_show: int = field(default=8, metadata=_help("images in each figure (default: 8)"))
+    eps_abs: float = field(default=wts.DEFAULT_EPS_ABS, metadata=_help("near-zero weight: |w| below this"))
+    eps_rel: float = field(
+        default=wts.DEFAULT_EPS_REL, metadata=_help("near-zero weight: |w| below this times its layer's std")
+    )
+    knn_k: int = field(default=5, metadata=_help("neighbours of the kNN classifier (default: 5)"))
+    ink_threshold: float = field(
+        default=0.1, metadata=_help("a patch has ink where its mean pixel exceeds this (default: 0.1)")
+    )
+    scorecard: bool = field(
+        default=False,
+        metadata=_help(
+            "also compute the scorecard: 5-NN and probe on every training set, the mask-ratio sweep against the "
+            "baselines (minutes more; `make report` passes it for docs/RESULTS.md)"
+        ),
+    )
 
 
 @dataclass
@@ -296,103 +312,132 @@ def run_analysis(
     on_stage=None,
 ) -> AnalysisResult:
     """
-    Every analysis of the report, as numbers and arrays, for any models of registered kinds.
+    Every analysis of the report, as numbers and arrays, for any models of registered kinds: the `STAGES` in order.
 
     Args:
         models: `{name: model}` (`mae_hf.registry`), all for the same image size; eval mode is set and restored by
             each analysis. The attention stage needs a kind with attention maps; the study's verdicts need a "mae"
             and a "dae".
-        data: `{"x": (N, C, H, W), "y": (N,), "train_x", "train_y", "class_names"}` as `load_report_data` returns.
-        settings: `ReportSettings`; `settings.n` is ignored here (the data decide).
+        data: `{"x": (N, C, H, W), "y": (N,), "train_x", "train_y", "class_names"}` as `load_analysis_data` returns.
+        settings: `ReportSettings`.
         cache: where latents and t-SNE maps are cached (`None`: no cache).
         on_stage: optional callable `(stage_name, index, n_stages)`, called as each stage starts (progress bars,
             the app's status line).
     """
     settings = settings or ReportSettings()
-    x, y = data["x"], data["y"]
     corruptions = default_corruptions(models, settings.mask_ratio, settings.noise_factor)
     mask_ratio, noise_factor = corruptions["mask"].mask_ratio, corruptions["noise"].noise_factor
-    own = {name: own_corruption(m).kind for name, m in models.items()}
-    timings: dict[str, float] = {}
-    metrics: dict = {}
-
-    def stage(name):
+    state = _Analysis(models, data, settings, cache, mask_ratio, noise_factor)
+    for name in STAGES:
         if on_stage is not None:
             on_stage(name, STAGES.index(name), len(STAGES))
-        return time.perf_counter()
+        t = time.perf_counter()
+        getattr(state, name)()
+        state.timings[name] = time.perf_counter() - t
+    return state.result()
 
-    t = stage("reconstruction")
-    recs = evaluate_reconstructions(models, x, mask_ratio, noise_factor, seed=settings.seed)
-    per_image = {f"{m}_{c}": values for (m, c), (values, _) in recs.items()}
-    table = cross_table({pair: values for pair, (values, _) in recs.items()})
-    masker = next((m for m, c in own.items() if c == "mask"), None)
-    metrics["reconstruction"] = {
-        "mask_ratio": mask_ratio,
-        "noise_factor": noise_factor,
-        "data_range": 1.0,
-        "ssim_settings": SSIM_DESCRIPTION,
-        "models": list(models),
-        "own": own,
-        **table,
-    }
-    if masker is not None:
-        values, rec = recs[masker, "mask"]
-        metrics["reconstruction"]["data_range_check"] = _data_range_check(rec.shown, x, values["psnr"], values["ssim"])
-    timings["reconstruction"] = time.perf_counter() - t
 
-    t = stage("latents_and_tsne")
-    maps = compute_latent_maps(models, x, data["train_x"], settings.seed, settings.study_mask_ratio, cache)
-    timings["latents_and_tsne"] = time.perf_counter() - t
+class _Analysis:
+    """One `run_analysis`: a method per stage, each adding its numbers to `metrics` and its arrays beside them."""
 
-    t = stage("clustering")
-    with threadpool_limits(limits=1, user_api="blas"):  # small problems: extra BLAS threads only add contention
-        metrics["latents"] = cl.feature_set_measures(
-            maps, y.numpy(), data["train_y"].numpy(), data["class_names"], settings.knn_k, feature_labels()
+    def __init__(self, models, data, settings, cache, mask_ratio, noise_factor):
+        self.models, self.data, self.settings, self.cache = models, data, settings, cache
+        self.mask_ratio, self.noise_factor = mask_ratio, noise_factor
+        self.x, self.y = data["x"], data["y"]
+        self.metrics: dict = {}
+        self.timings: dict[str, float] = {}
+        self.attention: dict = {}
+
+    def reconstruction(self) -> None:
+        own = {name: own_corruption(m).kind for name, m in self.models.items()}
+        self.recs = evaluate_reconstructions(
+            self.models, self.x, self.mask_ratio, self.noise_factor, seed=self.settings.seed
         )
-    timings["clustering"] = time.perf_counter() - t
+        self.table = cross_table({pair: values for pair, (values, _) in self.recs.items()})
+        self.metrics["reconstruction"] = {
+            "mask_ratio": self.mask_ratio,
+            "noise_factor": self.noise_factor,
+            "data_range": 1.0,
+            "ssim_settings": SSIM_DESCRIPTION,
+            "models": list(self.models),
+            "own": own,
+            **self.table,
+        }
+        masker = next((m for m, c in own.items() if c == "mask"), None)
+        if masker is not None:
+            values, rec = self.recs[masker, "mask"]
+            self.metrics["reconstruction"]["data_range_check"] = _data_range_check(
+                rec.shown, self.x, values["psnr"], values["ssim"]
+            )
 
-    t = stage("attention_saliency")
-    attention, watcher = {}, next((m for m, model in models.items() if kind_of(model).has_attention), None)
-    if watcher is not None:
-        k = min(settings.n_attention, len(x))
-        mask_noise = draw_noise(models[watcher], "mask", torch.arange(k), settings.seed)  # the reconstruction's masks
-        metrics["attention"], attention = attention_analysis(
-            models, watcher, x[:k], mask_noise, mask_ratio, settings.ink_threshold
+    def latents_and_tsne(self) -> None:
+        s = self.settings
+        self.maps = compute_latent_maps(
+            self.models, self.x, self.data["train_x"], s.seed, s.study_mask_ratio, self.cache
         )
-    timings["attention_saliency"] = time.perf_counter() - t
 
-    t = stage("weights")
-    metrics["weights"], hists = weights_analysis(models, settings.init_seed, settings.eps_abs, settings.eps_rel)
-    timings["weights"] = time.perf_counter() - t
+    def clustering(self) -> None:
+        with threadpool_limits(limits=1, user_api="blas"):  # small problems: extra BLAS threads only add contention
+            self.metrics["latents"] = cl.feature_set_measures(
+                self.maps,
+                self.y.numpy(),
+                self.data["train_y"].numpy(),
+                self.data["class_names"],
+                self.settings.knn_k,
+                feature_labels(),
+            )
 
-    t = stage("scorecard")
-    if settings.scorecard:
-        metrics["scorecard"] = _scorecard(models, data, x, y, settings.seed)
-    timings["scorecard"] = time.perf_counter() - t
+    def attention_saliency(self) -> None:
+        watcher = next((m for m, model in self.models.items() if kind_of(model).has_attention), None)
+        if watcher is None:
+            return
+        k = min(self.settings.n_attention, len(self.x))
+        # the reconstruction stage's masks for the same images
+        mask_noise = draw_noise(self.models[watcher], "mask", torch.arange(k), self.settings.seed)
+        self.metrics["attention"], self.attention = attention_analysis(
+            self.models, watcher, self.x[:k], mask_noise, self.mask_ratio, self.settings.ink_threshold
+        )
 
-    t = stage("verdicts")
-    if {"dae", "mae"} <= set(models):  # the study's claims compare its two models
-        metrics["verdicts"] = ver.compute_verdicts(metrics["latents"], metrics["weights"], table)
-    timings["verdicts"] = time.perf_counter() - t
+    def weights(self) -> None:
+        s = self.settings
+        self.metrics["weights"], self.hists = weights_analysis(self.models, s.init_seed, s.eps_abs, s.eps_rel)
 
-    metrics["settings"] = asdict(settings) | {
-        "mask_ratio": mask_ratio,
-        "noise_factor": noise_factor,
-        "n": int(len(x)),
-        "n_train": int(len(data["train_x"])),
-        "tsne": dict(cl.TSNE_SETTINGS, library="openTSNE"),
-    }
-    metrics["models"] = {f"{name}_fingerprint": model_fingerprint(m) for name, m in models.items()}
-    metrics["timings_s"] = timings
-    if cache is not None:
-        metrics["cache"] = {"dir": str(cache.dir) if cache.dir else None, "hits": cache.hits, "misses": cache.misses}
-    return AnalysisResult(
-        metrics=metrics,
-        per_image=per_image,
-        examples=_examples(x, recs, settings.n_show),
-        latent_maps=maps,
-        attention=attention,
-        weights=hists,
-        y=y.numpy(),
-        class_names=list(data["class_names"]),
-    )
+    def scorecard(self) -> None:
+        if self.settings.scorecard:
+            self.metrics["scorecard"] = _scorecard(self.models, self.data, self.x, self.y, self.settings.seed)
+
+    def verdicts(self) -> None:
+        if {"dae", "mae"} <= set(self.models):  # the study's claims compare its two models
+            self.metrics["verdicts"] = ver.compute_verdicts(
+                self.metrics["latents"], self.metrics["weights"], self.table
+            )
+
+    def result(self) -> AnalysisResult:
+        m, data = self.metrics, self.data
+        m["settings"] = {
+            "n": int(len(self.x)),
+            "n_train": int(len(data["train_x"])),
+            **asdict(self.settings),
+            "mask_ratio": self.mask_ratio,
+            "noise_factor": self.noise_factor,
+            "scorecard_n": int(len(data["score_x"])) if "score_x" in data else None,
+            "tsne": dict(cl.TSNE_SETTINGS, library="openTSNE"),
+        }
+        m["models"] = {f"{name}_fingerprint": model_fingerprint(model) for name, model in self.models.items()}
+        m["timings_s"] = self.timings
+        if self.cache is not None:
+            m["cache"] = {
+                "dir": str(self.cache.dir) if self.cache.dir else None,
+                "hits": self.cache.hits,
+                "misses": self.cache.misses,
+            }
+        return AnalysisResult(
+            metrics=m,
+            per_image={f"{model}_{c}": values for (model, c), (values, _) in self.recs.items()},
+            examples=_examples(self.x, self.recs, self.settings.n_show),
+            latent_maps=self.maps,
+            attention=self.attention,
+            weights=self.hists,
+            y=self.y.numpy(),
+            class_names=list(data["class_names"]),
+        )

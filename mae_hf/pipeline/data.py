@@ -1,4 +1,7 @@
-"""The images a report analyses and the images its classifiers are fit on, decoded once and cached."""
+"""The images an analysis reads and the images its classifiers are fit on (`DataSettings`), decoded once and
+cached."""
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -7,32 +10,61 @@ from ..analysis.reconstruction import check_same_images
 from ..data import dataset_to_tensors, load_image_dataset
 from .cache import AnalysisCache, source_fingerprint
 
-__all__ = ["load_report_data"]
+__all__ = ["DataSettings", "load_analysis_data"]
 
 
-def load_report_data(
-    dataset: str,
-    split: str,
-    n: int,
-    n_train: int,
-    models: dict | None = None,
-    cache: "AnalysisCache | None" = None,
-    full_train: str | None = None,
-    n_score: int | None = None,
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class DataSettings:
+    """
+    Which images an analysis reads (the report's, the app's): flags of `mae-hf report` (`HfArgumentParser`).
+
+    Attributes:
+        dataset: any `mae_hf.load_image_dataset` source. split: the split analysed.
+        n: the first `n` images of `split` are analysed. n_train: the training images the kNN and the linear probe
+            are fit on (the first of `train`; when `split` is `train`, the rows after the analysed ones).
+        scorecard_n: the scorecard scores the first `scorecard_n` images of `split` (default: the `n` analysed).
+        full_train: another source whose whole train split the scorecard's classifiers are also fit on.
+    """
+
+    dataset: str = field(default="mnist", metadata=_help("any load_image_dataset source (default: embedded mnist)"))
+    split: str = field(default="test", metadata=_help("split analysed (default: test)"))
+    n: int = field(default=1000, metadata=_help("images analysed, the first n of the split (default: 1000)"))
+    n_train: int = field(
+        default=2000, metadata=_help("train images the kNN and linear probe are fit on (default: 2000)")
+    )
+    scorecard_n: int | None = field(
+        default=None,
+        metadata=_help(
+            "with --scorecard: images it scores, the first N of the split (default: --n; 10000: MNIST's whole test set)"
+        ),
+    )
+    full_train: str | None = field(
+        default=None,
+        metadata=_help(
+            "with --scorecard: also fit its 5-NN and probe on this source's whole train split (e.g. ylecun/mnist, or "
+            "a folder of MNIST IDX files: the 60,000 digits)"
+        ),
+    )
+
+
+def load_analysis_data(
+    settings: DataSettings, models: dict | None = None, cache: "AnalysisCache | None" = None
 ) -> dict:
     """
     The analysed images (first `n` of `split`) and the images the classifiers are fit on (first `n_train` of
     `train`; when `split` is `train`, the `n_train` rows after the analysed ones).
 
     Args:
+        settings: which images (`DataSettings`); with `scorecard_n` larger than `n`, the first `scorecard_n` images
+            of the split are also returned (`score_x`, `score_y`; with `split="train"` the classifiers' rows come
+            after them); with `full_train`, that source's whole train split (`full_train_x`, `full_train_y`).
         models: `{name: model}`; when given, the images are decoded at the size and channels they take (all the
             same: `mae_hf.analysis.reconstruction.check_same_images`).
         cache: caches the decoded tensors, keyed by the source (and local files' sizes and mtimes), split and sizes.
-        full_train: another source whose whole train split is also returned (`full_train_x`, `full_train_y`), to fit
-            the scorecard's classifiers on all of it too (e.g. MNIST's 60,000 training digits).
-        n_score: when larger than `n`, the first `n_score` images of `split` are also returned (`score_x`,
-            `score_y`) for the scorecard (e.g. all 10,000 official test digits while the figures analyse fewer);
-            with `split="train"` the classifiers' rows come after them.
 
     Returns:
         `{"x": (n, C, H, W), "y": (n,), "train_x", "train_y", "class_names": list[str]}` (+ `full_train_x`,
@@ -41,6 +73,8 @@ def load_report_data(
     Raises:
         ValueError: unknown split, `n` larger than the split, images of another size than the models take.
     """
+    dataset, split, n, n_train = settings.dataset, settings.split, settings.n, settings.n_train
+    n_score, full_train = settings.scorecard_n, settings.full_train
     shape = check_same_images(models) if models else None
     cache = cache or AnalysisCache(None)
     n_all = max(n, n_score or 0)

@@ -3,9 +3,9 @@ built once here and shown by both the report and the app."""
 
 import math
 
-from ..analysis.reconstruction import pairs_of
-from ..labels import CLAIM_DIRECTION_LABELS, MEASURE_LABELS, pair_label
-from ..registry import feature_label, model_label
+from .analysis.reconstruction import pairs_of
+from .labels import CLAIM_DIRECTION_LABELS, MEASURE_LABELS, pair_label
+from .registry import feature_label, model_label
 
 __all__ = [
     "fmt",

@@ -1,11 +1,11 @@
-"""The analysis cache (mae_hf/report/cache.py): entries keyed by what they depend on, damaged ones healed."""
+"""The analysis cache (mae_hf/pipeline/cache.py): entries keyed by what they depend on, damaged ones healed."""
 
 import logging
 
 import numpy as np
 import pytest
 
-from mae_hf.report.cache import AnalysisCache
+from mae_hf.pipeline.cache import AnalysisCache
 
 
 def _entry(cache_dir) -> list:
@@ -37,7 +37,7 @@ def test_a_damaged_entry_is_named_once_removed_and_recomputed(tmp_path, caplog, 
     whole = path.read_bytes()
     path.write_bytes(damage(whole))
 
-    with caplog.at_level(logging.WARNING, logger="mae_hf.report.cache"):
+    with caplog.at_level(logging.WARNING, logger="mae_hf.pipeline.cache"):
         again = cache.arrays("latents-eval", ["model", 1], compute)
     assert len(calls) == 2  # computed again, not trusted
     assert set(again) == {"x", "y"} and all(np.array_equal(again[k], first[k]) for k in first)
