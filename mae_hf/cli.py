@@ -166,7 +166,8 @@ def cmd_app_analysis(args: argparse.Namespace) -> int:
         models = load_models(sources)
         models.check_compatible(profile.image_size, profile.num_channels)
         # the app's own settings on the profile's dataset, computed (or from the cache)
-        settings = AnalysisSettings.from_env(dataset=profile.dataset or AnalysisSettings.dataset, shipped=None)
+        dataset = args.dataset or profile.dataset or AnalysisSettings.dataset
+        settings = AnalysisSettings.from_env(dataset=dataset, shipped=None)
     except (ModelLoadError, ValueError) as err:
         logger.error("%s", err)
         return 2
@@ -348,6 +349,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_model_flags(p_app)
     p_app.add_argument(
         "--out", required=True, help="the file to write; the app reads pretrained/app-analysis-<dataset>.npz"
+    )
+    p_app.add_argument(
+        "--dataset",
+        help="the images to analyse (any load_image_dataset source, e.g. a folder of Fashion-MNIST's IDX files); "
+        "default: the models' dataset profile's (mnist for digits). They are saved with the analysis.",
     )
     p_app.set_defaults(func=cmd_app_analysis)
 

@@ -232,6 +232,7 @@ register_profile(
             "Ankle boot",
         ),
         prepare=prepare_item,
+        dataset="zalando-datasets/fashion_mnist",
         sources=("fashion_mnist", "zalando-datasets/fashion_mnist"),
         examples=str(REPO_EXAMPLES / "fashion-mnist"),
         hint="Photos are made Fashion-MNIST-like: the item trimmed from its background, its longest side scaled to "

@@ -226,6 +226,16 @@ def test_a_shipped_analysis_fills_the_tabs_without_computing_it_and_only_for_its
     placed, before = fresh.latent_space(digit, "mae_cls"), service.latent_space(digit, "mae_cls")
     assert placed[4] == before[4] and len(placed[3]) == 16  # the same place and neighbours
 
+    # it holds its images: a dataset that cannot be loaded here (no network, not shipped) is not needed
+    offline = AnalysisSettings(
+        n=N_TEST, n_train=N_TRAIN, dataset=str(tmp_path / "no-such-dataset"), cache_dir=None, shipped=str(shipped)
+    )
+    held = ModelService.loaded(models, offline)
+    assert held.analysis.wait(240), held.analysis.status()
+    assert held.analysis.source == "shipped"
+    assert np.array_equal(held.analysis.train_x.numpy(), service.analysis.train_x.numpy())
+    assert held.metrics()[3] == service.metrics()[3]
+
     monkeypatch.undo()
     other = AnalysisSettings(n=N_TEST + 10, n_train=N_TRAIN, cache_dir=str(tmp_path / "empty2"), shipped=str(shipped))
     with caplog.at_level(logging.INFO, logger="mae_hf.app.background"):

@@ -6,7 +6,9 @@ A first start need not compute it either: `write_shipped` saves the result besid
 bundled MNIST models' `pretrained/app-analysis-mnist.npz`, written by `mae-hf app-analysis` in `make report`), without the
 feature arrays that are quicker to recompute than to ship, and under the key of everything it depends on (the models'
 weights, the digits, the settings). A start whose key matches loads it and recomputes only those features (a few
-seconds) instead of the whole analysis (minutes on a Space); any other models or settings compute as before.
+seconds) instead of the whole analysis (minutes on a Space); any other models or settings compute as before. It also
+keeps the images it was computed on (a few MB), so a set whose dataset is not shipped with the package (Fashion-MNIST)
+fills its tabs with no network; `MAE_HF_APP_DATASET` asks for other images, loaded as usual.
 """
 
 import json
@@ -27,6 +29,9 @@ RESULT_VERSION = 2  # 2: results name their models (any registered kinds)
 # The array a shipped analysis keeps its key in (JSON), and the arrays it leaves out (recomputed at start).
 SHIPPED_KEY = "shipped_key"
 RECOMPUTED = ("features", "train_features")
+# The images a shipped analysis was computed on: arrays `images/<name>`, and which split and counts they are.
+SHIPPED_IMAGES = ("x", "y", "train_x", "train_y", "class_names")
+SHIPPED_IMAGES_OF = "images_of"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -51,6 +56,8 @@ class AnalysisSettings:
             statistics. seed: masks, noise and t-SNE. cache_dir: the `AnalysisCache` folder (`MAE_HF_CACHE`,
             default `~/.cache/mae_hf`); None disables it. shipped: a shipped analysis (`write_shipped`) to use when
             it belongs to these models and settings (`MAE_HF_APP_ANALYSIS`; the app passes the bundled models').
+            shipped_images: read the images from the shipped analysis when it holds the same split and counts
+            (False when `MAE_HF_APP_DATASET` names the dataset: its images are loaded).
     """
 
     n: int = 1000
@@ -63,6 +70,7 @@ class AnalysisSettings:
         default_factory=lambda: os.environ.get("MAE_HF_CACHE", os.path.expanduser("~/.cache/mae_hf"))
     )
     shipped: str | None = field(default_factory=lambda: os.environ.get("MAE_HF_APP_ANALYSIS"))
+    shipped_images: bool = True
 
     @classmethod
     def from_env(cls, **overrides) -> "AnalysisSettings":
@@ -72,6 +80,9 @@ class AnalysisSettings:
             n_train=_env_int("MAE_HF_APP_N_TRAIN", cls.n_train),
             dataset=os.environ.get("MAE_HF_APP_DATASET", cls.dataset),
         )
+        if os.environ.get("MAE_HF_APP_DATASET"):
+            s.shipped_images = False
+            overrides.pop("dataset", None)  # the environment names the dataset
         for k, v in overrides.items():
             setattr(s, k, v)
         if s.n < 20 or s.n_train < 20:
@@ -101,6 +112,7 @@ class BackgroundAnalysis:
         self.result = None
         self._arrays: dict | None = None
         self._key: list | None = None
+        self._data: dict | None = None
         self.train_x = self.train_y = None
         self._embeddings: dict = {}
 
@@ -178,7 +190,9 @@ class BackgroundAnalysis:
         s, models = self.settings, self._models
         cache = AnalysisCache(s.cache_dir)
         self._set_stage("loading the data", 0, 1 + len(STAGES))
-        data = load_analysis_data(DataSettings(s.dataset, s.split, s.n, s.n_train), models, cache)
+        data = self._shipped_images() or load_analysis_data(
+            DataSettings(s.dataset, s.split, s.n, s.n_train), models, cache
+        )
         settings = ReportSettings(seed=s.seed, n_attention=s.n_attention, scorecard=False)
         key = [
             RESULT_VERSION,
@@ -204,8 +218,33 @@ class BackgroundAnalysis:
             self._arrays = cache.arrays("app-analysis", key, compute)
             result = AnalysisResult.from_arrays(self._arrays)
             self.source = "computed" if computed else "cache"
-        self._key, self.result = key, result
+        self._key, self.result, self._data = key, result, data
         self.train_x, self.train_y = data["train_x"], data["train_y"].numpy()
+
+    def _images_of(self) -> str:
+        s = self.settings
+        return json.dumps({"split": s.split, "n": s.n, "n_train": s.n_train})
+
+    def _shipped_images(self) -> dict | None:
+        """The images the shipped analysis was computed on, when it holds them for this split and these counts (the
+        key, checked next, says whether they and the models are the ones it was computed for)."""
+        from ..pipeline.cache import DAMAGED_ENTRY_ERRORS
+
+        path = self.settings.shipped
+        if not (self.settings.shipped_images and path and Path(path).is_file()):
+            return None
+        try:
+            with np.load(path) as stored:
+                if SHIPPED_IMAGES_OF not in stored.files or str(stored[SHIPPED_IMAGES_OF]) != self._images_of():
+                    return None
+                images = {k: stored[f"images/{k}"] for k in SHIPPED_IMAGES}
+        except (*DAMAGED_ENTRY_ERRORS, KeyError):
+            return None  # _read_shipped says what is wrong with the file
+        import torch
+
+        pixels = {k: torch.from_numpy(_from_stored(images[k])) for k in ("x", "train_x")}
+        labels = {k: torch.from_numpy(images[k].astype(np.int64)) for k in ("y", "train_y")}
+        return pixels | labels | {"class_names": [str(c) for c in images["class_names"]]}
 
     def _read_shipped(self, key: list) -> dict | None:
         """The shipped analysis's arrays if `settings.shipped` holds one computed under `key`, else None (a missing,
@@ -231,9 +270,18 @@ class BackgroundAnalysis:
         if not self.ready or self._arrays is None:
             raise ValueError("Only an analysis computed here (or from the cache) can be shipped; wait() for it first.")
         arrays = {k: v for k, v in self._arrays.items() if k.rsplit("/", 1)[-1] not in RECOMPUTED}
+        d = self._data
+        images = {
+            "images/x": _to_stored(d["x"].numpy()),
+            "images/train_x": _to_stored(d["train_x"].numpy()),
+            "images/y": d["y"].numpy().astype(np.int16),
+            "images/train_y": d["train_y"].numpy().astype(np.int16),
+            "images/class_names": np.array(d["class_names"], dtype=str),
+            SHIPPED_IMAGES_OF: np.array(self._images_of()),
+        }
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays, **{SHIPPED_KEY: np.array(json.dumps(self._key, sort_keys=True))})
+        np.savez_compressed(tmp, **arrays, **images, **{SHIPPED_KEY: np.array(json.dumps(self._key, sort_keys=True))})
         os.replace(tmp, path)
         return path
 
@@ -251,6 +299,20 @@ class BackgroundAnalysis:
                     m["features"], m["coordinates"], seed=self.settings.seed
                 )
             return self._embeddings[feature_set]
+
+
+def _to_stored(pixels: np.ndarray) -> np.ndarray:
+    """Pixels in [0, 1] as stored: 8-bit when that is exact (images decoded from 8-bit files), else as they are."""
+    levels = np.rint(pixels * 255)
+    if levels.min() >= 0 and levels.max() <= 255:
+        eight_bit = levels.astype(np.uint8)
+        if np.array_equal(_from_stored(eight_bit), pixels):
+            return eight_bit
+    return pixels
+
+
+def _from_stored(pixels: np.ndarray) -> np.ndarray:
+    return pixels.astype(np.float32) / 255 if pixels.dtype == np.uint8 else pixels
 
 
 def _add_placement_features(result, models: dict, data: dict) -> None:
