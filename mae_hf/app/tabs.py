@@ -223,13 +223,15 @@ def _follow_the_sources(lab: Handlers, sketch, upload, picked, digit, suffix: st
         trigger_mode="always_last",
         show_progress="hidden",
     ).success(lambda: None, None, upload, api_visibility="private")
-    # A refused upload: its one toast, the current digit kept as it was (no error badge over it), the upload box
-    # emptied (not a broken image).
+    # A refused upload: its one toast, the current digit kept as it was, the upload box emptied (not a broken image).
+    # The refusal marks the digit (its output) as failed; on a loaded machine gradio's page sometimes showed that as
+    # an "Error" badge over the digit despite show_progress="hidden", so the follow-up also answers for the digit
+    # (unchanged), which marks it done again.
     uploaded = upload.upload(
         lab.digit_from_upload, upload, digit, api_name=_api("digit_from_upload", suffix), show_progress="hidden"
     )
     uploaded.success(lambda: None, None, sketch, api_visibility="private")
-    uploaded.failure(lambda: None, None, upload, api_visibility="private")
+    uploaded.failure(lambda: (None, gr.skip()), None, [upload, digit], api_visibility="private", show_progress="hidden")
     if picked is not None:
         picked.load_input_event.then(lambda: (None, None), None, [sketch, upload], api_visibility="private")
 
