@@ -55,7 +55,7 @@ class ReportSettings:
 
     Attributes:
         seed: seeds masks, noise, the study's masked latents and t-SNE. init_seed: seed of the models rebuilt at
-            initialisation for the weight comparison.
+            initialisation for the weight comparison and the scorecard's random-init controls.
         mask_ratio / noise_factor: corruptions (default: each model's own config).
         study_mask_ratio: masking of the study's masked-flattened MAE latent.
         n_attention: images for attention/saliency statistics. n_show: images in each figure.
@@ -69,7 +69,10 @@ class ReportSettings:
 
     seed: int = field(default=0, metadata=_help("seed of masks, noise and t-SNE (default: 0)"))
     init_seed: int = field(
-        default=0, metadata=_help("seed of the models rebuilt at initialisation for the weights (default: 0)")
+        default=0,
+        metadata=_help(
+            "seed of the models rebuilt at initialisation, for the weights and the scorecard's controls (default: 0)"
+        ),
     )
     mask_ratio: float | None = field(default=None, metadata=_help("masking ratio (default: the models' configs)"))
     noise_factor: float | None = field(default=None, metadata=_help("noise std (default: the models' configs)"))
