@@ -1,4 +1,6 @@
-"""Model cards: the templates in `model_cards/` filled with a trained model's config, test metrics and training facts.
+"""Model cards: the templates in `model_cards/` filled with a trained model's config, test metrics and training facts,
+and, where measured, how well the field's readouts read the class from its frozen features (`mae_hf.analysis.readout`:
+weighted cosine kNN, linear probe with C chosen on validation, low-label probes).
 
 Metadata goes through `huggingface_hub`'s `ModelCardData`/`EvalResult`, so `ModelCard.load` parses it back, the Hub
 shows the model-index, and `library_name: transformers` makes the Hub offer the right loading code.
@@ -10,7 +12,9 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .analysis.readout import KNN_SETTINGS, READOUT_MEASURES, knn_key
 from .data import dataset_provenance
+from .registry import feature_label
 
 __all__ = [
     "TEMPLATE_DIR",
@@ -20,6 +24,8 @@ __all__ = [
     "dataset_metadata",
     "public_command",
     "model_reference",
+    "readout_eval_results",
+    "READOUT_FILE",
 ]
 
 # The templates are the repository's model_cards/, shipped in the wheel as mae_hf/model_cards/ (pyproject.toml).
@@ -41,6 +47,9 @@ METRIC_NAMES = {
     "ssim": "Test SSIM",
     "psnr_masked": "Test masked-region PSNR (dB)",
 }
+# A finished folder's readouts, when measured (`card_for_folder` puts them on the card): `render_model_card`'s
+# `readout`, as JSON.
+READOUT_FILE = "readout_results.json"
 
 
 def dataset_metadata(source: str, num_train: int, num_eval: int) -> dict:
@@ -205,6 +214,76 @@ def _training_section(config: dict, train_results: dict, dataset: dict) -> str:
     return "\n".join(lines)
 
 
+def _readout_protocol(name: str, row: dict, settings: dict) -> dict:
+    """The protocol of one readout, as the model-index's metric `args`."""
+    n_train = f"{settings['n_train']:,} training images"
+    if name.startswith("knn"):
+        k, t = next((k, t) for k, t in KNN_SETTINGS if knn_key(k) == name)
+        return {
+            "protocol": "weighted cosine kNN (DINO): L2-normalised features, top-k cosine neighbours vote exp(sim / T)",
+            "k": k,
+            "temperature": t,
+            "memory_bank": n_train,
+            "features": row["features"],
+        }
+    probe = row["probes"][name]
+    return {
+        "protocol": "linear probe: standardised features + multinomial logistic regression (L2), C chosen on the "
+        f"{settings['n_validation']:,}-image validation split of the training set",
+        "C": probe["C"],
+        "labelled_images": probe["n_fit"],
+        "of": n_train,
+        "features": row["features"],
+    }
+
+
+def readout_eval_results(readout: dict, dataset: dict) -> list[EvalResult]:
+    """
+    The model-index entries of a model's readouts: one top-1 accuracy per `READOUT_MEASURES` entry, on the test
+    split, its protocol named in the metric's name and `args` (k, T, memory bank; the probe's C, labelled images).
+
+    Args:
+        readout: `{"settings": field_protocol's settings, "model": the model's readout row, ...}`.
+        dataset: `dataset_metadata`'s result.
+    """
+    row, settings = readout["model"], readout["settings"]
+    return [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Frozen-feature classification (field protocol)",
+            dataset_type=dataset["hub_id"] or dataset["name"],
+            dataset_name=dataset["name"],
+            dataset_split=dataset["test_split"],
+            metric_type="accuracy",
+            metric_name=f"Test top-1, {READOUT_MEASURES[name]}",
+            metric_value=round(float(row["accuracy"][name]), 6),
+            metric_args=_readout_protocol(name, row, settings),
+        )
+        for name in READOUT_MEASURES
+        if name in row["accuracy"]
+    ]
+
+
+def _readout_section(readout: dict) -> str:
+    """The card's table of readouts: the model beside the controls measured with it (random init, raw pixels)."""
+    settings, rows = readout["settings"], {"this model": readout["model"], **readout.get("controls", {})}
+    lines = [
+        f"How well the class can be read from the frozen features ({feature_label(readout['model']['features'])}), "
+        f"by the field's protocol (`mae_hf.analysis.readout`): the memory bank and the probes' training set are "
+        f"{settings['n_train']:,} training images; each probe's C is chosen on their {settings['n_validation']:,}-image "
+        "validation split (`mae_hf.validation`), then the probe is refit and scored once on the "
+        f"{settings['n_test']:,} test images. Top-1 accuracy:",
+        "",
+        "| readout | " + " | ".join(rows) + " |",
+        "| --- |" + " --- |" * len(rows),
+    ]
+    for name, words in READOUT_MEASURES.items():
+        if name in readout["model"]["accuracy"]:
+            values = [f"{r['accuracy'][name]:.4f}" if name in r["accuracy"] else "—" for r in rows.values()]
+            lines.append(f"| {words} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
 def render_model_card(
     model_kind: str,
     model_id: str,
@@ -214,6 +293,7 @@ def render_model_card(
     train_results: dict,
     template_dir: str | Path | None = None,
     model_is_folder: bool | None = None,
+    readout: dict | None = None,
 ) -> ModelCard:
     """
     Render `model_cards/{model_kind}.md` into a `ModelCard`. The card shows no path of the machine that trained the
@@ -229,6 +309,9 @@ def render_model_card(
         template_dir: where the templates are (default: `model_cards/` of this repository).
         model_is_folder: whether `model_id` is the output folder rather than a Hub id (`None`: `model_reference`
             guesses).
+        readout: the field's readouts of this model, when measured: `{"settings": field_protocol's settings,
+            "model": its readout row, "controls": {words: row} (optional; e.g. its random-init twin, raw pixels)}`
+            (`mae_hf.scorecard.field_protocol`). They go into the model-index and a table on the card.
 
     Returns:
         The card; `card.save(path)` writes it, `ModelCard.load` reads it back with its model-index.
@@ -259,6 +342,8 @@ def render_model_card(
         for key in METRIC_NAMES
         if key in eval_metrics
     ]
+    if readout is not None:
+        eval_results += readout_eval_results(readout, dataset)
     tags = ["mae_hf", "autoencoder", "image-reconstruction", "pytorch"]
     tags += ["vit_mae", "masked-autoencoder"] if model_kind == "mae" else ["denoising-autoencoder", "custom_code"]
     card_data = ModelCardData(
@@ -285,6 +370,7 @@ def render_model_card(
         eval_seed=config["eval_seed"],
         training_section=_training_section(config, train_results, dataset),
         num_parameters=f"{num_parameters:,}" if num_parameters else "",
+        readout_section=_readout_section(readout) if readout is not None else "",
         **values,
     )
     fields["corruption"] = values.get("corruption") or ("mask" if model_kind == "mae" else "noise")
@@ -309,7 +395,8 @@ def card_for_folder(folder: str | Path, model_id: str, model_is_folder: bool | N
     """
     The card of a finished training folder rendered again for another `model_id` (e.g. the Hub repo it is pushed
     to, so its snippet loads `user/name`), from the folder's config.json, training_args.json, eval_results.json and
-    train_results.json. `model_is_folder` as in `render_model_card`.
+    train_results.json, and its `READOUT_FILE` when it has one (`render_model_card`'s `readout`). `model_is_folder`
+    as in `render_model_card`.
 
     Raises:
         ValueError: the folder is not a finished output folder of `train_accelerate.py`.
@@ -337,6 +424,7 @@ def card_for_folder(folder: str | Path, model_id: str, model_is_folder: bool | N
     model_config = (ViTMAEConfig if kind == "mae" else DAEConfig).from_pretrained(folder)
     config = json.loads((folder / "training_args.json").read_text())
     metrics = {k: v for k, v in json.loads((folder / "eval_results.json").read_text()).items() if k != "split"}
+    readout = json.loads((folder / READOUT_FILE).read_text()) if (folder / READOUT_FILE).is_file() else None
     return render_model_card(
         kind,
         model_id,
@@ -345,6 +433,7 @@ def card_for_folder(folder: str | Path, model_id: str, model_is_folder: bool | N
         metrics,
         json.loads((folder / "train_results.json").read_text()),
         model_is_folder=model_is_folder,
+        readout=readout,
     )
 
 

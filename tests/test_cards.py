@@ -262,3 +262,63 @@ def test_public_command_replaces_only_paths_of_the_training_machine():
     assert "a local folder of images, shown as `path/to/your/images`" in note
     portable = "python train_accelerate.py --model mae --dataset ylecun/mnist --output_dir outputs/mae-mnist"
     assert public_command(portable, {"local": False, "hub_id": "ylecun/mnist"}) == (portable, "")
+
+
+def _readout(model_acc: float) -> dict:
+    """A readout block as `mae_hf.scorecard.field_protocol` gives it (its rows' numbers made up for the test)."""
+    from mae_hf.analysis.readout import KNN_SETTINGS, READOUT_MEASURES
+
+    probes = {
+        name: {"C": 0.1, "n_fit": 600 if "1pct" in name else 60_000} for name in READOUT_MEASURES if "probe" in name
+    }
+
+    def row(acc):
+        return {
+            "features": "mae_mean",
+            "accuracy": {n: acc + i / 100 for i, n in enumerate(READOUT_MEASURES)},
+            "probes": probes,
+        }
+
+    settings = {"n_train": 60_000, "n_validation": 10_000, "n_test": 10_000, "knn": [list(s) for s in KNN_SETTINGS]}
+    return {
+        "settings": settings,
+        "model": row(model_acc),
+        "controls": {"random init": row(0.5), "raw pixels": row(0.8)},
+    }
+
+
+def test_the_card_carries_the_field_readouts_with_their_protocol(tmp_path):
+    """`readout` puts one accuracy per readout into the model-index (test split, the protocol in its name and args)
+    and a table beside the controls into the text; `card_for_folder` reads it from the folder's READOUT_FILE."""
+    import shutil
+
+    from mae_hf.analysis.readout import READOUT_MEASURES
+    from mae_hf.cards import READOUT_FILE, card_for_folder, render_model_card
+
+    model_config, config, metrics, train = _shipped_mae_inputs()
+    readout = _readout(0.9)
+    card = render_model_card("mae", "pretrained/mae-mnist", model_config, config, metrics, train, readout=readout)
+    parsed = ModelCard(str(card)).data.eval_results
+    accuracy = [r for r in parsed if r.task_type == "image-classification"]
+    assert len(accuracy) == len(READOUT_MEASURES) and {r.metric_type for r in accuracy} == {"accuracy"}
+    assert all(r.dataset_split == "test" and r.dataset_type == "ylecun/mnist" for r in accuracy)
+    by_name = {r.metric_name: r for r in accuracy}
+    knn20 = by_name["Test top-1, " + READOUT_MEASURES["knn_cosine_k20"]]
+    assert knn20.metric_value == 0.9 and (knn20.metric_args["k"], knn20.metric_args["temperature"]) == (20, 0.07)
+    assert knn20.metric_args["memory_bank"] == "60,000 training images"
+    probe = by_name["Test top-1, " + READOUT_MEASURES["linear_probe_1pct"]]
+    assert probe.metric_args["labelled_images"] == 600 and probe.metric_args["C"] == 0.1
+    assert "10,000-image validation split" in probe.metric_args["protocol"]
+    assert {r.metric_type for r in parsed} >= {"loss", "psnr"}  # the reconstruction metrics stay
+    text = str(card)
+    assert "### Frozen features" in text and "| readout | this model | random init | raw pixels |" in text
+    assert f"| {READOUT_MEASURES['knn_cosine_k20']} | 0.9000 | 0.5000 | 0.8000 |" in text
+    # without readouts the card is as before: no section, no classification results
+    plain = render_model_card("mae", "pretrained/mae-mnist", model_config, config, metrics, train)
+    assert "### Frozen features" not in str(plain)
+    assert all(r.task_type != "image-classification" for r in ModelCard(str(plain)).data.eval_results)
+    folder = tmp_path / "mae-mnist"
+    shutil.copytree(REPO / "pretrained" / "mae-mnist", folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    assert "### Frozen features" not in str(card_for_folder(folder, "alice/mae-mnist"))
+    (folder / READOUT_FILE).write_text(json.dumps(readout))
+    assert str(card_for_folder(folder, "alice/mae-mnist")).count("0.9000 | 0.5000 | 0.8000") == 1

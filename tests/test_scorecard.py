@@ -60,3 +60,38 @@ def test_the_bundled_models_sweep_gives_the_numbers_it_gave_before(kind, mnist):
         assert row["psnr_masked_mean"] == pytest.approx(mean, rel=1e-6)
         for key, before in (("psnr_masked_pooled", pooled), ("black", black), ("mean_image", mean_image)):
             assert row[key] == pytest.approx(before, abs=1e-5), key
+
+
+def test_the_field_protocol_reads_each_model_its_random_init_twin_and_the_pixels_the_same_way(mnist):
+    """Every row is `readout_scores` of that row's features, with one validation split of the training set; the
+    twin is the model's architecture freshly initialised (its kind's build_like)."""
+    import numpy as np
+
+    from mae_hf.analysis.readout import READOUT_MEASURES, readout_scores
+    from mae_hf.registry import kind_of
+    from mae_hf.scorecard import features, field_protocol
+    from mae_hf.validation import validation_indices
+
+    models = {"dae": load_dae(PRETRAINED / "dae-mnist")}
+    train, test = dataset_to_tensors(mnist["train"], n=120), dataset_to_tensors(mnist["test"], n=40)
+    out = field_protocol(models, train, test, init_seed=3)
+    assert set(out["rows"]) == {"dae", "dae_random_init", "raw_pixels"}
+    s = out["settings"]
+    assert (s["n_train"], s["n_validation"], s["n_test"], s["init_seed"]) == (120, 20, 40, 3)
+    y, test_y = train[1].numpy(), test[1].numpy()
+    twin = kind_of(models["dae"]).build_like(models["dae"], 3)
+    for name, model, f_train, f_test in (
+        ("dae", models["dae"], features(models["dae"], train[0]), features(models["dae"], test[0])),
+        ("dae_random_init", twin, features(twin, train[0]), features(twin, test[0])),
+        ("raw_pixels", None, train[0].flatten(1).numpy(), test[0].flatten(1).numpy()),
+    ):
+        row = out["rows"][name]
+        assert set(row["accuracy"]) == set(READOUT_MEASURES)
+        expected = readout_scores(f_train, y, f_test, test_y, validation_indices(y))
+        assert row["accuracy"] == expected["accuracy"] and row["probes"] == expected["probes"], name
+        assert row["num_parameters"] == (None if model is None else sum(p.numel() for p in model.parameters()))
+    assert out["rows"]["dae"]["features"] == "dae" and out["rows"]["raw_pixels"]["feature_dim"] == 784
+    # the twin is untrained: same architecture, other weights
+    assert not all(
+        np.array_equal(a.detach(), b.detach()) for a, b in zip(twin.parameters(), models["dae"].parameters())
+    )

@@ -8,10 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
 from mae_hf import cli
 from mae_hf.analysis.factorial import CELLS, CLAIMS, MEASURES
+from mae_hf.analysis.readout import READOUT_MEASURES, readout_scores
 from mae_hf.study import STUDY_FILES, StudySettings
+from mae_hf.study.measure import load_analysis, memory_bank, readout_measures
 
 BUDGETS = ["step_4", "epoch_0", "epoch_1"]
 
@@ -47,6 +50,18 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
         for t in measures.values():
             assert len(t["verdicts"]) == len(BUDGETS) and t["summary"]
     assert len(study["runs"]) == 8 and study["wall_time_s"]["training_total"] > 0
+    # the field's readouts: per budget in each run's analysis, of the model at initialisation per run, of the pixels
+    vit = next(r for r in study["runs"] if r["cell"] == "vit_mask")
+    assert (vit["num_parameters"], vit["feature_dim"]) == (
+        sum(p.numel() for p in ViTMAEForPreTraining.from_pretrained(out / "runs" / "vit_mask" / "seed0").parameters()),
+        ViTMAEConfig.from_pretrained(out / "runs" / "vit_mask" / "seed0").hidden_size,
+    )
+    assert all(set(r["readout_init"]) == set(READOUT_MEASURES) for r in study["runs"])
+    assert set(READOUT_MEASURES) <= set(study["baseline_raw_pixels"])
+    analysis = load_analysis(results / "runs" / "vit_mask-seed0.npz")
+    for b in analysis["meta"]["budgets"]:
+        assert set(analysis["budgets"][b["name"]]["readout"]) == set(READOUT_MEASURES)
+        assert set(b["readout_choices"]) == {k for k in READOUT_MEASURES if k.startswith("linear_probe")}
     text = (results / "study.md").read_text()
     assert "## The claims, budget by budget" in text and "budget_curves.png" in text and "### H1:" in text
     assert len(list((results / "runs").glob("*.npz"))) == 8  # the analyses, committed; not the weights
@@ -197,3 +212,26 @@ def test_a_cell_registered_from_a_test_is_trained_analysed_and_shown(tmp_path):
         assert set(b["summary"]) == set(CELLS) | {"cnn_noise_wide"}
         assert set(b["effects"]["psnr"]) == {"architecture", "corruption", "interaction", "study_contrast"}
     assert "wide CNN + noise" in (results / "study.md").read_text()
+
+
+def test_the_readouts_use_the_runs_training_images_as_memory_bank(mnist, tiny_dae):
+    """The memory bank and the probes' training set are the images every run trained on (the first
+    max_train_samples of the training split); the test images are the study's."""
+    import torch
+
+    from mae_hf.data import dataset_to_tensors
+    from mae_hf.scorecard import features
+
+    full_x, full_y = dataset_to_tensors(mnist["train"], n=200)
+    data = {"x": full_x[:30], "y": full_y[:30], "full_train_x": full_x, "full_train_y": full_y}
+    settings = StudySettings(max_train_samples=120)
+    bank_x, bank_y = memory_bank(data, settings)
+    assert torch.equal(bank_x, full_x[:120]) and torch.equal(bank_y, full_y[:120])
+    got = readout_measures(tiny_dae, data, settings)
+    want = readout_scores(
+        features(tiny_dae, full_x[:120]), full_y[:120].numpy(), features(tiny_dae, data["x"]), data["y"].numpy()
+    )
+    assert got["accuracy"] == want["accuracy"] and got["n_train"] == 120 and got["n_validation"] == 20
+    assert len(memory_bank(data, StudySettings())[0]) == 200  # max_train_samples None: the whole split
+    with pytest.raises(ValueError, match="full_train"):
+        memory_bank({"x": full_x}, settings)

@@ -21,7 +21,7 @@ from ..evaluation import draw_noise, own_corruption
 from ..mae import mae_attentions
 from ..metrics import compute_psnr, compute_ssim
 from ..registry import feature_labels, kind_of
-from ..scorecard import classifier_scores, scorecard
+from ..scorecard import classifier_scores, field_protocol, scorecard
 from .cache import AnalysisCache, array_fingerprint, flatten, model_fingerprint, unflatten
 
 logger = logging.getLogger(__name__)
@@ -55,20 +55,24 @@ class ReportSettings:
 
     Attributes:
         seed: seeds masks, noise, the study's masked latents and t-SNE. init_seed: seed of the models rebuilt at
-            initialisation for the weight comparison.
+            initialisation for the weight comparison and the scorecard's random-init controls.
         mask_ratio / noise_factor: corruptions (default: each model's own config).
         study_mask_ratio: masking of the study's masked-flattened MAE latent.
         n_attention: images for attention/saliency statistics. n_show: images in each figure.
         eps_abs / eps_rel: near-zero thresholds (absolute, and × each layer's std).
         knn_k: neighbours of the kNN classifier. ink_threshold: a patch "has ink" if its mean pixel exceeds it.
-        scorecard: also compute `mae_hf.scorecard` (classifiers on every training set the data hold, the mask-ratio
+        scorecard: also compute `mae_hf.scorecard` (classifiers on every training set the data hold; the field's
+            protocol for each model, its random-init twin and raw pixels on the largest of them; the mask-ratio
             sweep against the black and mean-image baselines). Off by default: it costs more than the rest of the
             report (`make report` turns it on for docs/RESULTS.md).
     """
 
     seed: int = field(default=0, metadata=_help("seed of masks, noise and t-SNE (default: 0)"))
     init_seed: int = field(
-        default=0, metadata=_help("seed of the models rebuilt at initialisation for the weights (default: 0)")
+        default=0,
+        metadata=_help(
+            "seed of the models rebuilt at initialisation, for the weights and the scorecard's controls (default: 0)"
+        ),
     )
     mask_ratio: float | None = field(default=None, metadata=_help("masking ratio (default: the models' configs)"))
     noise_factor: float | None = field(default=None, metadata=_help("noise std (default: the models' configs)"))
@@ -90,8 +94,9 @@ class ReportSettings:
     scorecard: bool = field(
         default=False,
         metadata=_help(
-            "also compute the scorecard: 5-NN and probe on every training set, the mask-ratio sweep against the "
-            "baselines (minutes more; `make report` passes it for docs/RESULTS.md)"
+            "also compute the scorecard: 5-NN and probe on every training set, the field's weighted kNN and "
+            "validation-tuned probes (each model, its random-init twin, raw pixels), the mask-ratio sweep against "
+            "the baselines (minutes more; `make report` passes it for docs/RESULTS.md)"
         ),
     )
 
@@ -285,12 +290,15 @@ def _examples(x: torch.Tensor, recs: dict, n_show: int) -> dict:
     return out
 
 
-def _scorecard(models: dict, data: dict, x, y, seed: int) -> dict:
+def _scorecard(models: dict, data: dict, x, y, seed: int, init_seed: int) -> dict:
     trains = {"train": (data["train_x"], data["train_y"])}
     if "full_train_x" in data:
         trains["full_train"] = (data["full_train_x"], data["full_train_y"])
     mean_image = data["train_x"].mean(0, keepdim=True)
     test = (data["score_x"], data["score_y"]) if "score_x" in data else (x, y)
+    # the field's protocol on the largest training set the data hold (all of the dataset's with --full_train)
+    field_train = "full_train" if "full_train" in trains else "train"
+    protocol = field_protocol(models, trains[field_train], test, init_seed) | {"train_set": field_train}
     return {
         "train_sets": {k: int(len(v[0])) for k, v in trains.items()},
         "n_test": int(len(test[0])),
@@ -301,6 +309,7 @@ def _scorecard(models: dict, data: dict, x, y, seed: int) -> dict:
             for name, model in models.items()
         },
         "raw_pixels": {"classifiers": {k: classifier_scores(None, v, test) for k, v in trains.items()}},
+        "field_protocol": protocol,
     }
 
 
@@ -404,7 +413,8 @@ class _Analysis:
 
     def scorecard(self) -> None:
         if self.settings.scorecard:
-            self.metrics["scorecard"] = _scorecard(self.models, self.data, self.x, self.y, self.settings.seed)
+            s = self.settings
+            self.metrics["scorecard"] = _scorecard(self.models, self.data, self.x, self.y, s.seed, s.init_seed)
 
     def verdicts(self) -> None:
         if {"dae", "mae"} <= set(self.models):  # the study's claims compare its two models

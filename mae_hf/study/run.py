@@ -51,7 +51,10 @@ def run_study(
         raise ConfigurationError(f"--other_seeds_epochs must be >= 1, got {other_seeds_epochs}.")
     out, results = Path(out_dir), Path(results_dir or out_dir)
     t0 = time.perf_counter()
-    analysis_data = load_analysis_data(DataSettings(settings.dataset, "test", settings.n, settings.n_train))
+    # the whole training split too: the first max_train_samples of it are the readouts' memory bank
+    analysis_data = load_analysis_data(
+        DataSettings(settings.dataset, "test", settings.n, settings.n_train, full_train=settings.dataset)
+    )
 
     def run_epochs(seed: int) -> int:
         if seed > 0 and other_seeds_epochs is not None:
@@ -124,6 +127,9 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
             "train_runtime_s": a["meta"]["train_runtime_s"],
             "train_samples_per_second": a["meta"]["train_samples_per_second"],
             "hardware": a["meta"]["hardware"],
+            "num_parameters": a["meta"]["num_parameters"],
+            "feature_dim": a["meta"]["feature_dim"],
+            "readout_init": a["meta"]["readout_init"],
             "analysis_s": sum(b["analysis_s"] for b in a["meta"]["budgets"]),
             "budgets": {b["name"]: b["images_seen"] for b in a["meta"]["budgets"]},
         }
