@@ -25,6 +25,7 @@ __all__ = [
     "public_command",
     "model_reference",
     "readout_eval_results",
+    "save_readout",
     "READOUT_FILE",
 ]
 
@@ -435,6 +436,27 @@ def card_for_folder(folder: str | Path, model_id: str, model_is_folder: bool | N
         model_is_folder=model_is_folder,
         readout=readout,
     )
+
+
+def save_readout(folder: str | Path, readout: dict, model_id: str | None = None) -> Path:
+    """
+    Keep a finished folder's readouts (`READOUT_FILE`) and render its card again with them (its model-index gains the
+    readouts). Each file is written whole or not at all. `model_id`: the id the card's snippet loads (default the
+    folder as given, as training writes it). Returns the card's path.
+    """
+    import json
+    import os
+
+    folder = Path(folder)
+    card = card_for_folder(folder, model_id or str(folder), model_is_folder=True)  # checks the folder first
+    readout_tmp = folder / f".{READOUT_FILE}.tmp"
+    readout_tmp.write_text(json.dumps(readout, indent=2) + "\n")
+    os.replace(readout_tmp, folder / READOUT_FILE)
+    card = card_for_folder(folder, model_id or str(folder), model_is_folder=True)
+    card_tmp = folder / ".README.md.tmp"
+    card.save(card_tmp)
+    os.replace(card_tmp, folder / "README.md")
+    return folder / "README.md"
 
 
 def card_code_blocks(card: ModelCard | str, language: str = "python") -> list[str]:

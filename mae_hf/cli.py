@@ -180,6 +180,44 @@ def cmd_app_analysis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readout(args: argparse.Namespace) -> int:
+    import json
+
+    from .analysis.readout import READOUT_MEASURES
+    from .cards import save_readout
+    from .data import dataset_to_tensors, load_image_dataset
+    from .loading import ModelLoadError, load_models
+    from .scorecard import field_protocol
+
+    try:
+        sources = model_sources(args)
+        if not sources:
+            raise ValueError("Name the models to read: --dae PATH, --mae PATH or --model KIND=PATH.")
+        models = load_models(sources)
+        size, channels = models.check_compatible()
+        data = load_image_dataset(args.dataset)
+        if "train" not in data or "test" not in data:
+            raise ValueError(f"{args.dataset!r} has no train and test splits ({list(data)}); pass a dataset with both.")
+        train = dataset_to_tensors(data["train"], num_channels=channels, image_size=size)
+        test = dataset_to_tensors(data["test"], num_channels=channels, image_size=size)
+    except (ModelLoadError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    result = field_protocol(models.models, train, test, init_seed=args.init_seed)
+    settings, rows = result["settings"] | {"dataset": args.dataset}, result["rows"]
+    print(f"Test top-1 by the field's protocol ({settings['n_train']:,} training images, {settings['n_test']:,} test):")
+    for name, row in rows.items():
+        print(f"  {name}: " + ", ".join(f"{m} {row['accuracy'][m]:.4f}" for m in READOUT_MEASURES))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+    for name, source in sources.items():
+        if not args.no_save and Path(source).is_dir():
+            controls = {"random init": rows[f"{name}_random_init"], "raw pixels": rows["raw_pixels"]}
+            card = save_readout(source, {"settings": settings, "model": rows[name], "controls": controls})
+            print(f"{name}: readouts kept in {Path(source) / 'readout_results.json'}, {card} rendered again")
+    return 0
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from .study import StudySettings, run_study, settings_from_args
     from .training import ConfigurationError
@@ -356,6 +394,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "default: the models' dataset profile's (mnist for digits). They are saved with the analysis.",
     )
     p_app.set_defaults(func=cmd_app_analysis)
+
+    p_read = sub.add_parser(
+        "readout",
+        **shows_defaults,
+        help="the field's readouts of trained models (weighted cosine kNN, validation-tuned linear and low-label "
+        "probes) beside their random-init twins and the raw pixels; kept in each model folder and on its card",
+    )
+    _add_model_flags(p_read)
+    p_read.add_argument(
+        "--dataset",
+        required=True,
+        help="the models' dataset with its whole training split (memory bank, probes) and its test split, e.g. a "
+        "folder of MNIST or Fashion-MNIST IDX files, ylecun/mnist",
+    )
+    p_read.add_argument("--init_seed", type=int, default=0, help="seed of the random-init twins (default 0)")
+    p_read.add_argument("--out", default=None, help="also write every row (models and controls) to this JSON file")
+    p_read.add_argument(
+        "--no_save", action="store_true", help="print only: leave the model folders and their cards as they are"
+    )
+    p_read.set_defaults(func=cmd_readout)
 
     p_curve = sub.add_parser(
         "curve", **shows_defaults, help="score every checkpoint of a finished training run: its learning curve"

@@ -322,3 +322,42 @@ def test_the_card_carries_the_field_readouts_with_their_protocol(tmp_path):
     assert "### Frozen features" not in str(card_for_folder(folder, "alice/mae-mnist"))
     (folder / READOUT_FILE).write_text(json.dumps(readout))
     assert str(card_for_folder(folder, "alice/mae-mnist")).count("0.9000 | 0.5000 | 0.8000") == 1
+
+
+def test_mae_hf_readout_keeps_each_models_readouts_and_puts_them_on_its_card(trained, idx_dataset, tmp_path, capsys):
+    """`mae-hf readout`: every model, its random-init twin and the raw pixels read by the field's protocol on the
+    dataset's whole train and test splits; each model folder keeps its row (with the controls) and its card is
+    rendered again with them, the snippet still loading the folder."""
+    import shutil
+
+    from mae_hf import cli
+    from mae_hf.analysis.readout import READOUT_MEASURES
+    from mae_hf.cards import READOUT_FILE
+
+    folders = {m: shutil.copytree(trained[m], tmp_path / trained[m].name) for m in ("dae", "mae")}
+    before = {m: (folders[m] / "README.md").read_text() for m in folders}
+    out = tmp_path / "readouts.json"
+    args = ["readout", "--dae", str(folders["dae"]), "--mae", str(folders["mae"]), "--dataset", idx_dataset]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"dae", "dae_random_init", "mae", "mae_random_init", "raw_pixels"}
+    assert json.loads(out.read_text())["settings"]["n_train"] == 96
+    for m, folder in folders.items():
+        kept = json.loads((folder / READOUT_FILE).read_text())
+        assert kept["model"]["accuracy"] == rows[m]["accuracy"]
+        assert kept["controls"]["random init"]["accuracy"] == rows[f"{m}_random_init"]["accuracy"]
+        card = ModelCard.load(folder / "README.md")
+        results = [r for r in card.data.eval_results if r.task_type == "image-classification"]
+        assert sorted(r.metric_value for r in results) == sorted(
+            round(rows[m]["accuracy"][k], 6) for k in READOUT_MEASURES
+        )
+        assert f'from_pretrained("{folder.name}"' in card.text and "### Frozen features" in card.text  # no machine path
+        assert "### Frozen features" not in before[m]
+    assert "raw_pixels" in capsys.readouterr().out
+
+    # nothing to read, or a dataset without a test split: a message, nothing written
+    assert cli.main(["readout", "--dataset", idx_dataset]) == 2
+    (tmp_path / "only-train").mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        shutil.copy(Path(idx_dataset) / name, tmp_path / "only-train" / name)
+    assert cli.main([*args[:-1], str(tmp_path / "only-train"), "--no_save"]) == 2
