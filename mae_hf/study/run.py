@@ -9,8 +9,10 @@ from pathlib import Path
 
 from ..analysis import factorial as fac
 from ..data import load_image_dataset
+from ..loading import count_parameters
 from ..pipeline import DataSettings, load_analysis_data
-from ..training import ConfigurationError
+from ..scorecard import features
+from ..training import ConfigurationError, build_model
 from .aggregate import aggregate
 from .git import commit_file
 from .grid import QUICK, STUDY_CELLS, StudySettings, analysis_file, budget_names, finished, run_dir, train_run
@@ -19,7 +21,7 @@ from .page import write_study
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_study", "settings_from_args"]
+__all__ = ["run_study", "settings_from_args", "cell_sizes"]
 
 
 def run_study(
@@ -98,12 +100,12 @@ def run_study(
         analyses[seed, cell] = analyse_run(settings, cell, seed, out, analysis_data, path, previous=done)
         if commit:
             commit_file(path, f"Study: the analysis of {cell} seed {seed}")
-    study = aggregate(
-        analyses, budget_names(settings), analysis_data["y"].numpy(), settings.n_boot, settings.analysis_seed
-    )
+    study = aggregate(analyses, budget_names(settings), analysis_data["y"].numpy())
     if not study["budgets"]:
         raise ConfigurationError("No budget has every cell analysed yet; train more runs (without --no_train).")
     study |= _describe(settings, analyses, len(analysis_data["y"]))
+    for cell, size in cell_sizes(settings, analyses, analysis_data).items():
+        study["cells"][cell] |= size
     study["baseline_raw_pixels"] = raw_pixel_baseline(analysis_data, settings)
     study["wall_time_s"] = {
         "this_invocation": round(time.perf_counter() - t0, 1),
@@ -143,6 +145,27 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
         "n_images": n_images,
         "seeds": sorted({s for s, _ in analyses}),
     }
+
+
+def cell_sizes(settings: StudySettings, analyses: dict, data: dict) -> dict[str, dict[str, int]]:
+    """
+    Each cell's capacity: its parameter count (a finished run's `num_parameters`, else the same network built
+    afresh) and the size of the features every representation measure is taken on (the ViT's mean-pooled tokens,
+    the CNN's bottleneck: one test image through the network built afresh).
+
+    Returns:
+        `{cell: {"num_parameters", "feature_size"}}`.
+    """
+    image_size, num_channels = data["x"].shape[-1], data["x"].shape[1]
+    out = {}
+    for cell in STUDY_CELLS:
+        model = build_model(settings.training_config(cell, 0, image_size, num_channels), image_size, num_channels)
+        counted = [a["meta"].get("num_parameters") for (_, c), a in analyses.items() if c == cell]
+        out[cell] = {
+            "num_parameters": int(next((n for n in counted if n), count_parameters(model))),
+            "feature_size": int(features(model.eval(), data["x"][:1]).shape[-1]),
+        }
+    return out
 
 
 def settings_from_args(quick: bool = False, **values) -> StudySettings:
