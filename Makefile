@@ -98,14 +98,16 @@ results-page: $(STAMP)
 # Seed 0 trains all 20 epochs; seeds 1 and 2 the first $(STUDY_OTHER_SEEDS_EPOCHS) epochs of the same schedule (the
 # design that fits 2 CPU cores, docs/STUDY.md; raise it to go on from their checkpoints). The runs go to
 # $(STUDY_OUT) (not committed); each run's analysis to docs/study/runs/ (committed as it finishes: a rerun skips it,
-# even on a new machine), then docs/STUDY.md from the page.
+# even on a new machine), then docs/STUDY.md: its introduction (docs/study_notes.md), the page (the answers first),
+# and how the study stands and is built (docs/study_methods.md). `make study STUDY_ARGS=--no_train` rebuilds the page
+# from the committed analyses alone.
 STUDY_OUT ?= outputs/study
 STUDY_OTHER_SEEDS_EPOCHS ?= 4
 study: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset $(MNIST) --seeds 3 --out $(STUDY_OUT) --results docs/study \
 		--other_seeds_epochs $(STUDY_OTHER_SEEDS_EPOCHS) $(STUDY_ARGS)
 	{ cat docs/study_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' \
-		docs/study/study.md; } > docs/STUDY.md
+		docs/study/study.md; echo; cat docs/study_methods.md; } > docs/STUDY.md
 	$(MAKE) results-page
 
 # Which torch a fresh machine gets from TORCH_SPEC/TORCH_INDEX: pip's resolution in isolated mode (no local pip

@@ -4,13 +4,16 @@ training budget and the numbers that decide it, written from the committed resul
 
 Pure: dicts in, Markdown out, and no torch import, so the app's page can show it before the models load. `mae-hf
 answer` prints it and rewrites the README's block; `make results-page` puts it at the top of docs/RESULTS.md.
-Every verdict comes from the JSON: a shipped model's measure holds when its verdict row says so, and a study budget
-holds, is mixed or does not hold as its `verdicts` say, named with the seeds behind it.
+Every verdict comes from the JSON. The shipped models are one trained model of each method (one seed each): their
+rows compare these two models, and the words say so; the methods are compared in the study, whose verdicts rest on
+intervals over seeds (`mae_hf.analysis.factorial`): at each budget with enough seeds, each measure's MAE − DAE with
+its interval; a budget with fewer seeds is named, "1 seed: not tested".
 """
 
 import re
 
 from .labels import MEASURE_LABELS
+from .wording import claim_clause, join_words, seeds_text, untested_text, verdict_spans
 
 __all__ = [
     "ANSWER_START",
@@ -39,14 +42,6 @@ SHIPPED_ROWS = {
     "H1": ("H1", ("tsne_radius", "original_radius", "scale_free_radius", "silhouette")),
     "H1b": ("H1", ("knn_accuracy", "linear_probe_accuracy")),
 }
-# The study's measures whose numbers are quoted, its MAE cell against its DAE cell at the largest budget.
-STUDY_NUMBERS = {
-    "H1": ("silhouette",),
-    "H1b": ("knn_accuracy", "probe_accuracy"),
-    "H2": ("near_zero_relative", "near_zero_absolute"),
-    "H3": ("psnr",),
-}
-STUDY_MAE, STUDY_DAE = "vit_mask", "cnn_noise"  # the original study's two models among the grid's four cells
 FEATURE_WORDS = {
     "mae_cls": "its CLS token",
     "mae_mean": "its mean-pooled tokens",
@@ -57,17 +52,10 @@ INPUT_WORDS = {
     "MAE: masked, DAE: masked": "on the same masked digits",
     "MAE: noisy, DAE: noisy": "on the same noisy digits",
 }
-VERBS = {"mixed": "is mixed"}
-# The study's measures whose table label leaves out what a sentence needs (factorial.MEASURES says what each is).
-STUDY_WORDS = {
-    "psnr": "PSNR under each model's own corruption",
-    "ssim": "SSIM under each model's own corruption",
-    "psnr_masked": "masked-region PSNR on the same masked digits",
-}
 
 
-def _label(measure: str, words: dict | None = None) -> str:
-    return (words or {}).get(measure) or MEASURE_LABELS.get(measure, measure).replace(" (dB)", "")
+def _label(measure: str) -> str:
+    return MEASURE_LABELS.get(measure, measure).replace(" (dB)", "")
 
 
 def _value(measure: str, value: float) -> str:
@@ -76,18 +64,14 @@ def _value(measure: str, value: float) -> str:
     return f"{value:.2f} dB" if measure.startswith("psnr") else f"{value:.3f}"
 
 
-def _pair(measure: str, mae: float, dae: float, words: dict | None = None) -> str:
+def _pair(measure: str, mae: float, dae: float) -> str:
     """Both models' numbers: `silhouette: MAE 0.269, DAE 0.086`."""
-    return f"{_label(measure, words)}: MAE {_value(measure, mae)}, DAE {_value(measure, dae)}"
+    return f"{_label(measure)}: MAE {_value(measure, mae)}, DAE {_value(measure, dae)}"
 
 
 def _yes_no(rows: list[dict]) -> str:
     holds = [r["holds"] for r in rows]
     return "yes" if all(holds) else "no" if not any(holds) else f"{sum(holds)} of {len(holds)} measures"
-
-
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _group(rows: list, key) -> dict:
@@ -115,16 +99,16 @@ def _by_features(rows: list[dict]) -> str:
     yes = [f for f, g in groups.items() if all(r["holds"] for r in g)]
     none = [f for f, g in groups.items() if not any(r["holds"] for r in g)]
     every = {1: "its one measure", 2: "both measures"}.get(n, f"all {n} measures")
-    parts = [f"yes with {_join([FEATURE_WORDS.get(f, f) for f in yes])} on {every}"] if yes else []
+    parts = [f"yes with {join_words([FEATURE_WORDS.get(f, f) for f in yes])} on {every}"] if yes else []
     parts += [
         f"only {sum(r['holds'] for r in g)} of {n} with {FEATURE_WORDS.get(f, f)}"
         for f, g in groups.items()
         if f not in yes and f not in none
     ]
     if none:
-        words = _join([FEATURE_WORDS.get(f, f) for f in none])
+        words = join_words([FEATURE_WORDS.get(f, f) for f in none])
         parts.append(f"not with {words}" if parts else f"no with {words} (none of the {n} measures)")
-    return parts[0] + (", but " + _join(parts[1:]) if len(parts) > 1 else "")
+    return parts[0] + (", but " + join_words(parts[1:]) if len(parts) > 1 else "")
 
 
 def _classifier_numbers(metrics: dict) -> str | None:
@@ -174,13 +158,17 @@ def _shipped_h3(rows: list[dict], metrics: dict) -> str:
     return ", ".join(parts) + f", on {_digits(metrics)}"
 
 
+ONE_OF_EACH = "one trained model of each, so this compares these two models, and the study compares the methods"
+
+
 def _budget(metrics: dict, models: str) -> str:
-    """The models and how many training images they saw (their learning curves' last checkpoint), when known."""
+    """The models, how many training images they saw (their learning curves' last checkpoint) when known, and that
+    they are one trained model of each method."""
     curves = metrics.get("learning_curves") or {}
     seen = {k: curves[k][-1]["images_seen"] for k in ("mae", "dae") if curves.get(k)}
     if len(seen) < 2:
-        return models
-    return f"{models} (MAE {seen['mae']:,} training images seen, DAE {seen['dae']:,})"
+        return f"{models} ({ONE_OF_EACH})"
+    return f"{models} (MAE {seen['mae']:,} training images seen, DAE {seen['dae']:,}; {ONE_OF_EACH})"
 
 
 def shipped_answer(metrics: dict, claim: str, models: str = "the shipped models") -> str | None:
@@ -203,70 +191,27 @@ def shipped_answer(metrics: dict, claim: str, models: str = "the shipped models"
     return f"for {_budget(metrics, models)}, {words}"
 
 
-def _seeds(budgets: list[dict]) -> str:
-    counts = [len(b["seeds"]) for b in budgets]
-    if len(set(counts)) == 1:
-        return f"{counts[0]} seed{'s' * (counts[0] > 1)}"
-    return ", ".join(
-        f"{c} seed{'s' * (c > 1)} at {_span(bs)}" for c, bs in _group(budgets, lambda b: len(b["seeds"])).items()
-    )
-
-
-def _span(budgets: list[dict]) -> str:
-    first, last = budgets[0]["images_seen"], budgets[-1]["images_seen"]
-    return f"{first:,}" if first == last else f"{first:,}–{last:,}"
-
-
-def _final_detail(verdict: dict) -> str | None:
-    """Where a verdict other than "holds" comes from, measure by measure: "holds on every measure but SSIM (not
-    shown)", "holds only on PSNR", "is reversed on every measure"."""
-    rows = {m: r["verdict"] for m, r in verdict["measures"].items()}
-    held = [_label(m, STUDY_WORDS) for m, v in rows.items() if v == "holds"]
-    others = {m: v for m, v in rows.items() if v != "holds"}
-    if not others:
-        return None
-    if held and len(held) >= len(others):
-        return f"holds on every measure but {_join([f'{_label(m, STUDY_WORDS)} ({v})' for m, v in others.items()])}"
-    if held:
-        return f"holds only on {_join(held)}"
-    by_verdict = _group(list(others), lambda m: others[m])
-    if len(by_verdict) == 1:
-        return f"is {next(iter(by_verdict))} on every measure"
-    return "is " + _join([f"{v} on {_join([_label(m, STUDY_WORDS) for m in ms])}" for v, ms in by_verdict.items()])
-
-
 def study_answer(study: dict, claim: str) -> str | None:
-    """The study's half of a claim's sentence: its verdict budget by budget with the seeds behind each, and its MAE's
-    and DAE's numbers at the largest budget; None when the study has no verdict for the claim."""
+    """The study's half of a claim's sentence: its verdict budget by budget with the seeds behind each, and, at the
+    largest budget with enough seeds, each measure's MAE − DAE with its interval over seeds; None when the study has
+    no verdict for the claim."""
     budgets = [b for b in study.get("budgets", []) if claim in b["verdicts"]]
     if not budgets:
         return None
-    spans: list[tuple[str, list[dict]]] = []
-    for b in budgets:
-        verdict = b["verdicts"][claim]["verdict"]
-        if spans and spans[-1][0] == verdict:
-            spans[-1][1].append(b)
-        else:
-            spans.append((verdict, [b]))
+    tested = [b for b in budgets if b["verdicts"][claim]["verdict"] != "not tested"]
+    untested = [b for b in budgets if b["verdicts"][claim]["verdict"] == "not tested"]
     parts = []
-    for i, (verdict, bs) in enumerate(spans):
-        where = f"at {_span(bs)}" + (" images seen" if i == 0 else "")
-        if len(spans) == 1 and len(bs) > 1:
-            where = "at any budget" if verdict == "does not hold" else "at every budget"
-        parts.append(f"{VERBS.get(verdict, verdict)} {where} ({_seeds(bs)})")
-    final = budgets[-1]
-    words = _join(parts)
-    detail = _final_detail(final["verdicts"][claim])
-    mae, dae = final["summary"].get(STUDY_MAE, {}), final["summary"].get(STUDY_DAE, {})
-    numbers = [
-        _pair(m, mae[m]["estimate"], dae[m]["estimate"], STUDY_WORDS)
-        for m in STUDY_NUMBERS.get(claim, ())
-        if m in mae and m in dae
-    ]
-    if detail or numbers:
-        words += f"; at {final['images_seen']:,}" + (f" it {detail}" if detail else "")
-        words += (("; " if detail else ", ") + "; ".join(numbers)) if numbers else ""
-    return f"in the study (ViT + masking against CNN + noise) it {words}"
+    if tested:
+        last = tested[-1]
+        n = last["verdicts"][claim]["n_seeds"]
+        parts += [
+            verdict_spans(tested, claim),
+            f"at {last['images_seen']:,} ({seeds_text(n)}; MAE − DAE, 95% interval over seeds) it "
+            + claim_clause(last["verdicts"][claim]),
+        ]
+    if untested:
+        parts.append(untested_text(untested))
+    return "in the study (ViT + masking against CNN + noise)" + (" it " if tested else ", ") + "; ".join(parts)
 
 
 def _claims(metrics: dict | None, study: dict | None) -> dict[str, str]:
@@ -324,7 +269,7 @@ def answer_markdown(metrics: dict | None = None, study: dict | None = None) -> s
             f"the architecture × corruption study, {budgets}, on the first {study['n_images']:,} test digits "
             "(docs/study/study.json)"
         )
-    lines = [f"Each claim of the original study, answered by {_join(sources)}:", ""]
+    lines = [f"Each claim of the original study, answered by {join_words(sources)}:", ""]
     lines += [f"- {sentence}" for sentence in claim_answers(metrics, study).values()]
     return "\n".join(lines) + "\n"
 

@@ -235,12 +235,18 @@ def cmd_study(args: argparse.Namespace) -> int:
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
         return 2
-    final = study["budgets"][-1]
+    tested = [b for b in study["budgets"] if b["tested"]]
+    final = tested[-1] if tested else study["budgets"][-1]
     lines = [
         f"Study written to {args.results or args.out}/study.md, study.json and figures "
-        f"({study['wall_time_s']['this_invocation']:.0f} s). Verdicts at {final['images_seen']:,} images seen:"
+        f"({study['wall_time_s']['this_invocation']:.0f} s). "
+        + (
+            f"Verdicts at {final['images_seen']:,} images seen, the largest budget tested:"
+            if tested
+            else "No budget has the seeds a verdict needs; at the largest:"
+        )
     ]
-    lines += [f"  {cid}: {v['verdict']} — {v['claim']}" for cid, v in final["verdicts"].items()]
+    lines += [f"  {cid}: {v['verdict']} — {v['sentence']}" for cid, v in final["verdicts"].items()]
     print("\n".join(lines))
     return 0
 

@@ -94,6 +94,11 @@ MEASURE_LABELS = {
     "near_zero_absolute": "near-zero weights, absolute threshold",
     "near_zero_relative": "near-zero weights relative to the layer's spread",
     "near_zero_relative_vs_init": "near-zero weights gained in training, relative threshold",
+    "knn_cosine_k20": "weighted cosine 20-NN accuracy",
+    "knn_cosine_k200": "weighted cosine 200-NN accuracy",
+    "linear_probe": "validation-tuned linear-probe accuracy",
+    "linear_probe_10pct": "linear-probe accuracy, 10% of the labels",
+    "linear_probe_1pct": "linear-probe accuracy, 1% of the labels",
 }
 # What a claim predicts for one measure (the verdict rows' `claim`), in words.
 CLAIM_DIRECTION_LABELS = {"mae < dae": "MAE lower", "mae > dae": "MAE higher", "dae > mae": "DAE higher"}

@@ -433,6 +433,12 @@ BUDGET_MEASURES = (
 CELL_COLORS = {"vit_mask": "#d62728", "vit_noise": "#ff9896", "cnn_mask": "#1f77b4", "cnn_noise": "#aec7e8"}
 
 
+def _interval_bounds(entries: list[dict]) -> tuple[list[float], list[float]]:
+    """Lower and upper bounds of `{"ci_low", "ci_high"}` entries, NaN (no band) where a budget has no interval."""
+    lo = [np.nan if e["ci_low"] is None else e["ci_low"] for e in entries]
+    return lo, [np.nan if e["ci_high"] is None else e["ci_high"] for e in entries]
+
+
 def plot_budget_curves(
     budgets: list[dict], labels: dict, baseline: dict | None = None, measures=BUDGET_MEASURES, ncols: int = 3
 ):
@@ -457,7 +463,7 @@ def plot_budget_curves(
             s = [b["summary"][cell][m] for b in budgets]
             color = CELL_COLORS.get(cell, "gray")
             ax.plot(seen, [e["estimate"] for e in s], marker="o", markersize=3, color=color, label=label)
-            ax.fill_between(seen, [e["ci_low"] for e in s], [e["ci_high"] for e in s], color=color, alpha=0.2)
+            ax.fill_between(seen, *_interval_bounds(s), color=color, alpha=0.2)
         if baseline and m in baseline:
             ax.axhline(baseline[m], color="black", linestyle="--", linewidth=1, label="raw pixels")
         ax.set_xscale("log")
@@ -496,7 +502,7 @@ def plot_budget_effects(
         for effect, color in colors.items():
             e = [b["effects"][m][effect] for b in budgets]
             ax.plot(seen, [x["estimate"] for x in e], marker="o", markersize=3, color=color, label=effect)
-            ax.fill_between(seen, [x["ci_low"] for x in e], [x["ci_high"] for x in e], color=color, alpha=0.2)
+            ax.fill_between(seen, *_interval_bounds(e), color=color, alpha=0.2)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_title(m, fontsize=9)

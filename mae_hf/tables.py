@@ -17,6 +17,7 @@ __all__ = [
     "class_radius_table",
     "weights_table",
     "measure_label",
+    "TWO_MODELS",
     "verdict_summary",
     "verdict_table",
     "verdict_mark",
@@ -156,8 +157,8 @@ def weights_table(weights: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def verdict_mark(holds: bool) -> str:
-    """Words every font can show (no emoji)."""
-    return "holds" if holds else "does not hold"
+    """Words every font can show (no emoji): whether these two models' numbers fall on the claimed side."""
+    return "yes" if holds else "no"
 
 
 def measure_label(row: dict) -> str:
@@ -168,29 +169,45 @@ def measure_label(row: dict) -> str:
     return f"{label} — {on}" if on else label
 
 
+# The report's verdicts compare one trained model of each method (`mae_hf.analysis.verdicts`): said wherever they
+# are shown, so that no one reads them as a test of the methods.
+TWO_MODELS = (
+    "These two trained models, one seed each: no interval, so this describes these two models and tests nothing "
+    "about the methods (the architecture × corruption study compares those over seeds)"
+)
+
+
 def verdict_summary(verdict: dict) -> str:
-    """How many of a claim's measures it holds under, in words: per MAE feature set where the rows have one
-    ("Holds under 13 of 18 measures: 6 of 6 with MAE CLS token; ..."), else the measures it holds under."""
+    """Where these two models' numbers fall on the claimed side, in words, per MAE feature set where the rows have
+    one ("...: on the claimed side with MAE CLS token on every measure; with ... on silhouette only"), else by
+    measure; no count of measures, which would read as a vote."""
     rows = verdict["measures"]
-    held = [r for r in rows if r["holds"]]
-    head = f"Holds under {len(held)} of {len(rows)} measures"
-    if not held:
-        return head + "."
     if all(r.get("features") for r in rows):
-        features = list(dict.fromkeys(r["features"] for r in rows))
-        counts = [
-            f"{sum(r['holds'] for r in rows if r['features'] == f)} of "
-            f"{sum(r['features'] == f for r in rows)} with {feature_label(f)}"
-            for f in features
-        ]
-        return f"{head}: {'; '.join(counts)}."
-    return f"{head}: {'; '.join(measure_label(r) for r in held)}."
+        parts = []
+        for f in dict.fromkeys(r["features"] for r in rows):
+            group = [r for r in rows if r["features"] == f]
+            held = [MEASURE_LABELS.get(r["measure"], r["measure"]) for r in group if r["holds"]]
+            where = (
+                "on every measure"
+                if len(held) == len(group)
+                else "on no measure"
+                if not held
+                else f"on {', '.join(held)} only"
+            )
+            parts.append(f"with {feature_label(f)} {where}")
+        return f"{TWO_MODELS}: on the claimed side {'; '.join(parts)}."
+    held = [measure_label(r) for r in rows if r["holds"]]
+    missed = [measure_label(r) for r in rows if not r["holds"]]
+    parts = ([f"on the claimed side under {'; '.join(held)}"] if held else []) + (
+        [f"not under {'; '.join(missed)}"] if missed else []
+    )
+    return f"{TWO_MODELS}: {'; '.join(parts)}."
 
 
 def verdict_table(verdict: dict) -> tuple[list[str], list[list[str]]]:
-    """One claim's measures, in words: both models' values, what the claim predicts, and whether it holds (the
-    measures' keys stay in `metrics.json`)."""
-    headers = ["Measure", "MAE features / input", "DAE", "MAE", "The claim says", "Verdict"]
+    """One claim's measures, in words: both models' values, what the claim predicts, and whether these two models'
+    numbers fall on that side (the measures' keys stay in `metrics.json`)."""
+    headers = ["Measure", "MAE features / input", "DAE", "MAE", "The claim says", "These two models"]
     rows = [
         [
             MEASURE_LABELS.get(r["measure"], r["measure"]),

@@ -39,7 +39,8 @@ def test_the_committed_answer_quotes_the_deciding_numbers():
     answers = claim_answers(*committed())
     assert list(answers) == ["H1", "H1b", "H2", "H3"]
     assert "5-NN MAE 0.977, DAE 0.921" in answers["H1b"] and "10,000 test digits" in answers["H1b"]
-    assert "holds at 240,000–1,200,000 (3 seeds at 240,000, 1 seed at 600,000–1,200,000)" in answers["H1"]
+    assert "at 600,000–1,200,000, 1 seed: not tested" in answers["H1"]  # the committed one-seed budgets
+    assert "at 240,000 (3 seeds; MAE − DAE, 95% interval over seeds) it holds on" in answers["H1"]
     assert "yes relative to each layer's spread" in answers["H2"] and "no with an absolute threshold" in answers["H2"]
     assert "no on the same noisy digits (PSNR: MAE 11.36 dB, DAE 17.43 dB)" in answers["H3"]
     assert all(s.count(". ") == 0 and s.endswith(".") for s in answers.values())  # one sentence each
@@ -76,42 +77,56 @@ def test_a_claim_that_holds_and_one_that_is_reversed():
     assert "silhouette: MAE 0.300, DAE 0.100" in answers["H1"]
     assert "no under each model's own corruption (PSNR: MAE 15.00 dB, DAE 17.00 dB)" in answers["H3"]
     assert "yes under each model's own corruption" in claim_answers(small_metrics(mae_psnr=19.0))["H3"]
-    assert "for the shipped models," in answers["H3"]
-    assert "for these models," in claim_answers(small_metrics(15.0), models="these models")["H3"]
+    assert "for the shipped models (one trained model of each, so this compares these two models" in answers["H3"]
+    assert (
+        "for these models (one trained model of each" in claim_answers(small_metrics(15.0), models="these models")["H3"]
+    )
 
 
-def budget(seen: int, seeds: list[int], verdict: str, measures: dict[str, str]) -> dict:
-    cells = {"vit_mask": {"silhouette": {"estimate": 0.2}}, "cnn_noise": {"silhouette": {"estimate": 0.1}}}
+def budget(seen: int, seeds: list[int], verdict: str, measures: dict[str, tuple[str, float, float, float]]) -> dict:
+    """A study budget as `mae_hf.study.aggregate` writes it: each measure's verdict and MAE − DAE with its interval
+    (None without enough seeds)."""
+    rows = {
+        m: {"verdict": v, "n_seeds": len(seeds), "contrast": {"estimate": e, "ci_low": lo, "ci_high": hi}}
+        for m, (v, e, lo, hi) in measures.items()
+    }
     return {
         "name": f"b{seen}",
         "images_seen": seen,
         "seeds": seeds,
-        "summary": cells,
-        "verdicts": {
-            "H1": {"claim": "tighter", "verdict": verdict, "measures": {m: {"verdict": v} for m, v in measures.items()}}
-        },
+        "verdicts": {"H1": {"claim": "tighter", "verdict": verdict, "n_seeds": len(seeds), "measures": rows}},
     }
 
 
-def test_a_study_budget_names_its_seeds_and_keeps_the_json_verdict():
+def test_a_study_answer_gives_budget_number_interval_and_seeds_and_tests_no_single_seed():
     study = {
         "n_images": 1000,
         "settings": {"n": 1000},
         "budgets": [
-            budget(12_032, [0, 1, 2], "does not hold", {"silhouette": "reversed", "tsne_radius": "reversed"}),
-            budget(1_200_000, [0], "mixed", {"silhouette": "holds", "tsne_radius": "not shown"}),
+            budget(12_032, [0, 1, 2], "reversed", {"silhouette": ("reversed", -0.15, -0.2, -0.1)}),
+            budget(
+                240_000,
+                [0, 1, 2],
+                "mixed",
+                {"silhouette": ("holds", 0.11, 0.076, 0.144), "tsne_radius": ("not shown", -6.1, -12.5, 0.2)},
+            ),
+            budget(1_200_000, [0], "not tested", {"silhouette": ("not tested", 0.13, None, None)}),
         ],
     }
     sentence = claim_answers(study=study)["H1"]
-    assert "does not hold at 12,032 images seen (3 seeds) and is mixed at 1,200,000 (1 seed)" in sentence
-    assert "at 1,200,000 it holds on every measure but t-SNE radius (the study's measure) (not shown)" in sentence
-    assert "silhouette: MAE 0.200, DAE 0.100" in sentence
-    study["budgets"] = study["budgets"][:1]
+    assert "is reversed at 12,032 images seen and is mixed at 240,000 (3 seeds each)" in sentence
     assert (
-        "does not hold at 12,032 images seen (3 seeds); at 12,032 it is reversed on every measure"
+        "at 240,000 (3 seeds; MAE − DAE, 95% interval over seeds) it holds on silhouette (+0.110 [+0.076, +0.144])"
+        in (sentence)
+    )
+    assert "is not shown on t-SNE radius (-6.10 [-12.50, +0.20])" in sentence
+    assert sentence.endswith("; at 1,200,000, 1 seed: not tested.") and "+0.130" not in sentence
+    study["budgets"] = study["budgets"][2:]  # one seed only: numbers nowhere, no verdict
+    assert (
+        "in the study (ViT + masking against CNN + noise), at 1,200,000, 1 seed: not tested."
         in (claim_answers(study=study)["H1"])
     )
-    assert "one training budget, 12,032 images seen" in answer_markdown(study=study)
+    assert "one training budget, 1,200,000 images seen" in answer_markdown(study=study)
 
 
 def test_nothing_to_answer_from_is_an_error():
@@ -125,13 +140,18 @@ def test_mae_hf_answer_rewrites_only_the_readme_block(tmp_path, capsys):
     metrics, study = tmp_path / "m.json", tmp_path / "s.json"
     metrics.write_text(json.dumps(small_metrics(19.0)))
     study.write_text(
-        json.dumps({"n_images": 10, "budgets": [budget(60_000, [0, 1], "holds", {"silhouette": "holds"})]})
+        json.dumps(
+            {
+                "n_images": 10,
+                "budgets": [budget(60_000, [0, 1, 2], "holds", {"silhouette": ("holds", 0.1, 0.05, 0.15)})],
+            }
+        )
     )
     args = ["answer", "--metrics", str(metrics), "--study", str(study)]
     assert main([*args, "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith(f"{ANSWER_END}\n\nafter\n")
-    assert "stale" not in text and "holds at 60,000 images seen (2 seeds)" in text
+    assert "stale" not in text and "holds at 60,000 images seen (3 seeds)" in text
     capsys.readouterr()
     assert main(args) == 0 and capsys.readouterr().out in text
     assert replace_answer_block(text, "X\n") == "# Title\n\nbefore\n\nX\n\nafter\n"

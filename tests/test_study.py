@@ -7,13 +7,14 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
 from mae_hf import cli
-from mae_hf.analysis.factorial import CELLS, CLAIMS, MEASURES
+from mae_hf.analysis.factorial import CELLS, CLAIMS, EFFECTS, MEASURES
 from mae_hf.analysis.readout import READOUT_MEASURES, readout_scores
-from mae_hf.study import STUDY_FILES, StudySettings
+from mae_hf.study import STUDY_FILES, StudySettings, aggregate, study_markdown
 from mae_hf.study.measure import load_analysis, memory_bank, readout_measures
 
 BUDGETS = ["step_4", "epoch_0", "epoch_1"]
@@ -45,7 +46,13 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
             assert row["study_contrast"]["estimate"] == pytest.approx(
                 row["architecture"]["estimate"] + row["corruption"]["estimate"], abs=1e-9
             )
-        assert set(b["verdicts"]) == set(CLAIMS)
+            assert not any(e["significant"] for e in row.values())  # 2 seeds: nothing is tested
+        assert set(b["verdicts"]) == set(CLAIMS) and not b["tested"]
+        assert all(
+            v["verdict"] == "not tested" and "2 seeds: not tested" in v["sentence"] for v in b["verdicts"].values()
+        )
+    for cell in CELLS:
+        assert study["cells"][cell]["num_parameters"] > 0 and study["cells"][cell]["feature_size"] > 0
     for measures in study["timeline"].values():
         for t in measures.values():
             assert len(t["verdicts"]) == len(BUDGETS) and t["summary"]
@@ -64,6 +71,7 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
         assert set(b["readout_choices"]) == {k for k in READOUT_MEASURES if k.startswith("linear_probe")}
     text = (results / "study.md").read_text()
     assert "## The claims, budget by budget" in text and "budget_curves.png" in text and "### H1:" in text
+    assert "No budget has the 3 seeds a verdict needs yet" in text and "## The cells and their capacity" in text
     assert len(list((results / "runs").glob("*.npz"))) == 8  # the analyses, committed; not the weights
     card = (out / "runs" / "vit_noise" / "seed0" / "README.md").read_text()
     assert "masking is off" in card
@@ -121,11 +129,11 @@ def test_later_seeds_can_stop_early_and_go_on_later(tmp_path, caplog):
     assert all(not r["complete"] and r["epochs_trained"] == 1 and r["train_runtime_s"] > 0 for r in seed1)
     assert not (out / "runs" / "vit_mask" / "seed1" / "README.md").exists()
     text = (results / "study.md").read_text()
-    assert "seeds 0, 1" in text and "seeds 0." in text and "1 of 2 (resumable)" in text
+    assert "seeds 0, 1: not tested" in text and "seed 0: not tested" in text and "1 of 2 (resumable)" in text
     from mae_hf.app.views import study_grid_markdown
 
     about = study_grid_markdown(results / "study.json")  # the About tab says which seeds each budget has
-    assert "| seeds | 0, 1 | 0, 1 | 0 |" in about and "seed 0 only [95% interval over test images]" in about
+    assert "| seeds | 0, 1 | 0, 1 | 0 |" in about and "seed 0, fewer than a verdict needs (not tested)" in about
     caplog.clear()
     with caplog.at_level(logging.INFO):
         assert cli.main(argv) == 0
@@ -159,7 +167,8 @@ def test_the_about_tab_shows_the_verdicts_per_budget_or_says_why_not(quick_study
     _, results = quick_study
     text = study_grid_markdown(results / "study.json")
     assert "| claim | 128 | 256 | 512 |" in text and "**H1**" in text
-    assert "| seeds | 0, 1 | 0, 1 | 0, 1 |" in text and "mean over seeds 0, 1 [95% interval]" in text
+    assert "| seeds | 0, 1 | 0, 1 | 0, 1 |" in text and "seeds 0, 1, fewer than a verdict needs (not tested)" in text
+    assert "| parameters (feature size) |" in text
     assert "No study results yet" in study_grid_markdown(tmp_path / "missing.json")
     (tmp_path / "old.json").write_text(json.dumps({"cells": {}, "verdicts": {}}))
     assert "earlier version of the study" in study_grid_markdown(tmp_path / "old.json")
@@ -210,7 +219,7 @@ def test_a_cell_registered_from_a_test_is_trained_analysed_and_shown(tmp_path):
     assert len(study["runs"]) == 5 and study["cells"]["cnn_noise_wide"]["label"] == "wide CNN + noise"
     for b in study["budgets"]:
         assert set(b["summary"]) == set(CELLS) | {"cnn_noise_wide"}
-        assert set(b["effects"]["psnr"]) == {"architecture", "corruption", "interaction", "study_contrast"}
+        assert set(b["effects"]["psnr"]) == set(EFFECTS)
     assert "wide CNN + noise" in (results / "study.md").read_text()
 
 
@@ -235,3 +244,116 @@ def test_the_readouts_use_the_runs_training_images_as_memory_bank(mnist, tiny_da
     assert len(memory_bank(data, StudySettings())[0]) == 200  # max_train_samples None: the whole split
     with pytest.raises(ValueError, match="full_train"):
         memory_bank({"x": full_x}, settings)
+
+
+def synthetic_analyses(seeds_per_budget: dict[str, int], n: int = 60) -> dict:
+    """Analyses as `load_analysis` returns them, without training: budget `a` with its seeds, budget `b` with
+    fewer. The ViT cells classify better; the near-zero fractions are the same at every seed (zero spread); every
+    run also carries a scalar measure the factorial table does not list."""
+    rng = np.random.default_rng(0)
+    shift = {"vit_mask": 0.1, "vit_noise": 0.05, "cnn_mask": -0.05, "cnn_noise": 0.0}
+    analyses = {}
+    for seed in range(max(seeds_per_budget.values())):
+        for cell in CELLS:
+            names = [b for b, k in seeds_per_budget.items() if seed < k]
+            budgets = {
+                b: {
+                    "per_image": {
+                        "knn_accuracy": 0.8 + shift[cell] + 0.05 * rng.standard_normal(n),
+                        "psnr": 15 + 10 * shift[cell] + rng.standard_normal(n),
+                    },
+                    "scalars": {
+                        "near_zero_relative": 0.1 + shift[cell],
+                        "knn20_accuracy": 0.85 + shift[cell] + 0.001 * rng.standard_normal(),
+                    },
+                }
+                for b in names
+            }
+            meta = {"budgets": [{"name": b, "images_seen": 1000 * (i + 1)} for i, b in enumerate(names)]}
+            analyses[seed, cell] = {"meta": meta, "budgets": budgets}
+    return analyses
+
+
+def synthetic_study(seeds_per_budget: dict[str, int]) -> dict:
+    labels = np.arange(60) % 10
+    study = aggregate(synthetic_analyses(seeds_per_budget), list(seeds_per_budget), labels)
+    return study | {
+        "settings": {
+            "dataset": "mnist",
+            "max_train_samples": None,
+            "num_train_epochs": 2,
+            "per_device_train_batch_size": 8,
+            "learning_rate": {"vit": 1e-3, "cnn": 1e-2},
+            "mask_ratio": 0.75,
+            "noise_factor": 0.5,
+            "n_train": 100,
+        },
+        "cells": {
+            c: {
+                "label": c,
+                "architecture": c.split("_")[0],
+                "num_parameters": 1000 if "vit" in c else 10,
+                "feature_size": 128 if "vit" in c else 72,
+            }
+            for c in CELLS
+        },
+        "measures": {
+            m: {"description": d, "higher_is": "better" if s > 0 else "tighter/lower better"}
+            for m, (_, s, d) in MEASURES.items()
+        },
+        "runs": [],
+        "n_images": 60,
+        "wall_time_s": {"training_total": 0.0, "analysis_total": 0.0, "this_invocation": 0.0},
+    }
+
+
+def test_a_budget_with_one_seed_gets_numbers_and_no_verdict():
+    study = synthetic_study({"a": 3, "b": 1})
+    a, b = study["budgets"]
+    assert a["tested"] and a["n_seeds"] == 3 and not b["tested"] and b["seeds"] == [0]
+    assert all(v["verdict"] == "not tested" for v in b["verdicts"].values())
+    assert all(not e["significant"] and e["ci_low"] is None for row in b["effects"].values() for e in row.values())
+    assert b["verdicts"]["H1b"]["sentence"].startswith("At 2,000 images seen, 1 seed: not tested (MAE − DAE")
+    knn = study["timeline"]["H1b"]["knn_accuracy"]
+    assert knn["verdicts"][1] == "not tested" and "2,000 images: 1 seed, not tested" in knn["summary"]
+    # a's 5-NN holds: its sentence has the budget, the number, the interval and the seeds
+    row = a["verdicts"]["H1b"]["measures"]["knn_accuracy"]
+    assert row["verdict"] == "holds" and "over 3 seeds: holds" in row["sentence"]
+    assert f"{row['contrast']['estimate']:+.3f} [{row['contrast']['ci_low']:+.3f}," in row["sentence"]
+    assert a["verdicts"]["H1b"]["sentence"].startswith("At 1,000 images seen (3 seeds; MAE − DAE, 95% interval")
+
+
+def test_the_page_opens_with_the_answers_and_never_bolds_an_untested_or_zero_width_interval():
+    study = synthetic_study({"a": 3, "b": 1})
+    text = study_markdown(study)
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[:3] == ["## The answer, claim by claim", "## The plan", "## The cells and their capacity"]
+    answer = text.split("## The plan")[0]
+    assert "**H1b:" in answer and "(3 seeds; MAE − DAE, 95% interval over seeds)" in answer
+    assert "at 2,000, 1 seed: not tested" in answer
+    assert "| `vit_mask` | vit_mask | 1,000 | 128 |" in text and "100× the parameters" in text
+    assert "### 2,000 images seen (seed 0: not tested)" in text
+    untested = text.split("### 2,000 images seen (seed 0: not tested)")[1].split("\n\n")[1]
+    assert "**" not in untested  # one seed: nothing bold
+    effects_a = text.split("### 1,000 images seen (seeds 0, 1, 2)")[1].split("\n\n")[1]
+    zero_width = next(line for line in effects_a.splitlines() if line.startswith("| near_zero_relative |"))
+    assert "**" not in zero_width  # the same at every seed: zero width, never significant
+    assert "**" in next(line for line in effects_a.splitlines() if line.startswith("| knn_accuracy |"))
+    assert "| knn20_accuracy |" in effects_a  # a measure read from the analyses, not from a fixed list
+
+
+def test_the_committed_study_page_is_what_its_json_gives_and_tests_no_one_seed_budget():
+    """Regenerate with `mae-hf study --no_train` (docs/STUDY.md: `make study`) when this fails."""
+    root = Path(__file__).resolve().parents[1]
+    study = json.loads((root / "docs" / "study" / "study.json").read_text())
+    assert (root / "docs" / "study" / "study.md").read_text() == study_markdown(study)
+    for b in study["budgets"]:
+        if len(b["seeds"]) < 3:
+            assert all(v["verdict"] == "not tested" for v in b["verdicts"].values())
+            assert not any(e["significant"] for row in b["effects"].values() for e in row.values())
+        for row in b["effects"].values():
+            for e in row.values():
+                assert not e["significant"] or e["ci_high"] > e["ci_low"]
+    page = (root / "docs" / "STUDY.md").read_text()
+    assert "600,000 images seen (seed 0: not tested)" in page and "1,200,000 images seen (seed 0: not tested)" in page
+    assert "4,000-digit grid below" not in page and "0.01 × their layer's std" not in page

@@ -11,8 +11,8 @@ out. Figures live in `mae_hf.plotting`, files in `mae_hf.report` (and the cache 
 - `saliency`: |∂‖latent‖/∂pixel| for either model.
 - `weights`: per-layer histograms and near-zero fractions.
 - `verdicts`: the study's claims H1–H3 judged under each measure.
-- `factorial`: the architecture × corruption grid of `mae-hf study` — paired bootstrap over seeds and images,
-  architecture / corruption / interaction effects, and which factor carries each claim.
+- `factorial`: the architecture × corruption grid of `mae-hf study` — paired t-intervals over seeds,
+  architecture / corruption / interaction and simple effects, and a verdict per claim and measure.
 """
 
 from .attention import attention_rollout, cls_attention_maps, rollout_cls_map, study_attention_heatmap, tokens_to_grid

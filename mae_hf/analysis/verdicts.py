@@ -5,7 +5,11 @@
 - H3: the MAE reconstructs better (PSNR/SSIM).
 
 Each claim is checked under every measure that bears on it; a measure "holds" when the MAE (or for H2 the DAE)
-is on the claimed side of the comparison.
+is on the claimed side of the comparison. These verdicts compare two trained models, one of each method with one
+seed each: a row has no interval (one run per method has no seed-to-seed spread), so it describes these two models
+and tests nothing about the methods; the report and the answers say so (`mae_hf.tables.TWO_MODELS`). The methods
+are compared over seeds in the architecture × corruption study (`mae_hf.analysis.factorial`), where an interval of
+zero width or a budget with fewer than three seeds never makes a verdict.
 """
 
 __all__ = ["CLAIMS", "h1_verdict", "h2_verdict", "h3_verdict", "compute_verdicts"]

@@ -431,7 +431,8 @@ def about_tab(lab: Handlers, answer_markdown: str, study_markdown: str, suffix: 
         "### The study's claims, and our verdicts in detail\n\nThe study behind this project claimed (H1) MAE "
         'latents cluster by class more tightly, (H2) the DAE has more near-zero weights so it "learns less", and (H3) '
         "the MAE reconstructs better. Each is checked under every measure that bears on it, on the test images this "
-        "app analyses."
+        "app analyses: a comparison of the two loaded models (one trained model of each), not of the methods, which "
+        "the study below compares over seeds."
     )
     lab.outputs.verdicts = gr.Markdown(elem_id=_id("verdicts", suffix))
     gr.Markdown(study_markdown, elem_id=_id("study-grid", suffix))

@@ -197,7 +197,7 @@ def answer_from_results(metrics_path: Path, study_path: Path) -> str:
 
 def study_grid_markdown(path: Path) -> str:
     """The architecture × corruption study (docs/study/study.json) for the About tab: each claim's verdict at every
-    training budget, and the grid at the full budget."""
+    training budget, and the grid, with each cell's size, at the largest budget with enough seeds for a verdict."""
     head = "### Beyond the study: architecture × corruption, at every training budget\n\n"
     study = _read_json(path)
     if study is None:
@@ -212,13 +212,18 @@ def study_grid_markdown(path: Path) -> str:
         )
 
     def ci(e, d):
+        if e.get("ci_low") is None or e.get("ci_high") is None:
+            return f"{e['estimate']:.{d}f}"
         return f"{e['estimate']:.{d}f} [{e['ci_low']:.{d}f}, {e['ci_high']:.{d}f}]"
 
     seen = [f"{b['images_seen']:,}" for b in budgets]
+    tested = [b for b in budgets if b.get("tested", len(b["seeds"]) >= 3)]
+    shown = tested[-1] if tested else final
     lines = [
         head + "The study compared a ViT trained with masking against a CNN trained with noise, so its differences "
         "could come from either factor. `mae-hf study` trains all four pairings on the same data and analyses "
-        f"each at {len(budgets)} training budgets ({', '.join(seen)} images seen). Full story: `docs/STUDY.md`.",
+        f"each at {len(budgets)} training budgets ({', '.join(seen)} images seen). A verdict needs 3 seeds (95% "
+        "intervals over seeds); a budget with fewer is not tested. Full story: `docs/STUDY.md`.",
         "",
         "| claim | " + " | ".join(seen) + " |",
         "|" + " --- |" * (len(budgets) + 1),
@@ -226,37 +231,46 @@ def study_grid_markdown(path: Path) -> str:
     ]
     for cid, v in final["verdicts"].items():
         lines.append(f"| **{cid}** {v['claim']} | " + " | ".join(b["verdicts"][cid]["verdict"] for b in budgets) + " |")
+    sizes = {c: v for c, v in cells.items() if "num_parameters" in v}
     lines += [
         "",
-        f"The grid at {seen[-1]} images seen, "
+        f"The grid at {shown['images_seen']:,} images seen, "
         + (
-            f"mean over seeds {', '.join(map(str, final['seeds']))} [95% interval]:"
-            if len(final["seeds"]) > 1
-            else f"seed {final['seeds'][0]} only [95% interval over test images]:"
+            f"the largest budget tested: mean over seeds {', '.join(map(str, shown['seeds']))} [95% interval over "
+            "seeds]:"
+            if tested
+            else f"seed{'s' * (len(shown['seeds']) > 1)} {', '.join(map(str, shown['seeds']))}, fewer than a "
+            "verdict needs (not tested):"
         ),
         "",
         "| measure | " + " | ".join(cells[c]["label"] for c in cells) + " | architecture effect | corruption effect |",
         "| --- |" + " --- |" * (len(cells) + 2),
     ]
+    if len(sizes) == len(cells):
+        lines.append(
+            "| parameters (feature size) | "
+            + " | ".join(f"{v['num_parameters']:,} ({v['feature_size']})" for v in sizes.values())
+            + " | | |"
+        )
     for key, label, d in GRID_ROWS:
-        if key not in final["effects"]:
+        if key not in shown["effects"]:
             continue
         eff = [
-            ("**" + ci(final["effects"][key][e], d) + "**")
-            if final["effects"][key][e]["significant"]
-            else ci(final["effects"][key][e], d)
+            ("**" + ci(shown["effects"][key][e], d) + "**")
+            if shown["effects"][key][e]["significant"]
+            else ci(shown["effects"][key][e], d)
             for e in ("architecture", "corruption")
         ]
         lines.append(
             f"| {label} | "
-            + " | ".join(ci(final["summary"][c][key], d) for c in cells)
+            + " | ".join(ci(shown["summary"][c][key], d) for c in cells)
             + " | "
             + " | ".join(eff)
             + " |"
         )
     lines += [
         "",
-        "Effects: architecture = ViT − CNN, corruption = masking − noise (bold: the interval excludes 0). "
-        + MEASURE_HELP["scale_free_radius"],
+        "Effects: architecture = ViT − CNN, corruption = masking − noise (bold: the interval over seeds excludes "
+        "0). " + MEASURE_HELP["scale_free_radius"],
     ]
     return "\n".join(lines)

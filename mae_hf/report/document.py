@@ -154,8 +154,11 @@ def _verdicts_section(d: Document, metrics: dict, meta: dict) -> None:
     d.ul(list(claim_answers(metrics, models="these models").values()))
     d.p(
         "Each claim of the study, checked under every measure that bears on it, on the "
-        f"{digits_scored(metrics['settings']['n'], meta['split'])}. A measure holds when the comparison the claim "
-        "predicts is true in the numbers below."
+        f"{digits_scored(metrics['settings']['n'], meta['split'])}: whether these two models' numbers fall on the "
+        "side the claim predicts. This is a comparison of these two models, one trained model of each method (one "
+        "seed each), not of the methods: with one run per method there is no seed-to-seed spread, so no interval "
+        "and no test. The methods are compared in the architecture × corruption study (docs/STUDY.md), whose "
+        "verdicts rest on intervals over seeds."
     )
     for key, v in metrics["verdicts"].items():
         d.h(3, f"{key}: {v['claim']}")

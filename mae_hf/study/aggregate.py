@@ -1,67 +1,118 @@
-"""The grid at every budget: a paired bootstrap over seeds and test images, the two-way effects and each claim's
-verdict, per budget; and, for each claim and measure, the budget at which its verdict starts and whether it
-stays. Pure: analyses in, a JSON-ready dict out."""
+"""The grid at every budget: each run's value of every measure, paired t-intervals over seeds of the cell means and
+effects, and each claim's verdict with its sentence, per budget; and, for each claim and measure, the budget at which
+its verdict starts and whether it stays. Pure: analyses in, a JSON-ready dict out."""
 
 import numpy as np
 
 from ..analysis import factorial as fac
+from ..wording import claim_sentence, join_words, measure_sentence, seeds_text
 from .grid import STUDY_CELLS
 
-__all__ = ["aggregate_budget", "verdict_timeline", "aggregate"]
+__all__ = ["budget_runs", "aggregate_budget", "verdict_timeline", "aggregate"]
 
 
-def aggregate_budget(
-    analyses: dict, seeds: list[int], budget: str, labels: np.ndarray, n_boot: int, seed: int = 0
-) -> dict:
-    """Summary with intervals, effects and verdicts of one budget over `seeds` (every cell analysed for each)."""
+def budget_runs(analyses: dict, seeds: list[int], budget: str) -> dict[str, dict[str, np.ndarray]]:
+    """
+    Every measure the analyses hold at `budget`, stacked over `seeds` per cell: `{cell: {measure: (S, N) per-image
+    values or (S,) scalars}}`. A measure is kept when every run of the budget has it (an analysis written before a
+    measure was added lacks it), so measures are read from the analyses, not from a fixed list.
+    """
+    per = {cell: [analyses[s, cell]["budgets"][budget] for s in seeds] for cell in STUDY_CELLS}
+    every = [a for runs in per.values() for a in runs]
+    per_image = set.intersection(*(set(a["per_image"]) for a in every))
+    # one value per run: the scalars and the field's readouts (an analysis of version 2 has no readouts)
+    scalars = set.intersection(*(set(a["scalars"]) | set(a.get("readout", {})) for a in every))
+    order = list(fac.MEASURES) + sorted((per_image | scalars) - set(fac.MEASURES))
     runs = {}
-    for cell in STUDY_CELLS:
-        per = [analyses[s, cell]["budgets"][budget] for s in seeds]
-        runs[cell] = {k: np.stack([a["per_image"][k] for a in per]) for k in per[0]["per_image"]}
-        runs[cell] |= {k: np.array([a["scalars"][k] for a in per]) for k in per[0]["scalars"]}
-    draws = fac.bootstrap_draws(len(seeds), len(labels), n_boot, seed=seed)
-    replicates = fac.bootstrap_cells(runs, labels, draws)
-    summary = fac.summarize_cells(runs, labels, replicates)
-    effects = fac.effects(summary, replicates)
-    return {"summary": summary, "effects": effects, "verdicts": fac.claim_verdicts(effects)}
+    for cell, budgets in per.items():
+        runs[cell] = {}
+        for name in order:
+            if name in per_image:
+                runs[cell][name] = np.stack([a["per_image"][name] for a in budgets])
+            elif name in scalars:
+                runs[cell][name] = np.array([{**a["scalars"], **a.get("readout", {})}[name] for a in budgets])
+    return runs
+
+
+def aggregate_budget(analyses: dict, seeds: list[int], budget: str, labels: np.ndarray, images_seen: int) -> dict:
+    """
+    Summary, effects and verdicts of one budget over `seeds` (every cell analysed for each).
+
+    Returns:
+        `{"n_seeds", "tested" (at least `MIN_SEEDS` seeds), "summary", "effects", "verdicts"}`; each claim's verdict
+        and each of its measures carries a `sentence` (`mae_hf.wording`).
+    """
+    values = fac.seed_values(budget_runs(analyses, seeds, budget), labels)
+    summary = fac.summarize_cells(values)
+    table = fac.effects(values)
+    verdicts = fac.claim_verdicts(summary, table)
+    for verdict in verdicts.values():
+        for measure, row in verdict["measures"].items():
+            row["sentence"] = measure_sentence(measure, row)
+        verdict["sentence"] = claim_sentence(verdict, images_seen)
+    return {
+        "n_seeds": len(seeds),
+        "tested": len(seeds) >= fac.MIN_SEEDS,
+        "summary": summary,
+        "effects": table,
+        "verdicts": verdicts,
+    }
 
 
 def verdict_timeline(budgets: list[dict]) -> dict:
     """
-    For each claim and measure, its verdict at every budget, and in words where it starts and whether it lasts:
-    `{claim: {measure: {"verdicts": [...], "summary": "holds from 60,032 images on"}}}`.
+    For each claim and measure, its verdict at every budget, and in words where it starts and whether it lasts
+    over the budgets with enough seeds, and which budgets are not tested: `{claim: {measure: {"verdicts": [...],
+    "due_to": [...], "summary": "holds from 240,000 images seen on (reversed before); 600,000–1,200,000 images: 1
+    seed, not tested"}}}`.
     """
     out: dict = {}
     for claim in budgets[-1]["verdicts"]:
         out[claim] = {}
         for measure in budgets[-1]["verdicts"][claim]["measures"]:
-            verdicts = [b["verdicts"][claim]["measures"][measure]["verdict"] for b in budgets]
-            due = [b["verdicts"][claim]["measures"][measure]["due_to"] for b in budgets]
+            rows = [b["verdicts"].get(claim, {}).get("measures", {}).get(measure) for b in budgets]
             out[claim][measure] = {
-                "verdicts": verdicts,
-                "due_to": due,
-                "summary": _describe(verdicts, [b["images_seen"] for b in budgets]),
+                "verdicts": [r["verdict"] if r else "not measured" for r in rows],
+                "due_to": [r["due_to"] if r else None for r in rows],
+                "summary": _describe(budgets, [r["verdict"] if r else "not measured" for r in rows]),
             }
     return out
 
 
-def _describe(verdicts: list[str], seen: list[int]) -> str:
-    final = verdicts[-1]
-    if all(v == final for v in verdicts):
-        return f"{final} at every budget"
-    start = len(verdicts) - 1
-    while start > 0 and verdicts[start - 1] == final:
-        start -= 1
-    before = ", ".join(sorted(set(verdicts[:start])))
-    return f"{final} from {seen[start]:,} images seen on ({before} before)"
+def _span(seen: list[int]) -> str:
+    return f"{seen[0]:,}" if len(seen) == 1 else f"{seen[0]:,}–{seen[-1]:,}"
 
 
-def aggregate(analyses: dict, budget_names: list[str], labels: np.ndarray, n_boot: int, seed: int = 0) -> dict:
+def _describe(budgets: list[dict], verdicts: list[str]) -> str:
+    tested = [(v, b["images_seen"]) for v, b in zip(verdicts, budgets) if v not in ("not tested", "not measured")]
+    untested = [b for v, b in zip(verdicts, budgets) if v == "not tested"]
+    parts = []
+    if tested:
+        final = tested[-1][0]
+        start = len(tested) - 1
+        while start > 0 and tested[start - 1][0] == final:
+            start -= 1
+        if start == 0:
+            parts.append(f"{final} at every budget tested" if len(tested) > 1 else f"{final} at {tested[0][1]:,}")
+        else:
+            before = ", ".join(sorted({v for v, _ in tested[:start]}))
+            parts.append(f"{final} from {tested[start][1]:,} images seen on ({before} before)")
+    if untested:
+        counts = sorted({len(b["seeds"]) for b in untested})
+        parts.append(
+            f"{_span([b['images_seen'] for b in untested])} images: "
+            f"{join_words([seeds_text(c) for c in counts])}, not tested"
+        )
+    return "; ".join(parts) if parts else "not measured"
+
+
+def aggregate(analyses: dict, budget_names: list[str], labels: np.ndarray) -> dict:
     """
     Every budget of the grid, each over the seeds for which every cell is analysed at it.
 
     Returns:
-        `{"budgets": [{"name", "images_seen", "seeds", "summary", "effects", "verdicts"}], "timeline": ...}`.
+        `{"budgets": [{"name", "images_seen", "seeds", "n_seeds", "tested", "summary", "effects", "verdicts"}],
+        "timeline": ...}`.
     """
     seeds_all = sorted({s for s, _ in analyses})
     budgets = []
@@ -78,8 +129,9 @@ def aggregate(analyses: dict, budget_names: list[str], labels: np.ndarray, n_boo
             for b in analyses[s, c]["meta"]["budgets"]
             if b["name"] == name
         ]
+        images_seen = int(np.median(seen))
         budgets.append(
-            {"name": name, "images_seen": int(np.median(seen)), "seeds": seeds}
-            | aggregate_budget(analyses, seeds, name, labels, n_boot, seed)
+            {"name": name, "images_seen": images_seen, "seeds": seeds}
+            | aggregate_budget(analyses, seeds, name, labels, images_seen)
         )
     return {"budgets": budgets, "timeline": verdict_timeline(budgets) if budgets else {}}

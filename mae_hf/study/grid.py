@@ -116,7 +116,7 @@ class StudySettings:
     steps and after `budget_epochs` epochs (the last is the whole run).
 
     Analysis: `n` test images, `n_train` images the kNN and the probe are fit on, `analysis_seed` (test corruption
-    and t-SNE), `n_boot` bootstrap replicates, `knn_k`.
+    and t-SNE), `knn_k`. The intervals rest on seeds (`mae_hf.analysis.factorial`), so they need no setting here.
 
     The fields are the flags of `mae-hf study` (`HfArgumentParser`); `learning_rate`, `num_warmup_steps` and
     `vit_overrides` take `key=value,key=value` there.
@@ -169,7 +169,6 @@ class StudySettings:
     n: int = field(default=1000, metadata=_help("test images analysed (default: 1000)"))
     n_train: int = field(default=4000, metadata=_help("train images the kNN and probe are fit on (default: 4000)"))
     analysis_seed: int = field(default=0, metadata=_help("seed of the test corruption and t-SNE (default: 0)"))
-    n_boot: int = field(default=2000, metadata=_help("bootstrap replicates (default: 2000)"))
     knn_k: int = field(default=5, metadata=_help("neighbours of the kNN classifier (default: 5)"))
 
     def __post_init__(self):
@@ -183,7 +182,7 @@ class StudySettings:
     def validate(self) -> None:
         if self.seeds < 1:
             raise ConfigurationError(f"--seeds must be >= 1, got {self.seeds}.")
-        for name in ("num_train_epochs", "n", "n_train", "n_boot", "per_device_train_batch_size"):
+        for name in ("num_train_epochs", "n", "n_train", "per_device_train_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"--{name} must be >= 1, got {getattr(self, name)}.")
         if not self.budget_epochs or max(self.budget_epochs) != self.num_train_epochs or min(self.budget_epochs) < 1:
@@ -222,7 +221,7 @@ class StudySettings:
 
     def key(self) -> str:
         """What an analysis depends on, as text: an analysis made with other settings is not reused."""
-        return json.dumps({k: v for k, v in asdict(self).items() if k not in ("seeds", "n_boot")}, sort_keys=True)
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "seeds"}, sort_keys=True)
 
 
 # The whole pipeline on tiny budgets (a test runs it end to end in about a minute).
@@ -232,7 +231,6 @@ QUICK = dict(
     max_eval_samples=128,
     n=120,
     n_train=300,
-    n_boot=200,
     vit_overrides=TINY_VIT,
     budget_steps=[4],
     per_device_train_batch_size=32,

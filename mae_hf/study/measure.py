@@ -36,6 +36,9 @@ __all__ = [
 
 # 3: the field's readouts per budget (`readout`), of the random-init model per run, parameter count and feature size
 ANALYSIS_VERSION = 3
+# Version 2 (before the field's readouts) is still read: its measures count, its readouts are missing, and a run
+# whose checkpoints are at hand is analysed again.
+READABLE_VERSIONS = (2, 3)
 
 
 def _reconstruction_measures(model, x: torch.Tensor, settings: StudySettings) -> dict:
@@ -257,8 +260,8 @@ def _training_facts(folder: Path, last_checkpoint: Path, complete: bool) -> dict
 def load_analysis(path: Path, settings: StudySettings | None = None) -> dict | None:
     """
     A run's analysis: `{"meta": {...}, "budgets": {name: {"per_image", "scalars", "readout", "coordinates",
-    "examples"}}}`, or None when the file is missing, unreadable, or was made with other settings (or an older
-    `ANALYSIS_VERSION`).
+    "examples"}}}`, or None when the file is missing, unreadable, or was made with other settings (or a version not
+    in `READABLE_VERSIONS`).
     """
     try:
         with np.load(path) as f:
@@ -266,7 +269,7 @@ def load_analysis(path: Path, settings: StudySettings | None = None) -> dict | N
             arrays = {k: f[k] for k in f.files if k != "meta"}
     except (OSError, ValueError, KeyError, EOFError):
         return None
-    if meta.get("version") != ANALYSIS_VERSION or (settings is not None and meta["settings"] != settings.key()):
+    if meta.get("version") not in READABLE_VERSIONS or (settings is not None and meta["settings"] != settings.key()):
         return None
     budgets = {b["name"]: {"per_image": {}, "scalars": {}, "readout": {}, "examples": {}} for b in meta["budgets"]}
     for key, value in arrays.items():

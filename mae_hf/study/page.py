@@ -7,9 +7,10 @@ from pathlib import Path
 from .. import plotting
 from ..analysis import factorial as fac
 from ..pipeline import to_jsonable
+from ..wording import DIGITS, crossing_text, join_words, measure_words, seeds_text, verdict_spans
 from .grid import STUDY_CELLS
 
-__all__ = ["STUDY_FILES", "DIGITS", "study_markdown", "write_study"]
+__all__ = ["STUDY_FILES", "study_markdown", "write_study"]
 
 STUDY_FILES = (
     "study.md",
@@ -19,92 +20,156 @@ STUDY_FILES = (
     "grid_tsne.png",
     "grid_reconstructions.png",
 )
-DIGITS = {
-    "psnr": 2,
-    "psnr_masked": 2,
-    "psnr_noisy": 2,
-    "ssim": 3,
-    "tsne_radius": 2,
-    "original_radius": 2,
-    "scale_free_radius": 3,
-    "silhouette": 3,
-    "knn_accuracy": 3,
-    "probe_accuracy": 3,
-    "near_zero_relative": 4,
-    "near_zero_relative_vs_init": 4,
-    "near_zero_absolute": 4,
-}
 COUNT_WORDS = {4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
-FACTOR_WORDS = {
-    "architecture": "the architecture (ViT vs CNN)",
-    "corruption": "the corruption (masking vs noise)",
-    "architecture and corruption": "both the architecture and the corruption",
-}
+MAIN_COLUMNS = ("architecture", "corruption", "interaction", "study_contrast")
 
 
 def _ci(entry: dict, digits: int) -> str:
+    """`0.961 [0.949, 0.973]`; without an interval (one seed) the value alone."""
+    if entry.get("ci_low") is None or entry.get("ci_high") is None:
+        return f"{entry['estimate']:.{digits}f}"
     return f"{entry['estimate']:.{digits}f} [{entry['ci_low']:.{digits}f}, {entry['ci_high']:.{digits}f}]"
+
+
+def _bold_if_significant(entry: dict, digits: int) -> str:
+    return f"**{_ci(entry, digits)}**" if fac.is_significant(entry) else _ci(entry, digits)
 
 
 def _budget_label(b: dict) -> str:
     return f"{b['images_seen']:,}"
 
 
+def _seeds_note(b: dict) -> str:
+    """`seeds 0, 1, 2`; with too few seeds for a verdict, `seed 0: not tested`."""
+    n, ids = len(b["seeds"]), ", ".join(map(str, b["seeds"]))
+    return f"seeds {ids}" if n >= fac.MIN_SEEDS else f"seed{'s' * (n > 1)} {ids}: not tested"
+
+
+def _tested(study: dict) -> list[dict]:
+    return [b for b in study["budgets"] if len(b["seeds"]) >= fac.MIN_SEEDS]
+
+
 def study_markdown(study: dict) -> str:
-    """`study.md`: the plan and its cost, each claim's verdict per budget and what carries it, the grid and the
-    effects at every budget, the runs."""
-    sections = (_plan, _claims, _grid, _effects, _figures, _runs)
+    """`study.md`: the answer to each claim in words, the plan and its cost, each cell's capacity, each claim's
+    measures budget by budget with their intervals over seeds, the grid and the effects, the runs."""
+    sections = (_title, _answers, _plan, _cells, _claims, _grid, _effects, _figures, _runs)
     return "\n".join(line for section in sections for line in section(study)) + "\n"
+
+
+def _title(study: dict) -> list[str]:
+    return ["# Architecture × corruption, at every training budget", ""]
+
+
+def _answers(study: dict) -> list[str]:
+    """Each claim in a few sentences: its verdict at the largest budget with enough seeds (each measure's MAE − DAE
+    with its interval), where the factors cross, and the verdict budget by budget."""
+    tested = _tested(study)
+    lines = ["## The answer, claim by claim", ""]
+    if not tested:
+        most = max(len(b["seeds"]) for b in study["budgets"])
+        return lines + [
+            f"No budget has the {fac.MIN_SEEDS} seeds a verdict needs yet ({seeds_text(most)} at most): the numbers "
+            "below are measured, none is tested.",
+            "",
+        ]
+    last = tested[-1]
+    for cid, v in last["verdicts"].items():
+        crossing = [measure_words(m) for m, r in v["measures"].items() if crossing_text(m, r)]
+        text = f"- **{cid}: {v['claim']}.** {v['sentence']}"
+        if crossing:
+            text += f" The two factors cross on {join_words(crossing)} (simple effects under the claims below)."
+        text += f" Budget by budget, the claim {verdict_spans(study['budgets'], cid)}."
+        lines.append(text)
+    return lines + [
+        "",
+        f"A verdict needs at least {fac.MIN_SEEDS} seeds: each interval is a 95% t-interval over seeds, seed k of "
+        "every cell paired (the plan says how). A budget with fewer seeds gets its numbers and no verdict.",
+        "",
+    ]
 
 
 def _plan(study: dict) -> list[str]:
     s, budgets, cells = study["settings"], study["budgets"], list(study["cells"])
-    seeds_note = "; ".join(f"{_budget_label(b)} images: seeds {', '.join(map(str, b['seeds']))}" for b in budgets)
-    return [
-        "# Architecture × corruption, at every training budget",
+    seeds_note = "; ".join(f"{_budget_label(b)} images: {_seeds_note(b)}" for b in budgets)
+    lines = [
+        "## The plan",
         "",
-        f"{COUNT_WORDS.get(len(cells), len(cells))} models per seed through the same training loop and data (`{s['dataset']}`"
+        f"{COUNT_WORDS.get(len(cells), len(cells))} models per seed through the same training loop and data "
+        f"(`{s['dataset']}`"
         + (f", first {s['max_train_samples']} training images" if s["max_train_samples"] else "")
         + f"), {s['num_train_epochs']} epochs, batch {s['per_device_train_batch_size']}; learning rate ViT "
         f"{s['learning_rate']['vit']}, CNN {s['learning_rate']['cnn']}; masking ratio {s['mask_ratio']} of 4×4 "
         f"patches, Gaussian noise std {s['noise_factor']}. Each run is analysed at {len(budgets)} budgets, from its "
         f"checkpoints: {', '.join(_budget_label(b) for b in budgets)} training images seen. Every model is analysed "
         f"on the same {study['n_images']} test images (kNN and probe fit on {s['n_train']} training images). Values: "
-        f"mean over seeds [95% paired bootstrap interval over seeds and test images, {s['n_boot']} replicates]. "
-        f"Seeds per budget: {seeds_note}.",
+        f"mean over seeds [95% t-interval over seeds; an effect's interval is over its seed-by-seed values, seed k "
+        f"of every cell paired]; with fewer than {fac.MIN_SEEDS} seeds, the mean alone and no verdict. Seeds per "
+        f"budget: {seeds_note}.",
         "",
     ]
+    measures = study.get("measures", {})
+    if measures:
+        lines += ["The measures (higher is better unless it says lower):", ""]
+        lines += [
+            f"- `{m}`: {d['description']}" + ("" if d["higher_is"] == "better" else " (lower is tighter)")
+            for m, d in measures.items()
+        ]
+        lines.append("")
+    return lines
+
+
+def _cells(study: dict) -> list[str]:
+    """Each cell's parameter count and feature size: the architecture factor is also a capacity factor."""
+    cells = study["cells"]
+    if not all("num_parameters" in c for c in cells.values()):
+        return []
+    lines = [
+        "## The cells and their capacity",
+        "",
+        "| cell | model | parameters | feature size (the representation measures' input) |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| `{k}` | {c['label']} | {c['num_parameters']:,} | {c['feature_size']} |" for k, c in cells.items()]
+    mae, dae = fac.CELLS[0], fac.CELLS[-1]  # the study's MAE (ViT + masking) and DAE (CNN + noise)
+    if mae in cells and dae in cells:
+        vit, cnn = cells[mae], cells[dae]
+        lines += [
+            "",
+            f'So "architecture" is also capacity: the ViT has {vit["num_parameters"]:,} parameters and '
+            f"{vit['feature_size']}-value features, the CNN {cnn['num_parameters']:,} and {cnn['feature_size']} "
+            f"({vit['num_parameters'] / cnn['num_parameters']:.0f}× the parameters). The architecture effect below "
+            "is the effect of the network, its objective and its size together.",
+        ]
+    return lines + [""]
 
 
 def _claims(study: dict) -> list[str]:
-    budgets, final = study["budgets"], study["budgets"][-1]
+    budgets = study["budgets"]
+    tested = _tested(study)
+    shown = tested[-1] if tested else budgets[-1]
     lines = [
         "## The claims, budget by budget",
         "",
-        "Per measure: **holds** (the MAE − DAE contrast is significant in the claimed direction), **reversed** "
-        "(significant the other way) or **not shown**; where it holds or is reversed, the factor that carries it.",
+        "Per measure and budget: MAE − DAE with its 95% interval over seeds, and **holds** (the interval excludes 0 "
+        "on the side the claim predicts), **reversed** (on the other side), **not shown** (it contains 0) or **not "
+        f"tested** (fewer than {fac.MIN_SEEDS} seeds: the number alone).",
         "",
     ]
-    header = "| measure | " + " | ".join(_budget_label(b) for b in budgets) + " | in words |"
-    for claim, v in final["verdicts"].items():
-        lines += [
-            f"### {claim}: {v['claim']} — after {_budget_label(final)} images: {v['verdict']}",
-            "",
-            header,
-            "|" + " --- |" * (len(budgets) + 2),
-        ]
+    header = "| measure | " + " | ".join(f"{_budget_label(b)} ({_seeds_note(b)})" for b in budgets) + " | in words |"
+    for claim, v in shown["verdicts"].items():
+        lines += [f"### {claim}: {v['claim']}", "", v["sentence"], "", header, "|" + " --- |" * (len(budgets) + 2)]
         for m, t in study["timeline"][claim].items():
-            marks = [
-                f"{verdict}" + (f" ({due})" if due and verdict != "not shown" else "")
-                for verdict, due in zip(t["verdicts"], t["due_to"])
-            ]
+            marks = []
+            for b in budgets:
+                row = b["verdicts"].get(claim, {}).get("measures", {}).get(m)
+                if row is None:
+                    marks.append("—")
+                    continue
+                number = _ci(row["contrast"], DIGITS.get(m, 3))
+                marks.append(number if row["verdict"] == "not tested" else f"{row['verdict']}: {number}")
             lines.append(f"| {m} | " + " | ".join(marks) + f" | {t['summary']} |")
-        held = [(m, r) for m, r in v["measures"].items() if r["verdict"] != "not shown"]
-        if held:
-            words = "; ".join(
-                f"{m} {r['verdict']}, carried by {FACTOR_WORDS.get(r['due_to'], r['due_to'] or '—')}" for m, r in held
-            )
-            lines += ["", f"After {_budget_label(final)} images (the largest budget analysed): {words}."]
+        lines += ["", f"Each measure at {_budget_label(shown)} images seen ({_seeds_note(shown)}):", ""]
+        lines += [f"- {r['sentence']}." for r in v["measures"].values()]
         lines.append("")
     return lines + [
         "![Every measure against the training budget, per cell](budget_curves.png)",
@@ -114,21 +179,34 @@ def _claims(study: dict) -> list[str]:
     ]
 
 
-def _grid(study: dict) -> list[str]:
-    final, cells = study["budgets"][-1], list(study["cells"])
+def _grid_table(study: dict, b: dict) -> list[str]:
+    cells = list(study["cells"])
     lines = [
-        f"## The grid at the largest budget analysed ({_budget_label(final)} images)",
-        "",
         "| measure | " + " | ".join(study["cells"][c]["label"] for c in cells) + " |",
         "| --- | " + " | ".join("---" for _ in cells) + " |",
     ]
-    for m in fac.MEASURES:
-        if m in final["summary"][cells[0]]:
-            lines.append(f"| {m} | " + " | ".join(_ci(final["summary"][c][m], DIGITS.get(m, 3)) for c in cells) + " |")
+    for m in b["summary"][cells[0]]:
+        lines.append(f"| {m} | " + " | ".join(_ci(b["summary"][c][m], DIGITS.get(m, 3)) for c in cells) + " |")
+    return lines
+
+
+def _grid(study: dict) -> list[str]:
+    tested, final = _tested(study), study["budgets"][-1]
+    lines = []
+    if tested:
+        b = tested[-1]
+        lines += [f"## The grid at the largest budget tested ({_budget_label(b)} images, {_seeds_note(b)})", ""]
+        lines += _grid_table(study, b) + [""]
+    if not tested or final is not tested[-1]:
+        lines += [
+            f"## The grid at the largest budget analysed ({_budget_label(final)} images, {_seeds_note(final)})",
+            "",
+        ]
+        lines += _grid_table(study, final) + [""]
     base = study.get("baseline_raw_pixels")
     if base:
-        lines += ["", "Raw pixels, for reference: " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()) + "."]
-    return lines + [""]
+        lines += ["Raw pixels, for reference: " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()) + ".", ""]
+    return lines
 
 
 def _effects(study: dict) -> list[str]:
@@ -137,23 +215,22 @@ def _effects(study: dict) -> list[str]:
         "",
         "Architecture = (ViT − CNN) averaged over corruptions; corruption = (masking − noise) averaged over "
         "architectures; interaction = (ViT_mask − ViT_noise) − (CNN_mask − CNN_noise); the study's contrast "
-        "MAE − DAE = architecture + corruption. **Bold**: the interval excludes 0.",
+        "MAE − DAE = architecture + corruption. Each with its 95% t-interval over seeds. **Bold**: the interval "
+        f"excludes 0 (never with fewer than {fac.MIN_SEEDS} seeds, never for an interval of zero width). Where the "
+        "interaction is significant and larger than a main effect, the claims above give the simple effects (each "
+        "factor within each level of the other).",
         "",
     ]
     for b in study["budgets"]:
         lines += [
-            f"### {_budget_label(b)} images seen",
+            f"### {_budget_label(b)} images seen ({_seeds_note(b)})",
             "",
             "| measure | architecture | corruption | interaction | study's contrast (MAE − DAE) |",
             "| --- | --- | --- | --- | --- |",
         ]
         for m, row in b["effects"].items():
             d = DIGITS.get(m, 3)
-            cells_txt = [
-                (f"**{_ci(row[e], d)}**" if row[e]["significant"] else _ci(row[e], d))
-                for e in ("architecture", "corruption", "interaction", "study_contrast")
-            ]
-            lines.append(f"| {m} | " + " | ".join(cells_txt) + " |")
+            lines.append(f"| {m} | " + " | ".join(_bold_if_significant(row[e], d) for e in MAIN_COLUMNS) + " |")
         lines.append("")
     return lines
 

@@ -9,17 +9,19 @@ from pathlib import Path
 
 from ..analysis import factorial as fac
 from ..data import load_image_dataset
+from ..loading import count_parameters
 from ..pipeline import DataSettings, load_analysis_data
-from ..training import ConfigurationError
+from ..scorecard import features
+from ..training import ConfigurationError, build_model, find_checkpoints
 from .aggregate import aggregate
 from .git import commit_file
 from .grid import QUICK, STUDY_CELLS, StudySettings, analysis_file, budget_names, finished, run_dir, train_run
-from .measure import analyse_run, load_analysis, raw_pixel_baseline
+from .measure import ANALYSIS_VERSION, analyse_run, load_analysis, raw_pixel_baseline
 from .page import write_study
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_study", "settings_from_args"]
+__all__ = ["run_study", "settings_from_args", "cell_sizes"]
 
 
 def run_study(
@@ -77,13 +79,17 @@ def run_study(
                 "delete it to analyse that run again."
             )
         epochs = run_epochs(seed)
+        folder = run_dir(out, cell, seed)
+        older = done is not None and done["meta"]["version"] < ANALYSIS_VERSION
+        if older and train and find_checkpoints(folder):  # its checkpoints are here: analyse it again, in full
+            logger.info("[%d/%d] %s seed %d: analysed by an older version; analysing again", i, len(plan), cell, seed)
+            done = None
         if done is not None and (not train or set(budget_names(settings, epochs)) <= set(done["budgets"])):
             logger.info("[%d/%d] %s seed %d: analysed already, skipped", i, len(plan), cell, seed)
             analyses[seed, cell] = done
             continue
         if not train:
             continue
-        folder = run_dir(out, cell, seed)
         if not finished(folder):
             logger.info(
                 "[%d/%d] %s seed %d: training (%d of %d epochs) into %s",
@@ -101,12 +107,12 @@ def run_study(
         analyses[seed, cell] = analyse_run(settings, cell, seed, out, analysis_data, path, previous=done)
         if commit:
             commit_file(path, f"Study: the analysis of {cell} seed {seed}")
-    study = aggregate(
-        analyses, budget_names(settings), analysis_data["y"].numpy(), settings.n_boot, settings.analysis_seed
-    )
+    study = aggregate(analyses, budget_names(settings), analysis_data["y"].numpy())
     if not study["budgets"]:
         raise ConfigurationError("No budget has every cell analysed yet; train more runs (without --no_train).")
     study |= _describe(settings, analyses, len(analysis_data["y"]))
+    for cell, size in cell_sizes(settings, analyses, analysis_data).items():
+        study["cells"][cell] |= size
     study["baseline_raw_pixels"] = raw_pixel_baseline(analysis_data, settings)
     study["wall_time_s"] = {
         "this_invocation": round(time.perf_counter() - t0, 1),
@@ -128,8 +134,8 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
             "train_samples_per_second": a["meta"]["train_samples_per_second"],
             "hardware": a["meta"]["hardware"],
             "num_parameters": a["meta"]["num_parameters"],
-            "feature_dim": a["meta"]["feature_dim"],
-            "readout_init": a["meta"]["readout_init"],
+            "feature_dim": a["meta"].get("feature_dim"),  # version 2 analyses have neither
+            "readout_init": a["meta"].get("readout_init"),
             "analysis_s": sum(b["analysis_s"] for b in a["meta"]["budgets"]),
             "budgets": {b["name"]: b["images_seen"] for b in a["meta"]["budgets"]},
         }
@@ -149,6 +155,27 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
         "n_images": n_images,
         "seeds": sorted({s for s, _ in analyses}),
     }
+
+
+def cell_sizes(settings: StudySettings, analyses: dict, data: dict) -> dict[str, dict[str, int]]:
+    """
+    Each cell's capacity: its parameter count (a finished run's `num_parameters`, else the same network built
+    afresh) and the size of the features every representation measure is taken on (the ViT's mean-pooled tokens,
+    the CNN's bottleneck: one test image through the network built afresh).
+
+    Returns:
+        `{cell: {"num_parameters", "feature_size"}}`.
+    """
+    image_size, num_channels = data["x"].shape[-1], data["x"].shape[1]
+    out = {}
+    for cell in STUDY_CELLS:
+        model = build_model(settings.training_config(cell, 0, image_size, num_channels), image_size, num_channels)
+        counted = [a["meta"].get("num_parameters") for (_, c), a in analyses.items() if c == cell]
+        out[cell] = {
+            "num_parameters": int(next((n for n in counted if n), count_parameters(model))),
+            "feature_size": int(features(model.eval(), data["x"][:1]).shape[-1]),
+        }
+    return out
 
 
 def settings_from_args(quick: bool = False, **values) -> StudySettings:
