@@ -59,6 +59,10 @@ EFFECT_WORDS = {
     "masking_in_cnn": "masking − noise in the CNN",
     "vit_in_mask": "ViT − CNN under masking",
     "vit_in_noise": "ViT − CNN under noise",
+    "small_vit_in_mask": "CNN-sized ViT − CNN under masking",
+    "small_vit_in_noise": "CNN-sized ViT − CNN under noise",
+    "capacity_in_vit_mask": "full − CNN-sized ViT under masking",
+    "capacity_in_vit_noise": "full − CNN-sized ViT under noise",
 }
 FACTOR_WORDS = {
     "architecture": "the architecture (ViT − CNN)",
@@ -144,7 +148,21 @@ def measure_sentence(measure: str, row: dict) -> str:
     )
     if row["verdict"] == "not tested":
         return f"{head}: {seeds_text(n)}, not tested"
-    return f"{head} over {seeds_text(n)}: {row['verdict']}" + _effects_clause(measure, row)
+    return (
+        f"{head} over {seeds_text(n)}: {row['verdict']}"
+        + _effects_clause(measure, row)
+        + _capacity_clause(measure, row)
+    )
+
+
+def _capacity_clause(measure: str, row: dict) -> str:
+    """The capacity control where the study has it: the architecture at equal size, and what the size adds."""
+    capacity = row.get("capacity")
+    if not capacity:
+        return ""
+    return "; at equal capacity: " + join_words(
+        [f"{EFFECT_WORDS[k]} {interval_text(measure, e)}" for k, e in capacity.items()]
+    )
 
 
 def claim_clause(verdict: dict) -> str:

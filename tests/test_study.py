@@ -1,6 +1,7 @@
 """`mae-hf study --quick`: the architecture x corruption grid at several budgets, end to end, resumable, and able to
 skip runs whose committed analysis is all that is left (mae_hf/study/)."""
 
+import copy
 import json
 import logging
 import re
@@ -12,9 +13,9 @@ import pytest
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
 from mae_hf import cli
-from mae_hf.analysis.factorial import CELLS, CLAIMS, EFFECTS, MEASURES
+from mae_hf.analysis.factorial import CAPACITY_EFFECTS, CELLS, CLAIMS, EFFECTS, MEASURES
 from mae_hf.analysis.readout import READOUT_MEASURES, readout_scores
-from mae_hf.study import STUDY_FILES, StudySettings, aggregate, study_markdown
+from mae_hf.study import STUDY_CELLS, STUDY_FILES, StudySettings, aggregate, study_markdown
 from mae_hf.study.measure import load_analysis, memory_bank, readout_measures
 
 BUDGETS = ["step_4", "epoch_0", "epoch_1"]
@@ -37,7 +38,7 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
     seen = [b["images_seen"] for b in study["budgets"]]
     assert seen == sorted(seen) and seen[0] == 4 * 32 and seen[-1] == 2 * 256
     for b in study["budgets"]:
-        assert b["seeds"] == [0, 1] and set(b["summary"]) == set(CELLS)
+        assert b["seeds"] == [0, 1] and set(b["summary"]) == set(STUDY_CELLS)  # the 2 × 2 and the capacity control
         for cell in CELLS:
             for measure in MEASURES:
                 e = b["summary"][cell][measure]
@@ -56,7 +57,7 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
     for measures in study["timeline"].values():
         for t in measures.values():
             assert len(t["verdicts"]) == len(BUDGETS) and t["summary"]
-    assert len(study["runs"]) == 8 and study["wall_time_s"]["training_total"] > 0
+    assert len(study["runs"]) == 2 * len(STUDY_CELLS) and study["wall_time_s"]["training_total"] > 0
     # the field's readouts: per budget in each run's analysis, of the model at initialisation per run, of the pixels
     vit = next(r for r in study["runs"] if r["cell"] == "vit_mask")
     assert (vit["num_parameters"], vit["feature_dim"]) == (
@@ -72,7 +73,7 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
     text = (results / "study.md").read_text()
     assert "## The claims, budget by budget" in text and "budget_curves.png" in text and "### H1:" in text
     assert "No budget has the 3 seeds a verdict needs yet" in text and "## The cells and their capacity" in text
-    assert len(list((results / "runs").glob("*.npz"))) == 8  # the analyses, committed; not the weights
+    assert len(list((results / "runs").glob("*.npz"))) == 2 * len(STUDY_CELLS)  # the analyses, not the weights
     card = (out / "runs" / "vit_noise" / "seed0" / "README.md").read_text()
     assert "masking is off" in card
 
@@ -87,7 +88,7 @@ def test_a_rerun_skips_analysed_runs_even_without_their_weights(quick_study, cap
             cli.main(["study", "--quick", "--seeds", "2", "--out", str(tmp_path / "no-runs"), "--results", str(fresh)])
             == 0
         )
-    assert caplog.text.count("analysed already, skipped") == 8 and "training" not in caplog.text
+    assert caplog.text.count("analysed already, skipped") == 2 * len(STUDY_CELLS) and "training" not in caplog.text
     after = json.loads((fresh / "study.json").read_text())
     assert after["budgets"][-1]["summary"] == before["budgets"][-1]["summary"]
 
@@ -203,7 +204,7 @@ def test_an_analysis_is_committed_where_it_is_even_from_a_relative_path(tmp_path
 def test_a_cell_registered_from_a_test_is_trained_analysed_and_shown(tmp_path):
     """Cells are entries: one more (a wider CNN + noise, the kind of capacity control issue 26 adds), registered here
     alone, is trained, analysed at every budget, summarised and shown beside the four; the effects stay the 2×2's."""
-    from mae_hf.study import STUDY_CELLS, StudyCell, register_cell
+    from mae_hf.study import StudyCell, register_cell
 
     register_cell(
         StudyCell("cnn_noise_wide", "wide CNN + noise", "dae", "noise", "cnn", 900, {"hidden_channels": [64, 32, 16]})
@@ -216,10 +217,12 @@ def test_a_cell_registered_from_a_test_is_trained_analysed_and_shown(tmp_path):
     config = json.loads((out / "runs" / "cnn_noise_wide" / "seed0" / "config.json").read_text())
     assert config["hidden_channels"] == [64, 32, 16]
     study = json.loads((results / "study.json").read_text())
-    assert len(study["runs"]) == 5 and study["cells"]["cnn_noise_wide"]["label"] == "wide CNN + noise"
+    assert (
+        len(study["runs"]) == len(STUDY_CELLS) + 1 and study["cells"]["cnn_noise_wide"]["label"] == "wide CNN + noise"
+    )
     for b in study["budgets"]:
-        assert set(b["summary"]) == set(CELLS) | {"cnn_noise_wide"}
-        assert set(b["effects"]["psnr"]) == set(EFFECTS)
+        assert set(b["summary"]) == set(STUDY_CELLS) | {"cnn_noise_wide"}
+        assert set(b["effects"]["psnr"]) == set(EFFECTS) | set(CAPACITY_EFFECTS)
     assert "wide CNN + noise" in (results / "study.md").read_text()
 
 
@@ -357,3 +360,42 @@ def test_the_committed_study_page_is_what_its_json_gives_and_tests_no_one_seed_b
     page = (root / "docs" / "STUDY.md").read_text()
     assert "600,000 images seen (seed 0: not tested)" in page and "1,200,000 images seen (seed 0: not tested)" in page
     assert "4,000-digit grid below" not in page and "0.01 × their layer's std" not in page
+
+
+def test_the_capacity_control_is_a_vit_of_the_cnns_size_and_says_what_capacity_adds():
+    """The capacity cells build a ViT within 5% of the CNN's parameter count; the grid works without them (the
+    committed analyses predate them), and with them every verdict row carries the ViT-vs-CNN contrast at equal
+    capacity and what the full ViT's capacity adds, each an interval over seeds."""
+    from mae_hf.analysis.factorial import CAPACITY_CELLS
+    from mae_hf.loading import count_parameters
+    from mae_hf.training import build_model
+
+    def trainable(model) -> int:  # the ViT's sin-cos position tables are frozen constants, not capacity
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    settings = StudySettings()
+    models = {c: build_model(settings.training_config(c, 0, 28, 1), 28, 1) for c in STUDY_CELLS}
+    sizes = {c: trainable(m) for c, m in models.items()}
+    assert count_parameters(models["cnn_noise"]) == sizes["cnn_noise"] == 12785
+    for cell in CAPACITY_CELLS:
+        assert abs(sizes[cell] / sizes["cnn_noise"] - 1) < 0.05, sizes
+        assert sizes["vit_mask"] > 50 * sizes[cell]
+
+    labels = np.arange(60) % 10
+    plain = aggregate(synthetic_analyses({"a": 3}), ["a"], labels)
+    row = plain["budgets"][0]["verdicts"]["H1b"]["measures"]["knn_accuracy"]
+    assert row["capacity"] is None and set(plain["budgets"][0]["summary"]) == set(CELLS)
+
+    analyses = synthetic_analyses({"a": 3})
+    for seed in range(3):  # the small ViT: as the CNN with masking, plus what its architecture adds at equal size
+        for cell, like in zip(CAPACITY_CELLS, ("cnn_mask", "cnn_noise")):
+            analyses[seed, cell] = copy.deepcopy(analyses[seed, like])
+            analyses[seed, cell]["budgets"]["a"]["per_image"]["knn_accuracy"] += 0.02 * (seed + 1)
+    study = aggregate(analyses, ["a"], labels)
+    b = study["budgets"][0]
+    assert set(b["summary"]) == set(CELLS) | set(CAPACITY_CELLS)
+    row = b["verdicts"]["H1b"]["measures"]["knn_accuracy"]
+    assert set(row["capacity"]) == set(CAPACITY_EFFECTS)
+    assert row["capacity"]["small_vit_in_mask"]["estimate"] == pytest.approx(0.04)  # mean of 0.02, 0.04, 0.06
+    assert row["capacity"]["small_vit_in_mask"]["n_seeds"] == 3
+    assert "CNN-sized ViT − CNN under masking +0.040" in row["sentence"]

@@ -38,6 +38,8 @@ __all__ = [
     "MEASURES",
     "CLAIMS",
     "EFFECTS",
+    "CAPACITY_CELLS",
+    "CAPACITY_EFFECTS",
     "MAIN_EFFECTS",
     "SIMPLE_EFFECTS",
     "register_measure",
@@ -119,6 +121,17 @@ SIMPLE_EFFECTS: dict[str, dict[str, float]] = {
     "vit_in_noise": {_VN: 1.0, _CN: -1.0},
 }
 EFFECTS = MAIN_EFFECTS | SIMPLE_EFFECTS
+# The capacity control (cells `vit_small_mask`, `vit_small_noise`: a ViT of the CNN's parameter count), where the
+# study has it: the ViT against the CNN at equal capacity within each corruption, and what the full ViT's capacity
+# adds within each. Where "architecture" carries a verdict and the equal-capacity contrast agrees, it is the
+# architecture; where only the full ViT's does, it is capacity.
+CAPACITY_CELLS = ("vit_small_mask", "vit_small_noise")
+CAPACITY_EFFECTS: dict[str, dict[str, float]] = {
+    "small_vit_in_mask": {"vit_small_mask": 1.0, _CM: -1.0},
+    "small_vit_in_noise": {"vit_small_noise": 1.0, _CN: -1.0},
+    "capacity_in_vit_mask": {_VM: 1.0, "vit_small_mask": -1.0},
+    "capacity_in_vit_noise": {_VN: 1.0, "vit_small_noise": -1.0},
+}
 
 
 def register_measure(name: str, reduction: str, direction: int, description: str, claim: str | None = None) -> None:
@@ -255,16 +268,18 @@ def effects(values: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
         values: `seed_values`' result, with the four cells of `CELLS` (other cells are left out here).
 
     Returns:
-        `{measure: {effect: t_interval(...)}}` for the effects of `EFFECTS`.
+        `{measure: {effect: t_interval(...)}}` for the effects of `EFFECTS`, and of `CAPACITY_EFFECTS` when
+        `values` has the capacity cells.
     """
     missing = [c for c in CELLS if c not in values]
     if missing:
         raise ValueError(f"The grid needs all four cells; missing {missing}.")
+    table = EFFECTS | (CAPACITY_EFFECTS if all(c in values for c in CAPACITY_CELLS) else {})
     out = {}
     for name in values[CELLS[0]]:
         out[name] = {
             effect: t_interval(sum(w * values[cell][name] for cell, w in weights.items()))
-            for effect, weights in EFFECTS.items()
+            for effect, weights in table.items()
         }
     return out
 
@@ -307,7 +322,8 @@ def claim_verdicts(summary: dict[str, dict[str, dict]], effect_table: dict[str, 
     Returns:
         `{claim_id: {"claim", "verdict", "n_seeds", "measures": {measure: {"claim" ("mae > dae", ... as
         `claim_direction`), "verdict", "n_seeds", "mae", "dae", "contrast", "architecture", "corruption",
-        "interaction", "interaction_dominates", "simple_effects" (None or {effect: interval}), "due_to"}}}}`.
+        "interaction", "interaction_dominates", "simple_effects" (None or {effect: interval}), "capacity" (None,
+        or the `CAPACITY_EFFECTS` where the study has the capacity cells), "due_to"}}}}`.
         Every number is as measured (MAE − DAE, not oriented); each is a `t_interval` entry.
     """
     out = {}
@@ -338,6 +354,7 @@ def claim_verdicts(summary: dict[str, dict[str, dict]], effect_table: dict[str, 
                 "interaction": t["interaction"],
                 "interaction_dominates": bool(dominates),
                 "simple_effects": {k: t[k] for k in SIMPLE_EFFECTS} if dominates else None,
+                "capacity": {k: t[k] for k in CAPACITY_EFFECTS if k in t} or None,
                 "due_to": due_to,
             }
         if not rows:

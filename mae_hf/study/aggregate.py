@@ -13,11 +13,13 @@ __all__ = ["budget_runs", "aggregate_budget", "verdict_timeline", "aggregate"]
 
 def budget_runs(analyses: dict, seeds: list[int], budget: str) -> dict[str, dict[str, np.ndarray]]:
     """
-    Every measure the analyses hold at `budget`, stacked over `seeds` per cell: `{cell: {measure: (S, N) per-image
-    values or (S,) scalars}}`. A measure is kept when every run of the budget has it (an analysis written before a
-    measure was added lacks it), so measures are read from the analyses, not from a fixed list.
+    Every measure the analyses hold at `budget`, stacked over `seeds` per cell (the cells analysed at it for every
+    one of `seeds`): `{cell: {measure: (S, N) per-image values or (S,) scalars}}`. A measure is kept when every run
+    of the budget has it (an analysis written before a measure was added lacks it), so measures are read from the
+    analyses, not from a fixed list.
     """
-    per = {cell: [analyses[s, cell]["budgets"][budget] for s in seeds] for cell in STUDY_CELLS}
+    cells = [c for c in STUDY_CELLS if all((s, c) in analyses and budget in analyses[s, c]["budgets"] for s in seeds)]
+    per = {cell: [analyses[s, cell]["budgets"][budget] for s in seeds] for cell in cells}
     every = [a for runs in per.values() for a in runs]
     per_image = set.intersection(*(set(a["per_image"]) for a in every))
     # one value per run: the scalars and the field's readouts (an analysis of version 2 has no readouts)
@@ -117,15 +119,17 @@ def aggregate(analyses: dict, budget_names: list[str], labels: np.ndarray) -> di
     seeds_all = sorted({s for s, _ in analyses})
     budgets = []
     for name in budget_names:
+        # the seeds with the 2 × 2 design's cells at this budget; other cells (the capacity control, any registered)
+        # join it where they have every one of those seeds
         seeds = [
-            s for s in seeds_all if all((s, c) in analyses and name in analyses[s, c]["budgets"] for c in STUDY_CELLS)
+            s for s in seeds_all if all((s, c) in analyses and name in analyses[s, c]["budgets"] for c in fac.CELLS)
         ]
         if not seeds:
             continue
         seen = [
             b["images_seen"]
             for s in seeds
-            for c in STUDY_CELLS
+            for c in fac.CELLS
             for b in analyses[s, c]["meta"]["budgets"]
             if b["name"] == name
         ]

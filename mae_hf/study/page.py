@@ -8,7 +8,6 @@ from .. import plotting
 from ..analysis import factorial as fac
 from ..pipeline import to_jsonable
 from ..wording import DIGITS, crossing_text, join_words, measure_words, seeds_text, verdict_spans
-from .grid import STUDY_CELLS
 
 __all__ = ["STUDY_FILES", "study_markdown", "write_study"]
 
@@ -126,7 +125,7 @@ def _cells(study: dict) -> list[str]:
     lines = [
         "## The cells and their capacity",
         "",
-        "| cell | model | parameters | feature size (the representation measures' input) |",
+        "| cell | model | trainable parameters | feature size (the representation measures' input) |",
         "| --- | --- | --- | --- |",
     ]
     lines += [f"| `{k}` | {c['label']} | {c['num_parameters']:,} | {c['feature_size']} |" for k, c in cells.items()]
@@ -139,6 +138,16 @@ def _cells(study: dict) -> list[str]:
             f"{vit['feature_size']}-value features, the CNN {cnn['num_parameters']:,} and {cnn['feature_size']} "
             f"({vit['num_parameters'] / cnn['num_parameters']:.0f}× the parameters). The architecture effect below "
             "is the effect of the network, its objective and its size together.",
+        ]
+    small = [c for c in fac.CAPACITY_CELLS if c in cells]
+    if small:
+        analysed = any(c in b["summary"] for b in study["budgets"] for c in small)
+        lines += [
+            "",
+            f"The capacity control ({', '.join(f'`{c}`' for c in small)}) is a ViT of the CNN's size, with both "
+            "corruptions: ViT against CNN at equal capacity within each corruption, and what the full ViT's "
+            "capacity adds, are in each claim's rows where it is analysed"
+            + ("." if analysed else " (not trained yet: the study's next run trains it at every seed)."),
         ]
     return lines + [""]
 
@@ -180,7 +189,7 @@ def _claims(study: dict) -> list[str]:
 
 
 def _grid_table(study: dict, b: dict) -> list[str]:
-    cells = list(study["cells"])
+    cells = [c for c in study["cells"] if c in b["summary"]]  # the cells analysed at this budget
     lines = [
         "| measure | " + " | ".join(study["cells"][c]["label"] for c in cells) + " |",
         "| --- | " + " | ".join("---" for _ in cells) + " |",
@@ -284,7 +293,7 @@ def write_study(study: dict, analyses: dict, data: dict, results: Path) -> None:
         "budget_curves.png": plotting.plot_budget_curves(study["budgets"], labels, study.get("baseline_raw_pixels"))[0],
         "budget_effects.png": plotting.plot_budget_effects(study["budgets"])[0],
         "grid_tsne.png": plotting.plot_grid_tsne(
-            {c: analyses[first, c]["budgets"][final["name"]]["coordinates"] for c in STUDY_CELLS},
+            {c: analyses[first, c]["budgets"][final["name"]]["coordinates"] for c in final["summary"]},
             data["y"].numpy(),
             labels,
         )[0],
@@ -294,7 +303,7 @@ def write_study(study: dict, analyses: dict, data: dict, results: Path) -> None:
     # kept them at the whole run's end only).
     for b in reversed(study["budgets"]):
         seed = min(b["seeds"])
-        examples = {c: analyses[seed, c]["budgets"][b["name"]]["examples"] for c in STUDY_CELLS}
+        examples = {c: analyses[seed, c]["budgets"][b["name"]]["examples"] for c in b["summary"]}
         if all(e for e in examples.values()):
             rows = {"clean": data["x"][:8].numpy()}
             for c, e in examples.items():

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..analysis import factorial as fac
 from ..data import load_image_dataset
-from ..loading import count_parameters
 from ..pipeline import DataSettings, load_analysis_data
 from ..scorecard import features
 from ..training import ConfigurationError, build_model, find_checkpoints
@@ -159,9 +158,9 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
 
 def cell_sizes(settings: StudySettings, analyses: dict, data: dict) -> dict[str, dict[str, int]]:
     """
-    Each cell's capacity: its parameter count (a finished run's `num_parameters`, else the same network built
-    afresh) and the size of the features every representation measure is taken on (the ViT's mean-pooled tokens,
-    the CNN's bottleneck: one test image through the network built afresh).
+    Each cell's capacity: its trainable parameter count (the ViT's frozen sin-cos position tables are constants,
+    not capacity) and the size of the features every representation measure is taken on (the ViT's mean-pooled
+    tokens, the CNN's bottleneck), both of the cell's network built afresh (one test image through it).
 
     Returns:
         `{cell: {"num_parameters", "feature_size"}}`.
@@ -170,9 +169,8 @@ def cell_sizes(settings: StudySettings, analyses: dict, data: dict) -> dict[str,
     out = {}
     for cell in STUDY_CELLS:
         model = build_model(settings.training_config(cell, 0, image_size, num_channels), image_size, num_channels)
-        counted = [a["meta"].get("num_parameters") for (_, c), a in analyses.items() if c == cell]
         out[cell] = {
-            "num_parameters": int(next((n for n in counted if n), count_parameters(model))),
+            "num_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
             "feature_size": int(features(model.eval(), data["x"][:1]).shape[-1]),
         }
     return out
