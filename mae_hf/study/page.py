@@ -88,7 +88,8 @@ def _answers(study: dict) -> list[str]:
 
 
 def _plan(study: dict) -> list[str]:
-    s, budgets, cells = study["settings"], study["budgets"], list(study["cells"])
+    s, budgets = study["settings"], study["budgets"]
+    cells = [c for c in study["cells"] if any(c in b["summary"] for b in budgets)]  # the cells analysed
     seeds_note = "; ".join(f"{_budget_label(b)} images: {_seeds_note(b)}" for b in budgets)
     lines = [
         "## The plan",

@@ -110,7 +110,7 @@ def run_study(
     if not study["budgets"]:
         raise ConfigurationError("No budget has every cell analysed yet; train more runs (without --no_train).")
     study |= _describe(settings, analyses, len(analysis_data["y"]))
-    for cell, size in cell_sizes(settings, analyses, analysis_data).items():
+    for cell, size in cell_sizes(settings, analysis_data).items():
         study["cells"][cell] |= size
     study["baseline_raw_pixels"] = raw_pixel_baseline(analysis_data, settings)
     study["wall_time_s"] = {
@@ -156,7 +156,7 @@ def _describe(settings: StudySettings, analyses: dict, n_images: int) -> dict:
     }
 
 
-def cell_sizes(settings: StudySettings, analyses: dict, data: dict) -> dict[str, dict[str, int]]:
+def cell_sizes(settings: StudySettings, data: dict) -> dict[str, dict[str, int]]:
     """
     Each cell's capacity: its trainable parameter count (the ViT's frozen sin-cos position tables are constants,
     not capacity) and the size of the features every representation measure is taken on (the ViT's mean-pooled
