@@ -228,7 +228,7 @@ def cmd_curve(args: argparse.Namespace) -> int:
 def cmd_convert_study(args: argparse.Namespace) -> int:
     import json
 
-    from .conversion import STUDY_REPOSITORY, convert_study, score_converted
+    from .conversion import STUDY_REPOSITORY, convert_study, describe_data, score_converted
     from .loading import ModelLoadError, load_models
     from .pipeline import DataSettings, load_analysis_data
 
@@ -247,10 +247,10 @@ def cmd_convert_study(args: argparse.Namespace) -> int:
         result = {
             "source": STUDY_REPOSITORY,
             "models": {
-                name: {"folder": str(folder), **json.loads((folder / "conversion.json").read_text())}
+                name: {"folder": folder.name, **json.loads((folder / "conversion.json").read_text())}
                 for name, folder in folders.items()
             },
-            "data": {"dataset": args.dataset, "n": args.n, "n_train": args.n_train, "full_train": args.full_train},
+            "data": describe_data(args.dataset, args.n, args.n_train, args.full_train),
             "seed": args.seed,
             "protocols": score_converted(models, data, seed=args.seed),
         }

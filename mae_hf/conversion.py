@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from .data import image_processor
+from .data import dataset_provenance, image_processor
 from .loading import no_progress_bars
 from .modeling_dae import DAEConfig, DAEModel
 
@@ -59,6 +59,7 @@ __all__ = [
     "study_protocol",
     "PROTOCOLS",
     "score_converted",
+    "describe_data",
 ]
 
 STUDY_REPOSITORY = "https://github.com/ivywu2003/autoencoders"
@@ -420,6 +421,9 @@ def write_model(model, out: str | os.PathLike, provenance: dict, overwrite: bool
             model.save_pretrained(staging)
         image_processor(model.config.image_size, model.config.num_channels).save_pretrained(staging)
         (staging / "conversion.json").write_text(json.dumps(provenance, indent=1) + "\n")
+        for path in staging.iterdir():
+            path.chmod(0o644)  # safetensors are written 0600 through a temporary file
+        staging.chmod(0o755)  # mkdtemp's folder is 0700
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)
@@ -516,3 +520,21 @@ def score_converted(models: dict, data: dict, seed: int = 0, protocols=None) -> 
     if unknown:
         raise ValueError(f"Unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}.")
     return {name: PROTOCOLS[name](models, data, seed) for name in names}
+
+
+def describe_data(dataset: str, n: int, n_train: int, full_train: str | None = None) -> dict[str, str]:
+    """Words for `scores.json`: the images scored and those the classifiers were fit on, each dataset named by its
+    Hub id where known (never a local path)."""
+
+    def named(source: str) -> tuple[str, dict]:
+        p = dataset_provenance(source)
+        return p["hub_id"] or p["name"], p
+
+    name, p = named(dataset)
+    out = {
+        "test": f"the first {n:,} {p.get('test_note') or 'images of the test split'} ({name})",
+        "train": f"the first {n_train:,} {p.get('train_note') or 'images of the train split'} ({name})",
+    }
+    if full_train:
+        out["full_train"] = f"the whole train split of {named(full_train)[0]}"
+    return out

