@@ -270,6 +270,50 @@ def cmd_curve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_study(args: argparse.Namespace) -> int:
+    import json
+
+    from .conversion import STUDY_REPOSITORY, convert_study, describe_data, score_converted
+    from .loading import ModelLoadError, load_models
+    from .pipeline import DataSettings, load_analysis_data
+
+    out = Path(args.out)
+    try:
+        sources = {name: getattr(args, name) for name in ("mae", "dae") if getattr(args, name)}
+        if not sources:
+            raise ValueError(f"Name a checkpoint: --mae PATH.pth and/or --dae PATH.pth (from {STUDY_REPOSITORY}).")
+        folders = convert_study(sources, out, overwrite=args.overwrite)
+        print("\n".join(f"Converted {sources[name]} to {folder}" for name, folder in folders.items()))
+        if args.no_score:
+            return 0
+        models = load_models({name: str(folder) for name, folder in folders.items()}).models
+        settings = DataSettings(args.dataset, "test", args.n, args.n_train, None, args.full_train)
+        data = load_analysis_data(settings, models)
+        result = {
+            "source": STUDY_REPOSITORY,
+            "models": {
+                name: {"folder": folder.name, **json.loads((folder / "conversion.json").read_text())}
+                for name, folder in folders.items()
+            },
+            "data": describe_data(args.dataset, args.n, args.n_train, args.full_train),
+            "seed": args.seed,
+            "protocols": score_converted(models, data, seed=args.seed),
+        }
+    except (ModelLoadError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    path = out / "scores.json"
+    tmp = out / ".scores.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
+    study = result["protocols"]["study"]
+    for name in folders:
+        own = {k: round(v, 4) for k, v in study[name].items() if isinstance(v, float)}
+        print(f"{name}: {study[name]['classifiers']['train']} {own}")
+    print(f"Scores written to {path}")
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from .hub import check_push_access, push_model
 
@@ -434,6 +478,28 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p_curve.add_argument("--n_train", type=int, default=4000, help="digits the 5-NN and probe are fit on")
     p_curve.add_argument("--out", default=None, help="default: RUN_DIR/learning_curve.json")
     p_curve.set_defaults(func=cmd_curve)
+
+    p_conv = sub.add_parser(
+        "convert-study",
+        **shows_defaults,
+        help="convert the study's released checkpoints (its MAE and DAE .pth files) to Hugging Face folders and score "
+        "them with this project's engine: DIR/study-mae-mnist, DIR/study-dae-mnist, DIR/scores.json",
+    )
+    p_conv.add_argument("--mae", default=None, help="the study's mae_weights_vit_patch2_20epochs.pth")
+    p_conv.add_argument("--dae", default=None, help="the study's dae_weights.pth")
+    p_conv.add_argument("--out", required=True, help="output folder")
+    p_conv.add_argument("--overwrite", action="store_true", help="replace converted folders already in --out")
+    p_conv.add_argument("--no_score", action="store_true", help="convert only")
+    p_conv.add_argument(
+        "--dataset", default="mnist", help="its test split is scored, its train split fits the classifiers"
+    )
+    p_conv.add_argument("--n", type=int, default=10000, help="test images scored, the first n")
+    p_conv.add_argument("--n_train", type=int, default=4000, help="train images the 5-NN and probe are fit on")
+    p_conv.add_argument(
+        "--full_train", default=None, help="also fit the classifiers on this source's whole train split"
+    )
+    p_conv.add_argument("--seed", type=int, default=0, help="seed of the corruptions scored")
+    p_conv.set_defaults(func=cmd_convert_study)
 
     p_push = sub.add_parser(
         "push", **shows_defaults, help="upload a trained model folder to the Hub, its card rendered for the repo id"

@@ -35,6 +35,7 @@ __all__ = [
     "attention_analysis",
     "weights_analysis",
     "run_analysis",
+    "score_models",
 ]
 
 STAGES = ("reconstruction", "latents_and_tsne", "clustering", "attention_saliency", "weights", "scorecard", "verdicts")
@@ -290,7 +291,13 @@ def _examples(x: torch.Tensor, recs: dict, n_show: int) -> dict:
     return out
 
 
-def _scorecard(models: dict, data: dict, x, y, seed: int, init_seed: int) -> dict:
+def score_models(models: dict, data: dict, x, y, seed: int, init_seed: int = 0, sweep_ratios=SWEEP_RATIOS) -> dict:
+    """The report's scorecard section: `mae_hf.scorecard.scorecard` for each model of `models` and the raw pixels'
+    classifiers, on the scored images (`data["score_x"]` where `load_analysis_data` gave them, else `x`, `y`), the
+    classifiers fit on each training set `data` holds (`train`, and `full_train` where given), the mask-ratio sweep
+    at `sweep_ratios` for models that mask their own input, and the field's protocol (`field_protocol`: each model,
+    its random-init twin under `init_seed`, the raw pixels) on the largest training set; also what `mae-hf
+    convert-study` scores the study's converted checkpoints with."""
     trains = {"train": (data["train_x"], data["train_y"])}
     if "full_train_x" in data:
         trains["full_train"] = (data["full_train_x"], data["full_train_y"])
@@ -304,7 +311,7 @@ def _scorecard(models: dict, data: dict, x, y, seed: int, init_seed: int) -> dic
         "n_test": int(len(test[0])),
         **{
             name: scorecard(
-                model, test, trains, mean_image, SWEEP_RATIOS if kind_of(model).masked_reconstruct else (), seed
+                model, test, trains, mean_image, sweep_ratios if kind_of(model).masked_reconstruct else (), seed
             )
             for name, model in models.items()
         },
@@ -414,7 +421,7 @@ class _Analysis:
     def scorecard(self) -> None:
         if self.settings.scorecard:
             s = self.settings
-            self.metrics["scorecard"] = _scorecard(self.models, self.data, self.x, self.y, s.seed, s.init_seed)
+            self.metrics["scorecard"] = score_models(self.models, self.data, self.x, self.y, s.seed, s.init_seed)
 
     def verdicts(self) -> None:
         if {"dae", "mae"} <= set(self.models):  # the study's claims compare its two models
