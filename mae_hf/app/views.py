@@ -219,6 +219,7 @@ def study_grid_markdown(path: Path) -> str:
     seen = [f"{b['images_seen']:,}" for b in budgets]
     tested = [b for b in budgets if b.get("tested", len(b["seeds"]) >= 3)]
     shown = tested[-1] if tested else final
+    cells = {c: v for c, v in cells.items() if c in shown["summary"]}  # the cells analysed at that budget
     lines = [
         head + "The study compared a ViT trained with masking against a CNN trained with noise, so its differences "
         "could come from either factor. `mae-hf study` trains all four pairings on the same data and analyses "

@@ -287,7 +287,8 @@ def _runs(study: dict) -> list[str]:
 
 def write_study(study: dict, analyses: dict, data: dict, results: Path) -> None:
     """`study.json`, `study.md` and the figures into `results` (each written to a temporary name, then moved in)."""
-    labels = {c: v["label"] for c, v in study["cells"].items()}
+    # the cells analysed at every budget (a cell registered after the analyses were made has none)
+    labels = {c: v["label"] for c, v in study["cells"].items() if all(c in b["summary"] for b in study["budgets"])}
     final = study["budgets"][-1]
     first = min(final["seeds"])
     figures = {
