@@ -11,6 +11,7 @@ from PIL import Image
 
 import app
 from mae_hf import cli
+from mae_hf.study import STUDY_CELLS
 from mae_hf.training import RunArgs, TrainingConfig, training_function
 
 from .conftest import TINY_MAE
@@ -75,7 +76,7 @@ def test_the_quick_study_runs_the_whole_grid_on_colour_images(rgb_dataset, tmp_p
     argv = ["study", "--quick", "--seeds", "1", "--dataset", rgb_dataset, "--out", str(out), "--results", str(results)]
     assert cli.main([*argv, "--n", "60", "--n_train", "120"]) == 0
     study = json.loads((results / "study.json").read_text())
-    assert len(study["runs"]) == 4 and study["budgets"]
+    assert len(study["runs"]) == len(STUDY_CELLS) and study["budgets"]  # every cell, the capacity control's too
     for cell in ("vit_mask", "vit_noise"):
         config = json.loads((out / "runs" / cell / "seed0" / "config.json").read_text())
         assert (config["image_size"], config["num_channels"], config["patch_size"]) == (32, 3, 4), cell
