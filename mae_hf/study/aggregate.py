@@ -23,7 +23,8 @@ def budget_runs(analyses: dict, seeds: list[int], budget: str) -> dict[str, dict
     every = [a for runs in per.values() for a in runs]
     per_image = set.intersection(*(set(a["per_image"]) for a in every))
     # one value per run: the scalars and the field's readouts (an analysis of version 2 has no readouts)
-    scalars = set.intersection(*(set(a["scalars"]) | set(a.get("readout", {})) for a in every))
+    one_value = {id(a): a["scalars"] | a.get("readout", {}) for a in every}
+    scalars = set.intersection(*(set(v) for v in one_value.values()))
     order = list(fac.MEASURES) + sorted((per_image | scalars) - set(fac.MEASURES))
     runs = {}
     for cell, budgets in per.items():
@@ -32,7 +33,7 @@ def budget_runs(analyses: dict, seeds: list[int], budget: str) -> dict[str, dict
             if name in per_image:
                 runs[cell][name] = np.stack([a["per_image"][name] for a in budgets])
             elif name in scalars:
-                runs[cell][name] = np.array([{**a["scalars"], **a.get("readout", {})}[name] for a in budgets])
+                runs[cell][name] = np.array([one_value[id(a)][name] for a in budgets])
     return runs
 
 
