@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint install info models models-fashion report results-page study clean torch-check
+.PHONY: test demo lint install info models models-fashion report report-fashion results-page study clean torch-check
 
 # The first `make demo` or `make test` sets up .venv (a few minutes): each step says what it does, and pip shows
 # what it downloads and installs.
@@ -58,8 +58,9 @@ MAE_ARGS := --model mae --preset mnist --seed 0 --num_train_epochs 35 --per_devi
 models: $(STAMP)
 	$(PY) train_accelerate.py $(DAE_ARGS) --dataset $(MNIST) --output_dir pretrained/dae-mnist --overwrite_output_dir
 	$(PY) train_accelerate.py $(MAE_ARGS) --dataset $(MNIST) --output_dir pretrained/mae-mnist --overwrite_output_dir
-	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/dae-mnist
-	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/mae-mnist
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/dae-mnist --dataset $(MNIST)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/mae-mnist --dataset $(MNIST)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf readout --dae pretrained/dae-mnist --mae pretrained/mae-mnist --dataset $(MNIST)
 
 # Fashion-MNIST's 60,000 training and 10,000 test images: a Hub id, or a folder of its IDX files. The recipes are the
 # MNIST ones unless the validation split chooses otherwise.
@@ -72,6 +73,10 @@ models-fashion: $(STAMP)
 		--overwrite_output_dir
 	$(PY) train_accelerate.py $(FASHION_MAE_ARGS) --dataset $(FASHION) --output_dir pretrained/mae-fashion \
 		--overwrite_output_dir
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/dae-fashion --dataset $(FASHION)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf curve pretrained/mae-fashion --dataset $(FASHION)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf readout --dae pretrained/dae-fashion --mae pretrained/mae-fashion \
+		--dataset $(FASHION)
 
 # The results page: the report on the bundled models (figures and analyses on the first 2,000 official test digits;
 # the scorecard on all 10,000, its classifiers fit on the 4,000 embedded digits and on all of MNIST's 60,000
@@ -85,14 +90,35 @@ report: $(STAMP)
 		--out pretrained/app-analysis-mnist.npz
 	$(MAKE) results-page
 
+# The same for the bundled Fashion-MNIST models: docs/results-fashion/, pretrained/app-analysis-fashion.npz, then
+# docs/RESULTS_FASHION.md (offline: FASHION=../shared/fashion-mnist).
+report-fashion: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf report --dae pretrained/dae-fashion --mae pretrained/mae-fashion \
+		--dataset $(FASHION) --split test --n 2000 --n_train 4000 --scorecard --scorecard_n 10000 --seed 0 \
+		--full_train $(FASHION) --out docs/results-fashion --no_progress
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf app-analysis --dae pretrained/dae-fashion --mae pretrained/mae-fashion \
+		--dataset $(FASHION) --out pretrained/app-analysis-fashion.npz
+	$(MAKE) results-page
+
 # docs/RESULTS.md without rerunning the report: its title, the answer to each claim in words (`mae-hf answer`, from
-# docs/results/metrics.json and docs/study/study.json; the README's answer block gets the same), the notes, then
-# the report's markdown. `make report` and `make study` end with it.
+# docs/results/metrics.json and docs/study/study.json; the README's answer block gets the same), the notes with the
+# models' kept readouts (`mae-hf readout --table`) in them, then the report's markdown. `make report` and `make study` end with it.
 results-page: $(STAMP)
-	set -e; { head -n 1 docs/results_notes.md; echo; $(VENV)/bin/mae-hf answer; tail -n +2 docs/results_notes.md; \
+	$(VENV)/bin/mae-hf readout --table --dae pretrained/dae-mnist --mae pretrained/mae-mnist > docs/results/readouts.md
+	set -e; { head -n 1 docs/results_notes.md; echo; $(VENV)/bin/mae-hf answer; tail -n +2 docs/results_notes.md | \
+		sed -e '/^<!-- readouts -->$$/r docs/results/readouts.md' -e '/^<!-- readouts -->$$/d'; \
 		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results/\1)#g' -e 's/^(#+) /#\1 /' \
 		docs/results/report.md; } > docs/RESULTS.md
 	$(VENV)/bin/mae-hf answer --readme README.md
+	if [ -f docs/results-fashion/report.md ]; then set -e; \
+		$(VENV)/bin/mae-hf readout --table --dae pretrained/dae-fashion --mae pretrained/mae-fashion \
+			> docs/results-fashion/readouts.md; \
+		{ head -n 1 docs/results_fashion_notes.md; echo; \
+		$(VENV)/bin/mae-hf answer --metrics docs/results-fashion/metrics.json --study ''; \
+		tail -n +2 docs/results_fashion_notes.md | \
+		sed -e '/^<!-- readouts -->$$/r docs/results-fashion/readouts.md' -e '/^<!-- readouts -->$$/d'; \
+		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results-fashion/\1)#g' -e 's/^(#+) /#\1 /' \
+		docs/results-fashion/report.md; } > docs/RESULTS_FASHION.md; fi
 
 # The architecture x corruption study: 4 cells x 3 seeds on MNIST's 60,000 digits, each analysed at 6 budgets.
 # Seed 0 trains all 20 epochs; seeds 1 and 2 the first $(STUDY_OTHER_SEEDS_EPOCHS) epochs of the same schedule (the

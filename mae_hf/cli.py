@@ -180,6 +180,23 @@ def cmd_app_analysis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_kept_readouts(sources: dict[str, str]) -> int:
+    """`mae-hf readout --table`: the readouts kept in the model folders, as one Markdown table (nothing computed)."""
+    import json
+
+    from .cards import READOUT_FILE
+    from .tables import markdown_table, readout_table
+
+    readouts = {}
+    for name, source in sources.items():
+        path = Path(source) / READOUT_FILE
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist: run `mae-hf readout --{name} {source} --dataset ...` first.")
+        readouts[name] = json.loads(path.read_text())
+    print(markdown_table(*readout_table(readouts)))
+    return 0
+
+
 def cmd_readout(args: argparse.Namespace) -> int:
     import json
 
@@ -193,6 +210,10 @@ def cmd_readout(args: argparse.Namespace) -> int:
         sources = model_sources(args)
         if not sources:
             raise ValueError("Name the models to read: --dae PATH, --mae PATH or --model KIND=PATH.")
+        if args.table:
+            return _print_kept_readouts(sources)
+        if not args.dataset:
+            raise ValueError("Name the dataset to read them on: --dataset (e.g. ../shared/mnist or ylecun/mnist).")
         models = load_models(sources)
         size, channels = models.check_compatible()
         data = load_image_dataset(args.dataset)
@@ -259,8 +280,10 @@ def cmd_curve(args: argparse.Namespace) -> int:
     from .training import ConfigurationError
 
     try:
-        data = load_analysis_data(DataSettings(args.dataset, "test", args.n, args.n_train))
+        data = load_analysis_data(DataSettings(args.dataset, args.split, args.n, args.n_train))
         rows = learning_curve(args.run_dir, (data["x"], data["y"]), (data["train_x"], data["train_y"]))
+        scored = {"split": args.split, "n_scored": len(data["y"]), "n_fit": len(data["train_y"])}
+        rows = [row | scored for row in rows]
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
         return 2
@@ -328,12 +351,14 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_push_space(args: argparse.Namespace) -> int:
+    from .app.sources import bundled_model_dir, bundled_pairs
     from .hub import check_push_access, push_space
 
     try:
         repo_id = check_push_access(args.repo_id, token=args.token, action="mae-hf push-space")
         owner = repo_id.split("/")[0]
-        models = args.models or [f"{owner}/dae-mnist", f"{owner}/mae-mnist"]
+        bundled = bundled_pairs(bundled_model_dir(REPO_ROOT))
+        models = args.models or [f"{owner}/{Path(p).name}" for pair in bundled.values() for p in pair.values()]
         url = push_space(REPO_ROOT, repo_id, models, token=args.token, private=args.private)
     except ValueError as err:
         logger.error("%s", err)
@@ -454,14 +479,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_model_flags(p_read)
     p_read.add_argument(
         "--dataset",
-        required=True,
-        help="the models' dataset with its whole training split (memory bank, probes) and its test split, e.g. a "
+        help="(required unless --table) the models' dataset with its whole training split (memory bank, probes) and its test split, e.g. a "
         "folder of MNIST or Fashion-MNIST IDX files, ylecun/mnist",
     )
     p_read.add_argument("--init_seed", type=int, default=0, help="seed of the random-init twins (default 0)")
     p_read.add_argument("--out", default=None, help="also write every row (models and controls) to this JSON file")
     p_read.add_argument(
         "--no_save", action="store_true", help="print only: leave the model folders and their cards as they are"
+    )
+    p_read.add_argument(
+        "--table",
+        action="store_true",
+        help="compute nothing: print the readouts kept in the model folders as one Markdown table (models, their "
+        "random-init twins, raw pixels)",
     )
     p_read.set_defaults(func=cmd_readout)
 
@@ -472,10 +502,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "run_dir", help="a finished --output_dir whose checkpoints were kept (--checkpoints_total_limit 0)"
     )
     p_curve.add_argument(
-        "--dataset", default="mnist", help="test digits and classifier training digits (default mnist)"
+        "--dataset", default="mnist", help="the images scored and the classifiers' training images (default mnist)"
     )
-    p_curve.add_argument("--n", type=int, default=2000, help="test digits scored (default 2000)")
-    p_curve.add_argument("--n_train", type=int, default=4000, help="digits the 5-NN and probe are fit on")
+    p_curve.add_argument(
+        "--split",
+        default="validation",
+        help="the split scored (default validation: the training set's validation split, mae_hf.validation, with "
+        "the 5-NN and probe fit on the training images outside it; the test set is for final models only)",
+    )
+    p_curve.add_argument("--n", type=int, default=2000, help="images scored, the first n of the split (default 2000)")
+    p_curve.add_argument("--n_train", type=int, default=4000, help="images the 5-NN and probe are fit on")
     p_curve.add_argument("--out", default=None, help="default: RUN_DIR/learning_curve.json")
     p_curve.set_defaults(func=cmd_curve)
 
@@ -523,8 +559,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--models",
         nargs="+",
         default=None,
-        help="Hub ids of the pushed models, listed in the Space's front matter (default: "
-        "OWNER/dae-mnist OWNER/mae-mnist)",
+        help="Hub ids of the pushed models, listed in the Space's front matter (default: OWNER/<folder> for every "
+        "bundled model, e.g. OWNER/dae-mnist OWNER/mae-mnist OWNER/dae-fashion OWNER/mae-fashion)",
     )
     p_space.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
     p_space.add_argument("--private", action="store_true", help="create the Space as private")

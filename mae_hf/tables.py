@@ -23,6 +23,7 @@ __all__ = [
     "verdict_mark",
     "PLACEMENT_HEADERS",
     "MODEL_SOURCE_HEADERS",
+    "readout_table",
 ]
 
 # The headers of the app's two tables that come from a request or the loaded models rather than from an analysis's
@@ -218,6 +219,50 @@ def verdict_table(verdict: dict) -> tuple[list[str], list[list[str]]]:
             verdict_mark(r["holds"]),
         ]
         for r in verdict["measures"]
+    ]
+    return headers, rows
+
+
+# The readouts' column headers (`mae_hf.analysis.readout.READOUT_MEASURES` has them in full).
+READOUT_HEADERS = {
+    "knn_cosine_k20": "20-NN (cosine, T=0.07)",
+    "knn_cosine_k200": "200-NN (cosine, T=0.1)",
+    "linear_probe": "linear probe",
+    "linear_probe_10pct": "probe on 10% of labels",
+    "linear_probe_1pct": "probe on 1% of labels",
+}
+
+
+def readout_table(readouts: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """Models' kept readouts (`{model name: its folder's readout_results.json}`, `mae_hf.cards.save_readout`) as one
+    table: each model, its random-init twin, then the raw pixels once, with their test top-1 accuracies. Readouts of
+    different datasets or settings do not share a table (`ValueError`)."""
+    from .analysis.readout import READOUT_MEASURES
+
+    if not readouts:
+        raise ValueError("No readouts to tabulate: name at least one model folder with a readout_results.json.")
+    first = next(iter(readouts.values()))["settings"]
+    for name, readout in readouts.items():
+        if readout["settings"] != first:
+            raise ValueError(
+                f"{name}'s readouts were measured with other settings than the first model's ({readout['settings']} "
+                f"vs {first}); rerun `mae-hf readout` on all the models at once."
+            )
+    rows_by_label = {}
+    for name, readout in readouts.items():
+        rows_by_label[f"{model_label(name)} ({feature_label(readout['model']['features'])})"] = readout["model"]
+        rows_by_label[f"{model_label(name)} with random weights"] = readout["controls"]["random init"]
+    raw = next(iter(readouts.values()))["controls"]["raw pixels"]
+    rows_by_label[feature_label(raw["features"])] = raw
+    measures = [m for m in READOUT_MEASURES if m in raw["accuracy"]]
+    headers = ["Features", "Parameters", *(READOUT_HEADERS.get(m, m) for m in measures)]
+    rows = [
+        [
+            label,
+            f"{row['num_parameters']:,}" if row.get("num_parameters") else "—",
+            *(fmt(row["accuracy"][m], 4) if m in row["accuracy"] else "—" for m in measures),
+        ]
+        for label, row in rows_by_label.items()
     ]
     return headers, rows
 

@@ -358,6 +358,24 @@ def test_mae_hf_readout_keeps_each_models_readouts_and_puts_them_on_its_card(tra
         assert "### Frozen features" not in before[m]
     assert "raw_pixels" in capsys.readouterr().out
 
+    # --table: the kept readouts as one table (each model, its random-weights twin, the pixels once), nothing computed
+    assert cli.main(["readout", "--dae", str(folders["dae"]), "--mae", str(folders["mae"]), "--table"]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 2 + 5 and table[0].startswith("| Features | Parameters | 20-NN (cosine, T=0.07) |")
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| DAE (DAE bottleneck)",
+        "| DAE with random weights",
+        "| MAE (MAE mean patch token)",
+        "| MAE with random weights",
+        "| raw pixels (baseline)",
+    ]
+    assert f"| {rows['mae']['accuracy']['knn_cosine_k20']:.4f} |" in table[4]
+    # readouts of other settings do not share a table; a folder never read is named with the command to run
+    kept = json.loads((folders["dae"] / READOUT_FILE).read_text())
+    (folders["dae"] / READOUT_FILE).write_text(json.dumps(kept | {"settings": kept["settings"] | {"n_test": 5}}))
+    assert cli.main(["readout", "--dae", str(folders["dae"]), "--mae", str(folders["mae"]), "--table"]) == 2
+    assert cli.main(["readout", "--dae", str(tmp_path), "--table"]) == 2
+
     # nothing to read, or a dataset without a test split: a message, nothing written
     assert cli.main(["readout", "--dataset", idx_dataset]) == 2
     (tmp_path / "only-train").mkdir()

@@ -189,8 +189,8 @@ def test_bad_data_rejected(models, tmp_path, small_folder):
     dae, mae = str(models / "dae"), str(models / "mae")
     with pytest.raises(ValueError, match=r"--n 13 is larger than the 'test' split .* \(12 images\)"):
         make_report({"dae": dae, "mae": mae}, DataSettings(small_folder, "test", 13), tmp_path, **kwargs)
-    with pytest.raises(ValueError, match="no split 'validation'"):
-        make_report({"dae": dae, "mae": mae}, DataSettings(small_folder, "validation", 10), tmp_path, **kwargs)
+    with pytest.raises(ValueError, match="no split 'dev'"):
+        make_report({"dae": dae, "mae": mae}, DataSettings(small_folder, "dev", 10), tmp_path, **kwargs)
     torch.manual_seed(0)
     DAEModel(DAEConfig(image_size=32)).save_pretrained(tmp_path / "dae32")
     build_mae("mnist", seed=0, image_size=32, **TINY_MAE).save_pretrained(tmp_path / "mae32")
@@ -226,6 +226,8 @@ def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
         assert [r["checkpoint"] for r in rows] == ["epoch_0", "epoch_1", "epoch_2"]
         assert [r["images_seen"] for r in rows] == [64, 128, 192]
         assert all(0 <= r["knn"] <= 1 and 0 <= r["probe"] <= 1 for r in rows)
+        # scored on the validation split of the 4,000 embedded training digits, fit on the rows outside it
+        assert {(r["split"], r["n_scored"], r["n_fit"]) for r in rows} == {("validation", 40, 100)}
     out = tmp_path / "report"
     make_report(
         {"dae": str(tmp_path / "dae"), "mae": str(tmp_path / "mae")},
@@ -241,7 +243,9 @@ def test_the_scorecard_and_learning_curves_are_in_the_report(tmp_path, mnist):
     sweep = metrics["scorecard"]["mae"]["sweep"]
     assert [r["mask_ratio"] for r in sweep][:2] == [0.1, 0.2] and all("margin" in r for r in sweep)
     assert set(metrics["scorecard"]["raw_pixels"]["classifiers"]["train"]) == {"knn", "probe"}
-    assert (out / "learning_curves.png").is_file() and "## 6. Learning curves" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert (out / "learning_curves.png").is_file() and "## 6. Learning curves" in report
+    assert "scored on the first 40 images of the training set's validation split" in report
 
 
 def summary(mean: float, n: int = 2000) -> dict:

@@ -8,9 +8,13 @@ import torch
 
 from ..analysis.reconstruction import check_same_images
 from ..data import dataset_to_tensors, load_image_dataset
+from ..validation import fit_indices, validation_indices
 from .cache import AnalysisCache, source_fingerprint
 
-__all__ = ["DataSettings", "load_analysis_data"]
+__all__ = ["DataSettings", "load_analysis_data", "VALIDATION"]
+
+# The split name that means the training set's validation split (`mae_hf.validation`) for a dataset without one.
+VALIDATION = "validation"
 
 
 def _help(text: str) -> dict:
@@ -23,7 +27,8 @@ class DataSettings:
     Which images an analysis reads (the report's, the app's): flags of `mae-hf report` (`HfArgumentParser`).
 
     Attributes:
-        dataset: any `mae_hf.load_image_dataset` source. split: the split analysed.
+        dataset: any `mae_hf.load_image_dataset` source. split: the split analysed; `"validation"` for a dataset
+            without one: its training set's validation split (`mae_hf.validation`), the classifiers fit on the rest.
         n: the first `n` images of `split` are analysed. n_train: the training images the kNN and the linear probe
             are fit on (the first of `train`; when `split` is `train`, the rows after the analysed ones).
         scorecard_n: the scorecard scores the first `scorecard_n` images of `split` (default: the `n` analysed).
@@ -31,7 +36,13 @@ class DataSettings:
     """
 
     dataset: str = field(default="mnist", metadata=_help("any load_image_dataset source (default: embedded mnist)"))
-    split: str = field(default="test", metadata=_help("split analysed (default: test)"))
+    split: str = field(
+        default="test",
+        metadata=_help(
+            "split analysed (default: test); 'validation': the training set's validation split (mae_hf.validation), "
+            "the classifiers then fit on the training images outside it"
+        ),
+    )
     n: int = field(default=1000, metadata=_help("images analysed, the first n of the split (default: 1000)"))
     n_train: int = field(
         default=2000, metadata=_help("train images the kNN and linear probe are fit on (default: 2000)")
@@ -105,9 +116,15 @@ def load_analysis_data(
 
 def _decode_report_data(dataset: str, split: str, n: int, n_train: int) -> dict[str, np.ndarray]:
     data = load_image_dataset(dataset)
-    if split not in data:
-        raise ValueError(f"Dataset {dataset!r} has no split {split!r}; choose one of {list(data)}.")
-    ds, train = data[split], data["train"]
+    if split == VALIDATION and VALIDATION not in data and "train" in data:
+        # the training set's validation split (`mae_hf.validation`); the classifiers are fit on the other rows
+        labels = data["train"]["label"]
+        ds, train = data["train"].select(validation_indices(labels)), data["train"].select(fit_indices(labels))
+    elif split not in data:
+        choices = [*data, VALIDATION] if "train" in data else list(data)
+        raise ValueError(f"Dataset {dataset!r} has no split {split!r}; choose one of {choices}.")
+    else:
+        ds, train = data[split], data["train"]
     if not 1 <= n <= len(ds):
         raise ValueError(
             f"--n {n} is larger than the {split!r} split of {dataset!r} ({len(ds)} images); use {len(ds)} or less."

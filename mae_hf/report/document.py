@@ -127,7 +127,7 @@ def report_document(metrics: dict, meta: dict) -> Document:
     if "scorecard" in metrics:
         _scorecard_section(d, metrics, names)
     if metrics.get("learning_curves"):
-        _learning_curves_section(d)
+        _learning_curves_section(d, metrics["learning_curves"])
     d.h(2, "Timings")
     d.table(["stage", "seconds"], [[k, f"{v:.2f}"] for k, v in metrics["timings_s"].items()])
     return d
@@ -192,12 +192,21 @@ def _reconstruction_section(d: Document, metrics: dict, meta: dict, names: list[
         _data_range_paragraph(d, dr)
 
 
-def _learning_curves_section(d: Document) -> None:
+def _learning_curves_section(d: Document, curves: dict) -> None:
+    first = next(iter(curves.values()))[0]
+    if first.get("split") == "validation":
+        scored = (
+            f"scored on the first {first['n_scored']:,} images of the training set's validation split "
+            f"(`mae_hf.validation`), the classifiers fit on {first['n_fit']:,} of the other training images"
+        )
+    elif "split" in first:
+        scored = f"scored on the first {first['n_scored']:,} images of the {first['split']} split"
+    else:  # curves written before `mae-hf curve` recorded its split: they were scored on the test split
+        scored = "scored on the first test images (written before `mae-hf curve` scored the validation split)"
     d.h(2, "6. Learning curves")
     d.p(
-        "Every checkpoint of each model's training run, scored like the model itself: 5-NN and linear-probe "
-        "accuracy (on the features its scorecard reads, fit on the report's training digits) and its own "
-        "reconstruction PSNR, against the training images it had seen."
+        f"Every checkpoint of each model's training run, {scored}: 5-NN and linear-probe accuracy (on the features "
+        "its scorecard reads) and its own reconstruction PSNR, against the training images it had seen."
     )
     d.img("learning_curves.png", "Representation and reconstruction against the images seen (log scale).")
 
