@@ -45,11 +45,17 @@ from mae_hf.app.tabs import (  # noqa: E402
     weights_tab,
 )
 from mae_hf.app.views import answer_from_results, study_grid_markdown  # noqa: E402
+from mae_hf.app.workers import RequestPool, default_workers  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
 STUDY_JSON = HERE / "docs" / "study" / "study.json"
 RESULTS_JSON = HERE / "docs" / "results" / "metrics.json"
+# Each dataset profile's committed results, for its About tab: the shipped models' report and the study.
+RESULTS_BY_PROFILE = {
+    "digits": (RESULTS_JSON, STUDY_JSON),
+    "clothing": (HERE / "docs" / "results-fashion" / "metrics.json", HERE / "docs" / "study-fashion" / "study.json"),
+}
 logger = logging.getLogger("mae_hf.app")
 
 # Tables scroll sideways in their own box rather than squeeze: a cell breaks only between words, a header or a
@@ -134,6 +140,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(env.get("MAE_HF_CONCURRENCY", 4)),
         help="requests processed at once (env MAE_HF_CONCURRENCY)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get("MAE_HF_WORKERS", default_workers())),
+        help="worker processes that serve the Reconstruct tab, each with its own copy of the models; 0: in the "
+        "app's process (env MAE_HF_WORKERS; default one per core, 0 on one core)",
+    )
     return parser.parse_args(argv)
 
 
@@ -194,7 +207,8 @@ def page(demo: gr.Blocks, service: ModelService, suffix: str, examples_dir: Path
         with gr.Tab("Weights", id=f"weights-tab{suffix}"):
             weights_tab(lab, suffix)
         with gr.Tab("About", id=f"about{suffix}"):
-            about_tab(lab, answer_from_results(RESULTS_JSON, STUDY_JSON), study_grid_markdown(STUDY_JSON), suffix)
+            results, study = RESULTS_BY_PROFILE.get(profile.name, (None, None))
+            about_tab(lab, answer_from_results(results, study), study_grid_markdown(study), suffix)
     gr.api(lab.analysis_status, api_name=f"analysis_status{suffix.replace('-', '_')}")
     # The dataset tabs are filled in by the timer, the About tab's model summary once the models are loaded.
     o = lab.outputs
@@ -237,8 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "transformers", "huggingface_hub", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_args(argv)
+    if args.workers < 0:
+        logger.error("--workers must be 0 (no worker processes) or more, got %d.", args.workers)
+        return 2
     services, problems = [], []
-    for dataset, sources in model_sets(args).items():
+    sets = model_sets(args)
+    pool = RequestPool(list(sets.values()), args.workers) if args.workers else None
+    for dataset, sources in sets.items():
         problems += [p for p in (check_model_source(source, name) for name, source in sources.items()) if p]
         profile, problem = profile_of_sources(sources)
         if problem:
@@ -246,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         # A set's dataset analysis ships with it (`make report`): used when it belongs to these models.
         shipped = bundled_model_dir(HERE) / f"app-analysis-{dataset}.npz"
-        services.append(ModelService(sources, profile, shipped=str(shipped)))
+        services.append(ModelService(sources, profile, shipped=str(shipped), pool=pool))
     if problems:
         logger.error("%s", "\n".join(problems))
         return 2
@@ -261,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving on http://{args.host}:{args.port} (the models are loading)", flush=True)
     for service in services:
         service.start()
+    if pool is not None:
+        pool.start()
     demo.block_thread()
     return 0
 

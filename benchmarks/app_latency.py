@@ -4,9 +4,9 @@ Starts `python app.py` as a real server on localhost, then N clients (default 4)
 `gradio_client` at the same time, each with its own digits and seeds, and prints two figures per request:
 
 - handler: the app's `reconstruct` handler (`ModelService.reconstruct`, what gradio runs for the event) called by
-  1 thread and by N threads at once in this process, with the app's settings (1 torch thread per request, no lock:
-  the requests share the models and only read them), alternating 1 and N for `--rounds` rounds, so the two are
-  measured under the same conditions (gradio's own pre- and post-processing is not in it);
+  1 thread and by N threads at once in this process, with the app's settings (its request worker processes,
+  `--workers`, default one per core; 1 torch thread each; no lock), alternating 1 and N for `--rounds` rounds, so
+  the two are measured under the same conditions (gradio's own pre- and post-processing is not in it);
 - round trip: what a client of the real server waits, including gradio_client's upload, queue join and event
   stream (output files are not downloaded). On a quiet 2-core machine gradio's own queue round trip for a no-op is
   already ~30–60 ms.
@@ -16,8 +16,8 @@ rounds), p95 ≤ 150 ms. Timing starts after the
 warm-up requests and once the app's background dataset analysis is ready (a few seconds from its cache), unless
 `--during-analysis`.
 
-    python benchmarks/app_latency.py [--dae DIR] [--mae DIR] [--clients 4] [--requests 40] [--rounds 3]
-        [--during-analysis]
+    python benchmarks/app_latency.py [--dae DIR] [--mae DIR] [--clients 4] [--workers N] [--requests 40]
+        [--rounds 3] [--during-analysis]
 
 Without bundled models (`pretrained/`), it builds untrained models of the shipped sizes (DAE and the `mnist`
 MAE preset) in a temporary folder: latency does not depend on the weights' values.
@@ -116,13 +116,21 @@ def _concurrently(clients: int, requests: int, warmup: int, call, before_timing=
     return np.array([x for per_client in latencies for x in per_client]), time.perf_counter() - start[0]
 
 
-def _handler_latencies(dae: str, mae: str, examples: list[Path], clients: int, requests: int, warmup: int, rounds: int):
-    """`ModelService.reconstruct` (the app's handler, the app's settings) called from 1 thread and from `clients`
-    threads at once, alternately for `rounds` rounds: `{1: [per round: (seconds of each call, wall)], clients: ...}`."""
+def _handler_latencies(
+    dae: str, mae: str, examples: list[Path], clients: int, requests: int, warmup: int, rounds: int, workers: int
+):
+    """`ModelService.reconstruct` (the app's handler, the app's settings: `workers` request processes, or none)
+    called from 1 thread and from `clients` threads at once, alternately for `rounds` rounds:
+    `{1: [per round: (seconds of each call, wall)], clients: ...}`."""
     from mae_hf.app.service import ModelService
+    from mae_hf.app.workers import RequestPool
 
-    service = ModelService(dae, mae, analysis=False).start()
+    sources = {"dae": dae, "mae": mae}
+    pool = RequestPool([sources], workers).start() if workers else None
+    service = ModelService(sources, analysis=False, pool=pool).start()
     service.wait()
+    if pool is not None and not pool.wait(300):
+        raise SystemExit(f"The request workers did not start: {pool.error}")
 
     def call(k: int, i: int, seed: int):
         service.reconstruct(str(examples[(k + i) % len(examples)]), 0.75, 0.5, seed, "own")
@@ -144,6 +152,12 @@ def main() -> int:
     parser.add_argument("--dae", help="DAE folder (default: the bundled pretrained/dae-mnist)")
     parser.add_argument("--mae", help="MAE folder (default: the bundled pretrained/mae-mnist)")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="request worker processes, as app.py's --workers (default: the app's, one per core); 0: none",
+    )
     parser.add_argument("--requests", type=int, default=40, help="timed requests per client")
     parser.add_argument("--warmup", type=int, default=3, help="untimed requests per client first")
     parser.add_argument("--rounds", type=int, default=3, help="handler rounds of 1 and of --clients clients")
@@ -154,6 +168,10 @@ def main() -> int:
         "(default: wait until it is ready)",
     )
     args = parser.parse_args()
+    if args.workers is None:
+        from mae_hf.app.workers import default_workers
+
+        args.workers = default_workers()
 
     from gradio_client import Client, handle_file
 
@@ -163,11 +181,14 @@ def main() -> int:
     examples = [handle_file(str(p)) for p in files]
     with tempfile.TemporaryDirectory() as tmp:
         dae, mae = _model_dirs(args, Path(tmp))
-        handler_rounds = _handler_latencies(dae, mae, files, args.clients, args.requests, args.warmup, args.rounds)
+        handler_rounds = _handler_latencies(
+            dae, mae, files, args.clients, args.requests, args.warmup, args.rounds, args.workers
+        )
         port = _free_port()
         url = f"http://127.0.0.1:{port}/"
         process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--dae", dae, "--mae", mae, "--port", str(port)],
+            [sys.executable, str(REPO / "app.py"), "--dae", dae, "--mae", mae, "--port", str(port)]
+            + ["--workers", str(args.workers)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -199,8 +220,8 @@ def main() -> int:
     round_trip = round_trip * 1000
     print(
         f"handler: 1 and {args.clients} concurrent clients x {args.requests} requests of `reconstruct` (both models, "
-        f"one digit, PSNR/SSIM, 5 images), {args.rounds} rounds alternating; round trip: {args.clients} clients "
-        f"through the server, {len(round_trip) / wall:.1f} requests/s"
+        f"one digit, PSNR/SSIM, 5 images; {args.workers} worker processes), {args.rounds} rounds alternating; "
+        f"round trip: {args.clients} clients through the server, {len(round_trip) / wall:.1f} requests/s"
     )
     if waited[0] is not None:
         print(

@@ -43,7 +43,7 @@ class DatasetProfile:
 
     Attributes:
         name: its key (`config.dataset_profile`). title: on the page ("MNIST digits"). noun / nouns: one image of it
-            in words ("digit", "digits").
+            in words, after "a" and "the" ("digit", "digits"; "clothing item").
         num_channels: 1 or 3. image_size: the side the data has (None: the models' size decides).
         class_names: the classes' names, by label.
         prepare: `(picture, image_size, num_channels) -> (C, H, W) float32 in [0, 1]`, any picture (a path, bytes,
@@ -215,8 +215,8 @@ register_profile(
     DatasetProfile(
         name="clothing",
         title="Fashion-MNIST clothing",
-        noun="item",
-        nouns="items",
+        noun="clothing item",
+        nouns="clothing items",
         num_channels=1,
         image_size=28,
         class_names=(
@@ -243,8 +243,8 @@ register_profile(
     DatasetProfile(
         name="rgb",
         title="colour images",
-        noun="image",
-        nouns="images",
+        noun="picture",
+        nouns="pictures",
         num_channels=3,
         prepare=prepare_rgb,
         hint="Pictures are scaled so their shorter side fits the models' size, and their centre is cropped.",

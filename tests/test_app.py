@@ -22,6 +22,7 @@ import app
 from mae_hf.app.inputs import UploadRefused, allowed_upload
 from mae_hf.app.service import AppError, ModelService
 from mae_hf.app.sources import check_model_source
+from mae_hf.app.workers import default_workers
 from mae_hf.digits import unreadable
 from mae_hf.loading import load_models
 
@@ -140,6 +141,46 @@ def test_concurrent_requests_each_get_their_own_mask_ratio_and_none_waits_for_an
         alone = service.reconstruct(digit, ratio, 0.5, 3, "own")
         assert all(np.array_equal(x, y) for x, y in zip(alone[:5], results[name][:5]))
     assert mae.config.to_dict() == config_before and not mae.training
+
+
+def test_request_workers_answer_as_the_apps_own_process_and_in_parallel(model_dirs, service):
+    """The Reconstruct tab's requests in worker processes (`mae_hf.app.workers`, app.py's default on more than one
+    core): the same images and table as in the app's process, each request its own mask ratio when two run at once,
+    a bad setting the same message; until the workers are ready, the app's process answers."""
+    import threading
+
+    from mae_hf.app.workers import RequestPool
+
+    sources = {"dae": str(model_dirs[0]), "mae": str(model_dirs[1])}
+    pool = RequestPool([sources], workers=2)
+    pooled = ModelService(sources, analysis=False, pool=pool).start()
+    try:
+        digit = str(app.example_files(app.EXAMPLES_DIR)[5])
+        assert not pool.serves(sources)
+        before = pooled.reconstruct(digit, 0.3, 0.5, 3, "own")  # not started: answered in this process
+        pool.start()
+        assert pool.wait(300), pool.error
+        assert pool.serves(sources) and not pool.serves({"dae": sources["dae"]})
+        results = {}
+
+        def request(ratio):
+            results[ratio] = pooled.reconstruct(digit, ratio, 0.5, 3, "own")
+
+        threads = [threading.Thread(target=request, args=(r,)) for r in (0.3, 0.8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for ratio in (0.3, 0.8):
+            alone = service.reconstruct(digit, ratio, 0.5, 3, "own")  # the in-process service on the same models
+            assert all(np.array_equal(x, y) for x, y in zip(alone[:5], results[ratio][:5]))
+            assert results[ratio][5] == alone[5]  # the PSNR/SSIM table
+        assert all(np.array_equal(x, y) for x, y in zip(before[:5], results[0.3][:5]))
+        with pytest.raises(AppError, match=r"The mask ratio must be in \[0, 1\), got 1.5"):
+            pooled.reconstruct(digit, 1.5, 0.5, 3, "own")
+        assert pool.serves(sources)  # a refused request does not break the pool
+    finally:
+        pool.shutdown()
 
 
 def test_service_outputs_and_user_errors(service, tmp_path):
@@ -889,6 +930,22 @@ def _serving(port: int, process: subprocess.Popen, log: Path):
 
 
 @pytest.mark.slow
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, and theirs (Linux's /proc)."""
+    found, parents = [], {pid}
+    for _ in range(3):
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            child = int(stat.parent.name)
+            if int(fields[1]) in parents and child not in found:
+                found.append(child)
+        parents |= set(found)
+    return found
+
+
 def test_a_killed_apps_uploads_are_removed_at_the_next_start_and_sigterm_stops_at_once(model_dirs, tmp_path):
     """SIGKILL leaves an app's temporary folder (visitors' uploads) behind: the next start removes it, and only
     folders no live process owns. SIGTERM, while the dataset analysis runs in its thread, stops the app at once,
@@ -918,6 +975,8 @@ def test_a_killed_apps_uploads_are_removed_at_the_next_start_and_sigterm_stops_a
         _serving(port, killed, tmp_path / "killed.log").predict(digit, api_name="/reconstruct")
         killed.kill()
         killed.wait(timeout=30)
+        # multiprocessing's own folder of the killed app (its fork server's socket) is left as by any killed program
+        killed_mp = sorted(p.name for p in tmp.glob("pymp-*"))
         left = [p for p in tmp.glob("mae_hf-app-*") if p not in (live, young)]
         assert len(left) == 1 and any(left[0].rglob("*.png")), "the killed app left no uploads behind"
 
@@ -930,16 +989,23 @@ def test_a_killed_apps_uploads_are_removed_at_the_next_start_and_sigterm_stops_a
         assert live.is_dir() and young.is_dir() and other.is_dir()
         status = client.predict(api_name="/analysis_status")
         assert not status["ready"] and not status["failed"], status  # the analysis is running
+        children = _children(process.pid)  # its request workers and their fork server (`mae_hf.app.workers`)
+        assert len(children) >= default_workers(), children
         start = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0, log.read_text()[-2000:]
         stopped_in = time.monotonic() - start
+        for _ in range(50):  # the workers are stopped with it, the fork server once it sees its parent gone
+            if not any(Path(f"/proc/{pid}").exists() for pid in children):
+                break
+            time.sleep(0.1)
+        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "worker processes outlived the app"
     finally:
         os.close(held)
     text = log.read_text()
     assert "terminate called" not in text and "Aborted" not in text and "Traceback" not in text, text[-2000:]
     assert "Removed 1 temporary folder" in text
-    assert sorted(p.name for p in tmp.iterdir()) == ["mae_hf-app-live", "mae_hf-app-young", "someone-else"]
+    assert sorted(p.name for p in tmp.iterdir()) == ["mae_hf-app-live", "mae_hf-app-young", *killed_mp, "someone-else"]
     print(f"stopped {stopped_in:.2f} s after SIGTERM")
 
 

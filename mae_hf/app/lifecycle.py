@@ -4,6 +4,8 @@ to the system after large uploads. Standard library only (called before gradio i
 
 import ctypes
 import logging
+import multiprocessing
+import multiprocessing.util
 import os
 import shutil
 import signal
@@ -82,13 +84,18 @@ def private_temp_dir() -> Path | None:
 
 def stop_cleanly_on_signals(folder: Path | None) -> None:
     """
-    On SIGTERM or SIGINT: remove `folder` (the process's own temporary folder, if any), flush the logs and exit 0
-    at once. The models load and the dataset analysis runs in daemon threads inside torch; letting the interpreter
+    On SIGTERM or SIGINT: stop the process's worker processes, remove `folder` (its own temporary folder, if any),
+    flush the logs and exit 0 at once. The models load and the dataset analysis runs in daemon threads inside torch; letting the interpreter
     finalise around them took seconds and could abort the process ("terminate called without an active
     exception"), so the process ends without finalising (`os._exit`), after the only clean-up it needs.
     """
 
     def stop(signum, _frame):
+        children = multiprocessing.active_children()  # the request workers (`mae_hf.app.workers`)
+        for child in children:
+            child.terminate()
+        if children:  # multiprocessing's own folder (its fork server's socket), which its exit hook would remove
+            shutil.rmtree(multiprocessing.util.get_temp_dir(), ignore_errors=True)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         logger.info("Stopped (%s)", signal.Signals(signum).name)

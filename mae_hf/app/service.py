@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from .views import (
     dataset_views,
     latent_map_images,
     model_summary,
+    reconstruct_views,
     to_uint8,
     verdicts_markdown,
 )
@@ -49,15 +51,19 @@ class ModelService:
 
     Requests run concurrently on the one pair of models, with no lock: every model call takes its mask ratio and its
     noise as arguments (`mae_hf.mae.forward_mae`), so a request only reads the models (eval mode, eager attention,
-    as `mae_hf.loading` loads them) and never writes to them. `ModelService.loaded(models)` wraps models that are
+    as `mae_hf.loading` loads them) and never writes to them. The Reconstruct tab's requests, the most frequent, run in a pool of worker
+    processes when one is given (`mae_hf.app.workers`: Python holds the GIL for most of a request, so threads of one
+    process take turns). `ModelService.loaded(models)` wraps models that are
     already loaded (tests, notebooks).
 
     Args:
         sources: `{kind name: folder or Hub id}`, e.g. `{"dae": ..., "mae": ...}`. profile: a `DatasetProfile`
             (default `"digits"`). analysis: `AnalysisSettings` (default from the environment), or False for none.
             shipped: the analysis shipped with these models (`BackgroundAnalysis.write_shipped`), used when it
-            belongs to them (`MAE_HF_APP_ANALYSIS` overrides it). torch_threads: torch's intra-op threads (the app uses 1: a request's
-            threads would fight the other requests' for the cores).
+            belongs to them (`MAE_HF_APP_ANALYSIS` overrides it). torch_threads: torch's intra-op threads (the app uses
+            1: a request's threads would fight the other requests' for the cores). pool: a `workers.RequestPool`
+            started with these sources: `reconstruct` runs in its worker processes once they are ready (in this
+            process until then, or without one).
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class ModelService:
         analysis: "AnalysisSettings | bool | None" = None,
         torch_threads: int | None = 1,
         shipped: str | None = None,
+        pool=None,
     ):
         from ..profiles import profile_for
 
@@ -74,6 +81,7 @@ class ModelService:
         self.profile = profile or profile_for("digits")
         self.shipped = shipped
         self.torch_threads = torch_threads
+        self.pool = pool
         self._analysis_arg = analysis
         self.analysis: BackgroundAnalysis | None = None
         self.analysis_error: str | None = None
@@ -268,30 +276,22 @@ class ModelService:
         """
         x = self._digit_tensor(image)
         models = self.wait()
-        from ..comparison import compare_reconstructions, metrics_table, to_display
-        from ..tables import markdown_table
-
+        settings = {
+            "mask_ratio": float(mask_ratio),
+            "noise_factor": float(noise_factor),
+            "seed": int(seed or 0),
+            "corruption": corruption,
+        }
         try:
-            r = compare_reconstructions(
-                models.models,
-                x,
-                mask_ratio=float(mask_ratio),
-                noise_factor=float(noise_factor),
-                seed=int(seed or 0),
-                corruption=corruption,
-            )
+            if self.pool is not None and self.pool.serves(self.sources):
+                try:
+                    return self.pool.reconstruct(self.sources, x, **settings)
+                except BrokenProcessPool as err:
+                    logger.error("A request worker died (%s); requests now run in the app's process", err)
+                    self.pool = None
+            return reconstruct_views(models.models, x, **settings)
         except (ValueError, TypeError) as err:
             raise AppError(str(err), "Invalid setting") from err
-        shown = {}
-        for name, c in r.models.items():
-            images = {
-                "input": to_display(c.input, DISPLAY_SCALE, c.pixel_mask),
-                "reconstruction": to_display(c.reconstruction, DISPLAY_SCALE),
-            }
-            if "pasted" in reconstruct_slots(name):
-                images["pasted"] = to_display(c.pasted if c.pasted is not None else c.reconstruction, DISPLAY_SCALE)
-            shown[name] = images
-        return shown, markdown_table(*metrics_table(r.metrics))
 
     def reconstruct(
         self, image, mask_ratio: float = 0.75, noise_factor: float = 0.5, seed: int = 0, corruption: str = "own"
@@ -408,16 +408,6 @@ class ModelService:
     def model_summary(self) -> str:
         """Where the models came from, their size and cards (the loading status until they are there)."""
         return model_summary(self.models) if self.ready else self.status()["message"]
-
-
-def reconstruct_slots(name: str) -> tuple[str, ...]:
-    """The images the Reconstruct tab shows for a model of kind `name`, in order: its input and its reconstruction,
-    and for a kind that masks its own input (made for masking) the visible patches pasted back too."""
-    from ..registry import MODEL_KINDS
-
-    kind = MODEL_KINDS.get(name)
-    pastes = kind is not None and kind.masked_reconstruct is not None and kind.default_corruption == "mask"
-    return ("input", "reconstruction", "pasted") if pastes else ("input", "reconstruction")
 
 
 def latent_choices(names: list[str]) -> tuple[str, list[str]]:

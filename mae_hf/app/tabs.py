@@ -253,7 +253,7 @@ def _follow_the_picture(lab: Handlers, controls: DigitControls, suffix: str) -> 
 def _model_section(name: str, suffix: str, help_column: bool) -> dict[str, gr.Image]:
     """One model's row of the Reconstruct tab: its input, its reconstruction, and for a model that masks its own
     input the visible patches pasted back (else, in the last row, what the numbers mean)."""
-    from .service import reconstruct_slots
+    from .views import reconstruct_slots
 
     kind, slots = MODEL_KINDS.get(name), reconstruct_slots(name)
     gr.Markdown(f"### {kind.description[0].upper() + kind.description[1:] if kind else model_label(name)}")

@@ -13,6 +13,8 @@ from ..registry import feature_label, model_label
 __all__ = [
     "DISPLAY_SCALE",
     "to_uint8",
+    "reconstruct_slots",
+    "reconstruct_views",
     "attention_figures",
     "attention_summary",
     "latent_map_images",
@@ -29,6 +31,43 @@ DISPLAY_SCALE = 4  # 28×28 → 112×112 by nearest neighbour; the browser enlar
 def to_uint8(digit: np.ndarray) -> np.ndarray:
     """[0, 1] floats → uint8, the form the current digit is stored in (a lossless PNG)."""
     return np.round(np.clip(digit, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def reconstruct_slots(name: str) -> tuple[str, ...]:
+    """The images the Reconstruct tab shows for a model of kind `name`, in order: its input and its reconstruction,
+    and for a kind that masks its own input (made for masking) the visible patches pasted back too."""
+    from ..registry import MODEL_KINDS
+
+    kind = MODEL_KINDS.get(name)
+    pastes = kind is not None and kind.masked_reconstruct is not None and kind.default_corruption == "mask"
+    return ("input", "reconstruction", "pasted") if pastes else ("input", "reconstruction")
+
+
+def reconstruct_views(
+    models: dict, pixel_values, mask_ratio: float, noise_factor: float, seed: int, corruption: str
+) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+    """
+    One picture corrupted and reconstructed by every model (`mae_hf.comparison.compare_reconstructions`), as the
+    Reconstruct tab shows it: `{model: {"input": its input (hidden patches in blue), "reconstruction", and for a
+    model that masks its own input "pasted": the visible patches pasted back}}` (`reconstruct_slots`; each enlarged
+    `DISPLAY_SCALE`×), and the PSNR/SSIM table (Markdown). Raises `ValueError` / `TypeError` for a bad setting.
+    """
+    from ..comparison import compare_reconstructions, metrics_table, to_display
+    from ..tables import markdown_table
+
+    r = compare_reconstructions(
+        models, pixel_values, mask_ratio=mask_ratio, noise_factor=noise_factor, seed=seed, corruption=corruption
+    )
+    shown = {}
+    for name, c in r.models.items():
+        images = {
+            "input": to_display(c.input, DISPLAY_SCALE, c.pixel_mask),
+            "reconstruction": to_display(c.reconstruction, DISPLAY_SCALE),
+        }
+        if "pasted" in reconstruct_slots(name):
+            images["pasted"] = to_display(c.pasted if c.pasted is not None else c.reconstruction, DISPLAY_SCALE)
+        shown[name] = images
+    return shown, markdown_table(*metrics_table(r.metrics))
 
 
 def attention_figures(image, maps: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,16 +216,18 @@ GRID_ROWS = (
 )
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path | None) -> dict | None:
+    if path is None:
+        return None
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
 
 
-def answer_from_results(metrics_path: Path, study_path: Path) -> str:
+def answer_from_results(metrics_path: Path | None, study_path: Path | None) -> str:
     """The short answer to each claim, in words (`mae_hf.answer`), from the committed results: the shipped models'
-    report and the study (either may be missing)."""
+    report and the study (either may be missing, or None where there is none)."""
     from ..answer import answer_markdown
 
     metrics, study = _read_json(metrics_path), _read_json(study_path)
@@ -195,7 +236,7 @@ def answer_from_results(metrics_path: Path, study_path: Path) -> str:
     return answer_markdown(metrics, study)
 
 
-def study_grid_markdown(path: Path) -> str:
+def study_grid_markdown(path: Path | None) -> str:
     """The architecture × corruption study (docs/study/study.json) for the About tab: each claim's verdict at every
     training budget, and the grid, with each cell's size, at the largest budget with enough seeds for a verdict."""
     head = "### Beyond the study: architecture × corruption, at every training budget\n\n"
