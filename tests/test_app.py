@@ -930,6 +930,26 @@ def _serving(port: int, process: subprocess.Popen, log: Path):
 
 
 @pytest.mark.slow
+def _gone(pids: list[int], message: str, timeout: float = 10.0) -> None:
+    """Wait until none of `pids` is running (a zombie no longer runs)."""
+
+    def running():
+        out = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                out.append(pid)
+        return out
+
+    deadline = time.monotonic() + timeout
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(), (message, running())
+
+
 def _children(pid: int) -> list[int]:
     """The processes whose parent is `pid`, and theirs (Linux's /proc)."""
     found, parents = [], {pid}
@@ -973,8 +993,11 @@ def test_a_killed_apps_uploads_are_removed_at_the_next_start_and_sigterm_stops_a
         port = _free_port()
         killed = _launch([*args, str(port)], env, tmp_path / "killed.log")
         _serving(port, killed, tmp_path / "killed.log").predict(digit, api_name="/reconstruct")
+        orphans = _children(killed.pid)  # its request workers and their fork server
+        assert len(orphans) >= min(default_workers(), 1), orphans
         killed.kill()
         killed.wait(timeout=30)
+        _gone(orphans, "the killed app's worker processes outlived it")
         # multiprocessing's own folder of the killed app (its fork server's socket) is left as by any killed program
         killed_mp = sorted(p.name for p in tmp.glob("pymp-*"))
         left = [p for p in tmp.glob("mae_hf-app-*") if p not in (live, young)]
@@ -995,11 +1018,7 @@ def test_a_killed_apps_uploads_are_removed_at_the_next_start_and_sigterm_stops_a
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0, log.read_text()[-2000:]
         stopped_in = time.monotonic() - start
-        for _ in range(50):  # the workers are stopped with it, the fork server once it sees its parent gone
-            if not any(Path(f"/proc/{pid}").exists() for pid in children):
-                break
-            time.sleep(0.1)
-        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "worker processes outlived the app"
+        _gone(children, "worker processes outlived the app")
     finally:
         os.close(held)
     text = log.read_text()
@@ -1108,3 +1127,67 @@ def test_nothing_is_covered_or_cut_off_at_1400_and_420_px(launched, client, widt
 
 def _open_tab(page, name):
     page.get_by_role("tab", name=name).click()
+
+
+@pytest.fixture(scope="module")
+def bundled_app(tmp_path_factory):
+    """`python app.py` as a Space runs it: every bundled set of models (MNIST and Fashion-MNIST), each with the
+    dataset analysis shipped beside it: (URL, log)."""
+    tmp = tmp_path_factory.mktemp("bundled")
+    (tmp / "tmp").mkdir()
+    env = dict(os.environ, MAE_HF_CACHE=str(tmp / "cache"), TMPDIR=str(tmp / "tmp"))
+    for name in ("GRADIO_TEMP_DIR", "MAE_HF_DAE", "MAE_HF_MAE", "MAE_HF_PRETRAINED", "MAE_HF_APP_ANALYSIS"):
+        env.pop(name, None)
+    port, log = _free_port(), tmp / "app.log"
+    process = _launch(["--port", str(port)], env, log)
+    try:
+        client = _serving(port, process, log)
+        deadline = time.monotonic() + 300
+        for endpoint in ("/analysis_status", "/analysis_status_clothing"):
+            while not client.predict(api_name=endpoint)["ready"]:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(1)
+        yield f"http://127.0.0.1:{port}/", log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1400, 420])
+def test_the_bundled_app_serves_mnist_and_fashion_mnist_at_1400_and_420_px(bundled_app, width):
+    """A tab per dataset; on the Fashion-MNIST one, its own test images as examples, words about clothing, both of its
+    models reconstructing the picked item, its dataset tabs filled from its shipped analysis (clothing classes), and
+    nothing covered or cut off; the MNIST tab still shows digits."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.goto(bundled_app[0])
+            expect(page.get_by_role("tab", name="MNIST digits")).to_be_visible(timeout=60_000)
+            expect(page.locator("#examples img")).to_have_count(10)
+            page.get_by_role("tab", name="Fashion-MNIST clothing").click()
+            expect(page.get_by_text("Draw, upload or pick a clothing item").first).to_be_visible()
+            examples = page.locator("#examples-clothing img")
+            expect(examples).to_have_count(10)
+            examples.first.click()
+            expect(page.locator("#metrics-clothing")).to_contain_text("DAE reconstruction", timeout=120_000)
+            expect(page.locator("#model-input-clothing img")).to_be_visible()
+            for tab in ("Reconstruct", "Latent space"):
+                _open_tab(page, tab)
+                if tab == "Latent space":
+                    expect(page.locator("#neighbours-clothing img").nth(15)).to_be_visible(timeout=60_000)
+                    expect(page.locator("#placement-table-clothing")).to_contain_text("Most common class")
+                    text = page.locator("#placement-table-clothing").inner_text()
+                    assert any(name in text for name in ("Ankle boot", "T-shirt/top", "Sneaker", "Bag", "Sandal")), text
+                page.wait_for_timeout(800)
+                page.wait_for_function("() => !document.querySelector('.pending')", timeout=60_000)
+                found = page.evaluate(LAYOUT_JS)
+                page.screenshot(path=str(SCREENSHOTS / f"app-fashion-{tab.lower().replace(' ', '-')}-{width}.png"))
+                assert not found["covered"], (tab, width, found["covered"])
+                assert not found["hidden"], (tab, width, found["hidden"])
+                assert found["tabs_in_menu"] == 0, (tab, width, "a tab is folded into a menu")
+        finally:
+            browser.close()

@@ -38,13 +38,21 @@ def default_workers() -> int:
     return cores if cores > 1 else 0
 
 
+def _exit_with_the_app() -> None:
+    """Wait for the app's process to end, however it ends, then end this worker: a pool's worker waits for work
+    on a queue it also holds the writing end of, so it would outlive an app that was killed (SIGKILL) for good."""
+    multiprocessing.parent_process().join()
+    os._exit(0)
+
+
 def _start_worker(sources_sets: tuple) -> None:
-    """A worker's start: one torch thread (one request per worker, one worker per core), every set of models
-    loaded. A worker takes no request before it has."""
+    """A worker's start: a watch on the app's process, one torch thread (one request per worker, one worker per
+    core), every set of models loaded. A worker takes no request before it has."""
     import torch
 
     from ..loading import load_models
 
+    threading.Thread(target=_exit_with_the_app, name="mae_hf-app-watch", daemon=True).start()
     torch.set_num_threads(1)
     for sources in sources_sets:
         _models[sources] = load_models(dict(sources)).models
