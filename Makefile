@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint install info models models-fashion report report-fashion results-page study clean torch-check
+.PHONY: test demo lint install info models models-fashion report report-fashion results-page study study-fashion clean torch-check
 
 # The first `make demo` or `make test` sets up .venv (a few minutes): each step says what it does, and pip shows
 # what it downloads and installs.
@@ -135,6 +135,17 @@ study: $(STAMP)
 	{ cat docs/study_notes.md; sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' \
 		docs/study/study.md; echo; cat docs/study_methods.md; } > docs/STUDY.md
 	$(MAKE) results-page
+
+# The same study on Fashion-MNIST (offline: FASHION=../shared/fashion-mnist), every seed all 20 epochs: the runs to
+# $(STUDY_FASHION_OUT), each run's analysis to docs/study-fashion/runs/ (committed as it finishes), the page to
+# docs/STUDY_FASHION.md.
+STUDY_FASHION_OUT ?= outputs/study-fashion
+study-fashion: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset $(FASHION) --seeds 3 --out $(STUDY_FASHION_OUT) \
+		--results docs/study-fashion $(STUDY_ARGS)
+	{ cat docs/study_fashion_notes.md; \
+		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study-fashion/\1)#g' -e 's/^(#+) /#\1 /' \
+		docs/study-fashion/study.md; echo; cat docs/study_methods.md; } > docs/STUDY_FASHION.md
 
 # Which torch a fresh machine gets from TORCH_SPEC/TORCH_INDEX: pip's resolution in isolated mode (no local pip
 # configuration), without installing anything.

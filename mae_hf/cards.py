@@ -285,6 +285,20 @@ def _readout_section(readout: dict) -> str:
     return "\n".join(lines)
 
 
+def _preparation(config: dict) -> str:
+    """How a picture from elsewhere is made like the training images (the model's dataset profile), in words and code."""
+    from .profiles import profile_of_config
+
+    profile = profile_of_config(config)
+    size, channels = config.get("image_size", 28), config.get("num_channels", 1)
+    return (
+        f"A picture from elsewhere must first be made like the training images. {profile.hint} The demo app does it "
+        f"with the `mae_hf` package (the model's `dataset_profile`, {profile.name!r}): `from mae_hf.profiles import "
+        f'profile_for`, then `pixel_values = torch.from_numpy(profile_for({profile.name!r}).prepare("photo.jpg", '
+        f"{size}, {channels}))[None]`."
+    )
+
+
 def render_model_card(
     model_kind: str,
     model_id: str,
@@ -375,6 +389,7 @@ def render_model_card(
         **values,
     )
     fields["corruption"] = values.get("corruption") or ("mask" if model_kind == "mae" else "noise")
+    fields["preparation"] = _preparation(values)
     if model_kind == "mae":
         num_patches = (values["image_size"] // values["patch_size"]) ** 2
         fields.update(num_patches=num_patches, num_visible=int(num_patches * (1 - values["mask_ratio"])))

@@ -8,6 +8,8 @@ import platform
 import sys
 from pathlib import Path
 
+from .hub_commands import add_hub_commands
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -337,36 +339,6 @@ def cmd_convert_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_push(args: argparse.Namespace) -> int:
-    from .hub import check_push_access, push_model
-
-    try:
-        repo_id = check_push_access(args.repo_id, token=args.token, action="mae-hf push")
-        url = push_model(args.model_dir, repo_id, token=args.token, private=args.private)
-    except ValueError as err:
-        logger.error("%s", err)
-        return 2
-    print(f"Pushed {args.model_dir} to {url}")
-    return 0
-
-
-def cmd_push_space(args: argparse.Namespace) -> int:
-    from .app.sources import bundled_model_dir, bundled_pairs
-    from .hub import check_push_access, push_space
-
-    try:
-        repo_id = check_push_access(args.repo_id, token=args.token, action="mae-hf push-space")
-        owner = repo_id.split("/")[0]
-        bundled = bundled_pairs(bundled_model_dir(REPO_ROOT))
-        models = args.models or [f"{owner}/{Path(p).name}" for pair in bundled.values() for p in pair.values()]
-        url = push_space(REPO_ROOT, repo_id, models, token=args.token, private=args.private)
-    except ValueError as err:
-        logger.error("%s", err)
-        return 2
-    print(f"Pushed the app to {url} (models: {', '.join(models)})")
-    return 0
-
-
 def settings_flags(*dataclass_types, unset: bool = False) -> argparse.ArgumentParser:
     """One flag per field of settings dataclasses (`HfArgumentParser`, as `train_accelerate.py` does; each field's
     help is its metadata), as a parent of a subcommand's parser; `unset`: every default None (the command fills in
@@ -537,34 +509,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p_conv.add_argument("--seed", type=int, default=0, help="seed of the corruptions scored")
     p_conv.set_defaults(func=cmd_convert_study)
 
-    p_push = sub.add_parser(
-        "push", **shows_defaults, help="upload a trained model folder to the Hub, its card rendered for the repo id"
-    )
-    p_push.add_argument("model_dir", help="a finished --output_dir of train_accelerate.py")
-    p_push.add_argument(
-        "--repo-id",
-        "--repo_id",
-        dest="repo_id",
-        required=True,
-        help="user/name or org/name (a bare name is put under your user)",
-    )
-    p_push.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
-    p_push.add_argument("--private", action="store_true", help="create the repo as private")
-    p_push.set_defaults(func=cmd_push)
-    p_space = sub.add_parser(
-        "push-space", **shows_defaults, help="upload the Gradio app with the bundled models as a Hugging Face Space"
-    )
-    p_space.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True, help="user/space-name")
-    p_space.add_argument(
-        "--models",
-        nargs="+",
-        default=None,
-        help="Hub ids of the pushed models, listed in the Space's front matter (default: OWNER/<folder> for every "
-        "bundled model, e.g. OWNER/dae-mnist OWNER/mae-mnist OWNER/dae-fashion OWNER/mae-fashion)",
-    )
-    p_space.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the `hf auth login` token)")
-    p_space.add_argument("--private", action="store_true", help="create the Space as private")
-    p_space.set_defaults(func=cmd_push_space)
+    add_hub_commands(sub, shows_defaults, REPO_ROOT)
 
     p_st = sub.add_parser(
         "study",

@@ -19,6 +19,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dat
 from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
 from PIL import Image as PILImage
 
+from .profiles import FASHION_MNIST_CLASSES
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -65,6 +67,7 @@ KNOWN_IDX_DATASETS = {
     "zalando-datasets/fashion_mnist": {
         "name": "Fashion-MNIST",
         "labels_sha256": FASHION_MNIST_LABELS_SHA256,
+        "class_names": list(FASHION_MNIST_CLASSES),
         "train_note": "images of Fashion-MNIST's training set",
         "test_note": "images of Fashion-MNIST's official test set",
     },
@@ -295,6 +298,10 @@ def _load_idx_folder(folder: Path) -> DatasetDict:
         splits[split] = (images, labels)
     num_classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
     names = [str(i) for i in range(max(num_classes, 10))]
+    hashes = {split: hashlib.sha256(labels.tobytes()).hexdigest() for split, (_, labels) in splits.items()}
+    for known in KNOWN_IDX_DATASETS.values():  # a public dataset's own folder: its classes by their names
+        if hashes == known["labels_sha256"] and "class_names" in known:
+            names = list(known["class_names"])
     return DatasetDict({s: _from_arrays(x, y, names) for s, (x, y) in splits.items()})
 
 

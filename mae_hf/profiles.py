@@ -194,6 +194,20 @@ def prepare_rgb(picture, image_size: int = 32, num_channels: int = 3) -> np.ndar
     return (np.asarray(image, dtype=np.float32) / 255.0).transpose(2, 0, 1)  # (3, H, W)
 
 
+# Fashion-MNIST's classes by label, as its README names them.
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
 register_profile(
     DatasetProfile(
         name="digits",
@@ -219,18 +233,7 @@ register_profile(
         nouns="clothing items",
         num_channels=1,
         image_size=28,
-        class_names=(
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
+        class_names=FASHION_MNIST_CLASSES,
         prepare=prepare_item,
         dataset="zalando-datasets/fashion_mnist",
         sources=("fashion_mnist", "zalando-datasets/fashion_mnist"),

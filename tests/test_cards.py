@@ -200,6 +200,20 @@ def _shipped_mae_inputs() -> tuple:
     return ViTMAEConfig.from_pretrained(folder), config, metrics, train
 
 
+def test_the_card_says_how_to_prepare_a_picture_for_the_models_dataset():
+    """The card tells how a picture from elsewhere is made like the training images, from the model's dataset
+    profile: MNIST-like digits for a digits model, Fashion-MNIST-like items for a clothing one, with the code."""
+    from mae_hf.cards import render_model_card
+
+    model_config, config, metrics, train = _shipped_mae_inputs()
+    digits = str(render_model_card("mae", "pretrained/mae-mnist", model_config, config, metrics, train))
+    assert "made MNIST-like" in digits and "profile_for('digits').prepare(\"photo.jpg\", 28, 1)" in digits
+    model_config.dataset_profile = "clothing"
+    clothing = str(render_model_card("mae", "pretrained/mae-fashion", model_config, config, metrics, train))
+    assert "made Fashion-MNIST-like" in clothing and "profile_for('clothing')" in clothing
+    assert "MNIST-like:" not in clothing.replace("Fashion-MNIST-like", "") and "handwritten" not in clothing
+
+
 @pytest.mark.parametrize(
     "source, shown",
     [

@@ -1,5 +1,6 @@
 import gzip
 import struct
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -233,3 +234,25 @@ def test_with_pixel_values_and_collate(mnist):
     assert batch["pixel_values"].shape == (4, 1, 28, 28) and batch["labels"].tolist() == mnist["test"]["label"][:4]
     with pytest.raises(ValueError, match="between 1 and"):
         dataset_to_tensors(mnist["test"], n=10001)
+
+
+def test_an_idx_folder_of_a_known_dataset_names_its_classes(idx_dataset, monkeypatch):
+    """A folder whose labels are a public dataset's (`KNOWN_IDX_DATASETS`, recognised by their sha256) gets that
+    dataset's class names (Fashion-MNIST's "T-shirt/top", ...), as its Hub copy has them; any other keeps 0..9."""
+    import hashlib
+
+    from mae_hf import data as data_module
+    from mae_hf.data import load_image_dataset, read_idx
+    from mae_hf.profiles import FASHION_MNIST_CLASSES
+
+    assert load_image_dataset(idx_dataset)["train"].features["label"].names == [str(i) for i in range(10)]
+    folder = Path(idx_dataset)
+    hashes = {
+        split: hashlib.sha256(read_idx(folder / f"{prefix}-labels-idx1-ubyte").tobytes()).hexdigest()
+        for split, prefix in (("train", "train"), ("test", "t10k"))
+    }
+    known = {"name": "Known", "labels_sha256": hashes, "class_names": list(FASHION_MNIST_CLASSES)}
+    monkeypatch.setitem(data_module.KNOWN_IDX_DATASETS, "someone/known", known)
+    loaded = load_image_dataset(idx_dataset)
+    assert loaded["test"].features["label"].names == list(FASHION_MNIST_CLASSES)
+    assert loaded["test"].features["label"].int2str(9) == "Ankle boot"
