@@ -253,11 +253,16 @@ def claim_answers(
     return out
 
 
-def answer_markdown(metrics: dict | None = None, study: dict | None = None) -> str:
-    """The answer in Markdown: one line on what was measured, then one bullet (one sentence) per claim."""
+# Where the committed results are, as the answer names them.
+RESULT_FILES = ("docs/results/metrics.json", "docs/study/study.json")
+
+
+def answer_markdown(metrics: dict | None = None, study: dict | None = None, files=RESULT_FILES) -> str:
+    """The answer in Markdown: one line on what was measured (naming `files`, the report's and the study's), then one
+    bullet (one sentence) per claim."""
     sources = []
     if metrics:
-        sources.append("the shipped models (docs/results/metrics.json)")
+        sources.append(f"the shipped models ({files[0]})")
     if study:
         b = study["budgets"]
         budgets = (
@@ -267,16 +272,18 @@ def answer_markdown(metrics: dict | None = None, study: dict | None = None) -> s
         )
         sources.append(
             f"the architecture × corruption study, {budgets}, on the first {study['n_images']:,} test digits "
-            "(docs/study/study.json)"
+            f"({files[1]})"
         )
     lines = [f"Each claim of the original study, answered by {join_words(sources)}:", ""]
     lines += [f"- {sentence}" for sentence in claim_answers(metrics, study).values()]
     return "\n".join(lines) + "\n"
 
 
-def answer_block(metrics: dict | None = None, study: dict | None = None, heading: str = "## The answers") -> str:
+def answer_block(
+    metrics: dict | None = None, study: dict | None = None, heading: str = "## The answers", files=RESULT_FILES
+) -> str:
     """`answer_markdown` under `heading`, between the markers the README and docs/RESULTS.md carry."""
-    return f"{ANSWER_START}\n{heading}\n\n{answer_markdown(metrics, study)}{ANSWER_END}\n"
+    return f"{ANSWER_START}\n{heading}\n\n{answer_markdown(metrics, study, files)}{ANSWER_END}\n"
 
 
 def replace_answer_block(text: str, block: str) -> str:

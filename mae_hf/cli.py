@@ -141,7 +141,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
     try:
         results = [json.loads(Path(f).read_text()) if f else None for f in (args.metrics, args.study)]
-        block = answer_block(*results)
+        block = answer_block(*results, files=(args.metrics, args.study))
         if args.readme:
             readme = Path(args.readme)
             readme.write_text(replace_answer_block(readme.read_text(), block))

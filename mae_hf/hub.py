@@ -224,6 +224,7 @@ SPACE_SOURCES = (
     "model_cards",
     "docs/study/study.json",
     "docs/results/metrics.json",  # with study.json, the About tab's answer to each claim
+    "docs/results-fashion/metrics.json",  # the same for the Fashion-MNIST models
 )
 SPACE_LFS = ("*.png", "*.jpg", "*.safetensors", "*.bin", "*.gz", "*.npz", "*.pt")
 # .pyi: the stubs gradio writes next to modules that subclass its components (the Space writes its own)

@@ -191,9 +191,15 @@ def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
         ["git", "ls-files", "mae_hf", "examples", "model_cards"], cwd=root, capture_output=True, text=True, check=True
     ).stdout.split()
     folders = sorted(p.name for p in (root / "pretrained").iterdir() if (p / "config.json").is_file())
-    assert {"dae-mnist", "mae-mnist"} <= set(folders)
+    assert {"dae-mnist", "mae-mnist", "dae-fashion", "mae-fashion"} <= set(folders)  # both datasets' pairs
     models = [f"pretrained/{m}/{name}" for m in folders for name in hub.files_to_upload(root / "pretrained" / m)]
-    results = ["docs/study/study.json", "docs/results/metrics.json", "pretrained/app-analysis-mnist.npz"]
+    results = [
+        "docs/study/study.json",
+        "docs/results/metrics.json",
+        "docs/results-fashion/metrics.json",
+        "pretrained/app-analysis-mnist.npz",
+        "pretrained/app-analysis-fashion.npz",
+    ]
     expected = sorted({".gitattributes", "README.md", "app.py", "requirements.txt", *results, *tracked, *models})
     assert seen["files"] == expected
     assert not any("step_" in f or "epoch_" in f or f.endswith(".gitignore") for f in seen["files"])
@@ -214,3 +220,15 @@ def test_mae_hf_push_offline_exits_2_with_a_message(caplog, monkeypatch, command
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main([*command, "--repo-id", "alice/x"]) == 2
     assert f"mae-hf {command[0]} needs the network" in caplog.text
+
+
+def test_mae_hf_push_space_lists_every_bundled_model_by_default(monkeypatch, capsys):
+    """Without --models, the Space's front matter lists OWNER/<folder> for each bundled model: both datasets' pairs."""
+    from mae_hf.cli import main
+
+    pushed = {}
+    monkeypatch.setattr(hub, "check_push_access", lambda repo_id, token=None, action="": repo_id)
+    monkeypatch.setattr(hub, "push_space", lambda root, repo_id, models, **kw: pushed.update(models=models) or "url")
+    assert main(["push-space", "--repo-id", "alice/demo"]) == 0
+    assert pushed["models"] == ["alice/dae-mnist", "alice/mae-mnist", "alice/dae-fashion", "alice/mae-fashion"]
+    assert "Pushed the app to url" in capsys.readouterr().out
