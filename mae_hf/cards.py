@@ -286,7 +286,7 @@ def _readout_section(readout: dict) -> str:
 
 
 def _preparation(config: dict) -> str:
-    """How a picture from elsewhere is made like the training images (the model's dataset profile), in words and code."""
+    """How a picture from elsewhere is made like the training images (the model's dataset profile): words, code."""
     from .profiles import profile_of_config
 
     profile = profile_of_config(config)

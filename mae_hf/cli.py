@@ -8,7 +8,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .hub_commands import add_hub_commands
+from .cli_hub import add_hub_commands
 
 logger = logging.getLogger(__name__)
 
@@ -451,7 +451,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_model_flags(p_read)
     p_read.add_argument(
         "--dataset",
-        help="(required unless --table) the models' dataset with its whole training split (memory bank, probes) and its test split, e.g. a "
+        help="(required unless --table) the models' dataset with its whole training split (memory bank, probes) and "
+        "its test split, e.g. a "
         "folder of MNIST or Fashion-MNIST IDX files, ylecun/mnist",
     )
     p_read.add_argument("--init_seed", type=int, default=0, help="seed of the random-init twins (default 0)")

@@ -223,21 +223,17 @@ def verdict_table(verdict: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-# The readouts' column headers (`mae_hf.analysis.readout.READOUT_MEASURES` has them in full).
-READOUT_HEADERS = {
-    "knn_cosine_k20": "20-NN (cosine, T=0.07)",
-    "knn_cosine_k200": "200-NN (cosine, T=0.1)",
-    "linear_probe": "linear probe",
-    "linear_probe_10pct": "probe on 10% of labels",
-    "linear_probe_1pct": "probe on 1% of labels",
-}
-
-
 def readout_table(readouts: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
     """Models' kept readouts (`{model name: its folder's readout_results.json}`, `mae_hf.cards.save_readout`) as one
     table: each model, its random-init twin, then the raw pixels once, with their test top-1 accuracies. Readouts of
     different datasets or settings do not share a table (`ValueError`)."""
-    from .analysis.readout import READOUT_MEASURES
+    from .analysis.readout import KNN_SETTINGS, LOW_LABEL_FRACTIONS, READOUT_MEASURES, knn_key, probe_key
+
+    short = {  # the column headers (READOUT_MEASURES has them in full)
+        **{knn_key(k): f"{k}-NN (cosine, T={t:g})" for k, t in KNN_SETTINGS},
+        probe_key(): "linear probe",
+        **{probe_key(f): f"probe on {f:.0%} of labels" for f in LOW_LABEL_FRACTIONS},
+    }
 
     if not readouts:
         raise ValueError("No readouts to tabulate: name at least one model folder with a readout_results.json.")
@@ -255,7 +251,7 @@ def readout_table(readouts: dict[str, dict]) -> tuple[list[str], list[list[str]]
     raw = next(iter(readouts.values()))["controls"]["raw pixels"]
     rows_by_label[feature_label(raw["features"])] = raw
     measures = [m for m in READOUT_MEASURES if m in raw["accuracy"]]
-    headers = ["Features", "Parameters", *(READOUT_HEADERS.get(m, m) for m in measures)]
+    headers = ["Features", "Parameters", *(short.get(m, m) for m in measures)]
     rows = [
         [
             label,

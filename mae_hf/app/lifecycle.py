@@ -85,9 +85,9 @@ def private_temp_dir() -> Path | None:
 def stop_cleanly_on_signals(folder: Path | None) -> None:
     """
     On SIGTERM or SIGINT: stop the process's worker processes, remove `folder` (its own temporary folder, if any),
-    flush the logs and exit 0 at once. The models load and the dataset analysis runs in daemon threads inside torch; letting the interpreter
-    finalise around them took seconds and could abort the process ("terminate called without an active
-    exception"), so the process ends without finalising (`os._exit`), after the only clean-up it needs.
+    flush the logs and exit 0 at once. The models load and the dataset analysis runs in daemon threads inside torch;
+    letting the interpreter finalise around them took seconds and could abort the process ("terminate called without
+    an active exception"), so the process ends without finalising (`os._exit`), after the only clean-up it needs.
     """
 
     def stop(signum, _frame):

@@ -51,10 +51,10 @@ class ModelService:
 
     Requests run concurrently on the one pair of models, with no lock: every model call takes its mask ratio and its
     noise as arguments (`mae_hf.mae.forward_mae`), so a request only reads the models (eval mode, eager attention,
-    as `mae_hf.loading` loads them) and never writes to them. The Reconstruct tab's requests, the most frequent, run in a pool of worker
-    processes when one is given (`mae_hf.app.workers`: Python holds the GIL for most of a request, so threads of one
-    process take turns). `ModelService.loaded(models)` wraps models that are
-    already loaded (tests, notebooks).
+    as `mae_hf.loading` loads them) and never writes to them. The Reconstruct tab's requests, the most frequent, run
+    in a pool of worker processes when one is given (`mae_hf.app.workers`: Python holds the GIL for most of a
+    request, so threads of one process take turns). `ModelService.loaded(models)` wraps models that are already
+    loaded (tests, notebooks).
 
     Args:
         sources: `{kind name: folder or Hub id}`, e.g. `{"dae": ..., "mae": ...}`. profile: a `DatasetProfile`

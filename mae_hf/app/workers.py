@@ -77,8 +77,9 @@ class RequestPool:
     (`[{kind name: folder or Hub id}, ...]`).
 
     `start()` starts them in a daemon thread, each loading every set; `ready` says when one has answered (until then,
-    and if they could not start, the app answers in its own process; a worker still loading takes no request). `reconstruct` blocks until its worker answers.
-    `shutdown` stops the workers (the app's SIGTERM handler stops them through `multiprocessing.active_children`).
+    and if they could not start, the app answers in its own process; a worker still loading takes no request).
+    `reconstruct` blocks until its worker answers. `shutdown` stops the workers (the app's SIGTERM handler stops them
+    through `multiprocessing.active_children`; each also ends by itself when the app's process is gone).
     """
 
     def __init__(self, sources_sets: list[dict], workers: int):
