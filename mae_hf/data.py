@@ -279,6 +279,16 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
+def _known_idx_dataset(labels: dict) -> tuple[str | None, dict | None]:
+    """The public dataset (`KNOWN_IDX_DATASETS`: its Hub id and entry) whose train and test labels these are, by
+    their sha256; (None, None) for any other."""
+    hashes = {split: hashlib.sha256(np.asarray(y).tobytes()).hexdigest() for split, y in labels.items()}
+    for hub_id, known in KNOWN_IDX_DATASETS.items():
+        if hashes == known["labels_sha256"]:
+            return hub_id, known
+    return None, None
+
+
 def _load_idx_folder(folder: Path) -> DatasetDict:
     splits = {}
     for split, prefix in (("train", "train"), ("test", "test")):
@@ -298,10 +308,9 @@ def _load_idx_folder(folder: Path) -> DatasetDict:
         splits[split] = (images, labels)
     num_classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
     names = [str(i) for i in range(max(num_classes, 10))]
-    hashes = {split: hashlib.sha256(labels.tobytes()).hexdigest() for split, (_, labels) in splits.items()}
-    for known in KNOWN_IDX_DATASETS.values():  # a public dataset's own folder: its classes by their names
-        if hashes == known["labels_sha256"] and "class_names" in known:
-            names = list(known["class_names"])
+    _, known = _known_idx_dataset({split: labels for split, (_, labels) in splits.items()})
+    if known and "class_names" in known:  # a public dataset's own folder: its classes by their names
+        names = list(known["class_names"])
     return DatasetDict({s: _from_arrays(x, y, names) for s, (x, y) in splits.items()})
 
 
@@ -365,14 +374,11 @@ def dataset_provenance(source: str) -> dict:
     path = Path(source).expanduser()
     splits = {"train_split": "train", "test_split": "test"}
     if path.is_dir() and _find_idx(path, "train_labels") and _find_idx(path, "test_labels"):
-        hashes = {
-            split: hashlib.sha256(read_idx(_find_idx(path, f"{split}_labels")).tobytes()).hexdigest()
-            for split in ("train", "test")
-        }
-        for hub_id, known in KNOWN_IDX_DATASETS.items():
-            if hashes == known["labels_sha256"]:
-                notes = {k: known[k] for k in ("name", "train_note", "test_note")}
-                return {"hub_id": hub_id, **notes, **splits, "local": True}
+        labels = {split: read_idx(_find_idx(path, f"{split}_labels")) for split in ("train", "test")}
+        hub_id, known = _known_idx_dataset(labels)
+        if known:
+            notes = {k: known[k] for k in ("name", "train_note", "test_note")}
+            return {"hub_id": hub_id, **notes, **splits, "local": True}
     if path.exists() or source.startswith((".", "/", "~")):
         name = path.resolve().name
         return {"hub_id": None, "name": name, **splits, "train_note": None, "test_note": None, "local": True}
