@@ -15,7 +15,8 @@ from transformers import ViTMAEConfig, ViTMAEForPreTraining
 from mae_hf import cli
 from mae_hf.analysis.factorial import CAPACITY_EFFECTS, CELLS, CLAIMS, EFFECTS, MEASURES
 from mae_hf.analysis.readout import READOUT_MEASURES, readout_scores
-from mae_hf.study import STUDY_CELLS, STUDY_FILES, StudySettings, aggregate, study_markdown
+from mae_hf.study import STUDY_CELLS, STUDY_FILES, StudySettings, aggregate, settings_from_args, study_markdown
+from mae_hf.study.grid import readout_budget_names
 from mae_hf.study.measure import load_analysis, memory_bank, readout_measures
 
 BUDGETS = ["step_4", "epoch_0", "epoch_1"]
@@ -39,8 +40,10 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
     assert seen == sorted(seen) and seen[0] == 4 * 32 and seen[-1] == 2 * 256
     for b in study["budgets"]:
         assert b["seeds"] == [0, 1] and set(b["summary"]) == set(STUDY_CELLS)  # the 2 × 2 and the capacity control
+        readout = b["name"] in readout_budget_names(settings_from_args(quick=True))
         for cell in CELLS:
-            for measure in MEASURES:
+            assert readout or not set(READOUT_MEASURES) & set(b["summary"][cell])  # no readouts at the step budgets
+            for measure in MEASURES if readout else set(MEASURES) - set(READOUT_MEASURES):
                 e = b["summary"][cell][measure]
                 assert len(e["per_seed"]) == 2 and e["ci_low"] <= e["estimate"] + 1e-12 <= e["ci_high"] + 2e-12
         for row in b["effects"].values():
@@ -58,7 +61,8 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
         for t in measures.values():
             assert len(t["verdicts"]) == len(BUDGETS) and t["summary"]
     assert len(study["runs"]) == 2 * len(STUDY_CELLS) and study["wall_time_s"]["training_total"] > 0
-    # the field's readouts: per budget in each run's analysis, of the model at initialisation per run, of the pixels
+    # the field's readouts: at the readout budgets of each run's analysis (not the step budgets), of the model at
+    # initialisation per run, of the pixels
     vit = next(r for r in study["runs"] if r["cell"] == "vit_mask")
     assert (vit["num_parameters"], vit["feature_dim"]) == (
         sum(p.numel() for p in ViTMAEForPreTraining.from_pretrained(out / "runs" / "vit_mask" / "seed0").parameters()),
@@ -67,9 +71,14 @@ def test_quick_study_writes_the_grid_at_every_budget(quick_study):
     assert all(set(r["readout_init"]) == set(READOUT_MEASURES) for r in study["runs"])
     assert set(READOUT_MEASURES) <= set(study["baseline_raw_pixels"])
     analysis = load_analysis(results / "runs" / "vit_mask-seed0.npz")
+    assert readout_budget_names(settings_from_args(quick=True)) == ["epoch_0", "epoch_1"]
     for b in analysis["meta"]["budgets"]:
-        assert set(analysis["budgets"][b["name"]]["readout"]) == set(READOUT_MEASURES)
-        assert set(b["readout_choices"]) == {k for k in READOUT_MEASURES if k.startswith("linear_probe")}
+        want = set(READOUT_MEASURES) if b["name"].startswith("epoch_") else set()
+        assert set(analysis["budgets"][b["name"]]["readout"]) == want
+        assert set(b["readout_choices"]) == {k for k in want if k.startswith("linear_probe")}
+    # a budget without readouts is judged on the other measures; the readouts' verdicts say "not measured" there
+    h1b = study["timeline"]["H1b"]["knn_cosine_k20"]["verdicts"]
+    assert h1b[0] == "not measured" and "not measured" not in h1b[1:]
     text = (results / "study.md").read_text()
     assert "## The claims, budget by budget" in text and "budget_curves.png" in text and "### H1:" in text
     assert "No budget has the 3 seeds a verdict needs yet" in text and "## The cells and their capacity" in text

@@ -31,6 +31,8 @@ __all__ = [
     "analysis_file",
     "train_run",
     "budget_names",
+    "READOUT_EPOCHS",
+    "readout_budget_names",
     "budget_checkpoints",
     "finished",
 ]
@@ -320,6 +322,19 @@ def budget_names(settings: StudySettings, epochs: int | None = None) -> list[str
     return [f"step_{s}" for s in settings.budget_steps] + [
         f"epoch_{e - 1}" for e in settings.budget_epochs if e <= epochs
     ]
+
+
+# The field's readouts (`mae_hf.study.measure.readout_measures`) cost about 3-6 min per model on 2 cores, most of it
+# the probe's C sweep on 50,000 rows: at all six budgets and at initialisation that is seven a run, about 35 min for
+# a ViT run, more than its training. They are taken at these epoch budgets and at the whole run (60,000, 240,000 and
+# 1,200,000 images of the study's plan), and at initialisation; every budget gets every other measure.
+READOUT_EPOCHS = (1, 4)
+
+
+def readout_budget_names(settings: StudySettings) -> list[str]:
+    """The budgets at which the field's readouts are taken: those of `READOUT_EPOCHS` the plan has, and the whole
+    run."""
+    return [f"epoch_{e - 1}" for e in settings.budget_epochs if e in READOUT_EPOCHS or e == settings.num_train_epochs]
 
 
 def budget_checkpoints(path: Path, settings: StudySettings, partial: bool = False) -> list[tuple[str, Path]]:

@@ -1,7 +1,7 @@
 """Every measure of the grid for one model, and for every budget of one run: per-image values (so the bootstrap
-can resample images), scalars for the weights, the field's readouts (`mae_hf.analysis.readout`: weighted cosine
-kNN with the study's training images as memory bank, validation-tuned linear and low-label probes) as one value per
-run, a t-SNE map. Reconstruction is scored by `mae_hf.evaluation`. A run's analysis is one `.npz` (committed),
+can resample images), scalars for the weights, the field's readouts (`mae_hf.analysis.readout`, at the budgets of
+`readout_budget_names`: weighted cosine kNN with the study's training images as memory bank, validation-tuned
+linear and low-label probes) as one value per run, a t-SNE map. Reconstruction is scored by `mae_hf.evaluation`. A run's analysis is one `.npz` (committed),
 reused when its settings and weights are the same."""
 
 import json
@@ -20,7 +20,7 @@ from ..evaluation import Corruption, evaluate_images, own_corruption
 from ..pipeline import model_fingerprint
 from ..scorecard import features
 from ..training import ConfigurationError, build_model, checkpoint_model, images_seen, trainer_state
-from .grid import StudySettings, budget_checkpoints, finished, run_dir
+from .grid import StudySettings, budget_checkpoints, finished, readout_budget_names, run_dir
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +91,10 @@ def readout_measures(model, data: dict, settings: StudySettings) -> dict:
     return readout_scores(f_bank, bank_y.numpy(), f_test, data["y"].numpy())
 
 
-def analyse_model(model, init_model, data: dict, settings: StudySettings) -> dict:
+def analyse_model(model, init_model, data: dict, settings: StudySettings, readout: bool = True) -> dict:
     """
     Every measure of the grid for one model (the ViT's features: mean-pooled patch tokens, masking off; the CNN's:
-    its bottleneck).
+    its bottleneck); `readout=False` leaves out the field's readouts (`readout` and `readout_choices` empty).
 
     Returns:
         `{"per_image": {measure: (N,)}, "scalars": {measure: float}, "readout": {measure: float} (the field's
@@ -103,7 +103,7 @@ def analyse_model(model, init_model, data: dict, settings: StudySettings) -> dic
     """
     rec = _reconstruction_measures(model, data["x"], settings)
     examples = rec.pop("examples")
-    readout = readout_measures(model, data, settings)
+    readout = readout_measures(model, data, settings) if readout else {"accuracy": {}, "probes": {}}
     feats, train_feats = features(model, data["x"]), features(model, data["train_x"])
     coords = np.asarray(cl.fit_tsne(feats, seed=settings.analysis_seed))
     clusters = cl.per_image_measures(
@@ -160,7 +160,8 @@ def analyse_run(
 ) -> dict:
     """
     Analyse every budget checkpoint of a run — all of them for a finished run, those it has so far for a run
-    stopped part-way — and write the analysis to `path` (a temporary name first). Budgets already in `previous`
+    stopped part-way; the field's readouts at `readout_budget_names` — and write the analysis to `path` (a temporary
+    name first). Budgets already in `previous`
     (the run's earlier analysis, same settings) are reused. The run's meta also holds its model's parameter count
     and feature size, and the readouts of its model at initialisation (`readout_init`, the control for training).
 
@@ -184,7 +185,7 @@ def analyse_run(
         else:
             t = time.perf_counter()
             model = checkpoint_model(folder, checkpoint, model=None if complete else init_model)
-            result = analyse_model(model, init_model, data, settings)
+            result = analyse_model(model, init_model, data, settings, readout=name in readout_budget_names(settings))
             seconds = time.perf_counter() - t
             budgets.append(
                 {

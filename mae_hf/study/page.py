@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import plotting
 from ..analysis import factorial as fac
+from ..analysis.readout import READOUT_MEASURES
 from ..pipeline import to_jsonable
 from ..wording import DIGITS, crossing_text, join_words, measure_words, seeds_text, verdict_spans
 
@@ -101,7 +102,9 @@ def _plan(study: dict) -> list[str]:
         f"{s['learning_rate']['vit']}, CNN {s['learning_rate']['cnn']}; masking ratio {s['mask_ratio']} of 4×4 "
         f"patches, Gaussian noise std {s['noise_factor']}. Each run is analysed at {len(budgets)} budgets, from its "
         f"checkpoints: {', '.join(_budget_label(b) for b in budgets)} training images seen. Every model is analysed "
-        f"on the same {study['n_images']} test images (kNN and probe fit on {s['n_train']} training images). Values: "
+        f"on the same {study['n_images']} test images (kNN and probe fit on {s['n_train']} training images)"
+        + _readout_budgets(budgets)
+        + ". Values: "
         f"mean over seeds [95% t-interval over seeds; an effect's interval is over its seed-by-seed values, seed k "
         f"of every cell paired]; with fewer than {fac.MIN_SEEDS} seeds, the mean alone and no verdict. Seeds per "
         f"budget: {seeds_note}.",
@@ -116,6 +119,18 @@ def _plan(study: dict) -> list[str]:
         ]
         lines.append("")
     return lines
+
+
+def _readout_budgets(budgets: list[dict]) -> str:
+    """`; the field's readouts at 60,000, ... images` (the budgets whose runs have them), or nothing."""
+    first = next(iter(READOUT_MEASURES))
+    have = [_budget_label(b) for b in budgets if any(first in cell for cell in b["summary"].values())]
+    if not have:
+        return ""
+    return (
+        "; the field's readouts (every training image as memory bank and probe set, each model at initialisation "
+        f"beside it) at {join_words(have)} images seen"
+    )
 
 
 def _cells(study: dict) -> list[str]:
