@@ -44,7 +44,7 @@ from mae_hf.app.tabs import (  # noqa: E402
     reconstruct_tab,
     weights_tab,
 )
-from mae_hf.app.views import answer_from_results, study_grid_markdown  # noqa: E402
+from mae_hf.app.views import across_datasets_markdown, answer_from_results, study_grid_markdown  # noqa: E402
 from mae_hf.app.workers import RequestPool, default_workers  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +56,8 @@ RESULTS_BY_PROFILE = {
     "digits": (RESULTS_JSON, STUDY_JSON),
     "clothing": (HERE / "docs" / "results-fashion" / "metrics.json", HERE / "docs" / "study-fashion" / "study.json"),
 }
+# The study on each dataset, for the About tab's table of each claim across datasets (docs/STUDY.md opens with it).
+STUDY_BY_DATASET = {"MNIST": STUDY_JSON, "Fashion-MNIST": RESULTS_BY_PROFILE["clothing"][1]}
 logger = logging.getLogger("mae_hf.app")
 
 # Tables scroll sideways in their own box rather than squeeze: a cell breaks only between words, a header or a
@@ -208,7 +210,8 @@ def page(demo: gr.Blocks, service: ModelService, suffix: str, examples_dir: Path
             weights_tab(lab, suffix)
         with gr.Tab("About", id=f"about{suffix}"):
             results, study = RESULTS_BY_PROFILE.get(profile.name, (None, None))
-            about_tab(lab, answer_from_results(results, study), study_grid_markdown(study), suffix)
+            grid = across_datasets_markdown(STUDY_BY_DATASET) + "\n" + study_grid_markdown(study)
+            about_tab(lab, answer_from_results(results, study), grid, suffix)
     gr.api(lab.analysis_status, api_name=f"analysis_status{suffix.replace('-', '_')}")
     # The dataset tabs are filled in by the timer, the About tab's model summary once the models are loaded.
     o = lab.outputs

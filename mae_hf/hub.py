@@ -31,6 +31,7 @@ __all__ = [
     "space_readme",
     "push_space",
     "SPACE_SOURCES",
+    "SPACE_OPTIONAL",
 ]
 
 # Checkpoints, TensorBoard logs and staging folders stay local (also written as the folder's .gitignore).
@@ -226,6 +227,8 @@ SPACE_SOURCES = (
     "docs/results/metrics.json",  # with study.json, the About tab's answer to each claim
     "docs/results-fashion/metrics.json",  # the same for the Fashion-MNIST models
 )
+# Uploaded where the checkout has them: a study that has not finished a budget on every cell has no study.json yet.
+SPACE_OPTIONAL = ("docs/study-fashion/study.json",)
 SPACE_LFS = ("*.png", "*.jpg", "*.safetensors", "*.bin", "*.gz", "*.npz", "*.pt")
 # .pyi: the stubs gradio writes next to modules that subclass its components (the Space writes its own)
 SPACE_SKIP = ("__pycache__", ".pyc", ".pyi", ".DS_Store")
@@ -235,7 +238,7 @@ def space_files(root: str | os.PathLike) -> dict[str, Path]:
     """
     The files `push_space` uploads from a checkout at `root`: `{path in the Space: source file}` — the app, the
     package, the bundled models (as `files_to_upload` gives them: no checkpoints or logs) and their dataset analysis,
-    the examples, the card templates and the results the About tab shows; README.md and .gitattributes are written
+    the examples, the card templates and the results the About tab shows (`SPACE_OPTIONAL` where there); README.md and .gitattributes are written
     by `push_space`.
     """
     root = Path(root)
@@ -245,7 +248,7 @@ def space_files(root: str | os.PathLike) -> dict[str, Path]:
             f"{str(root)!r} is not an mae_hf checkout with trained models: {', '.join(missing)} "
             "missing (`make models` trains the bundled models)."
         )
-    out: dict[str, Path] = {}
+    out: dict[str, Path] = {s: root / s for s in SPACE_OPTIONAL if (root / s).is_file()}
     for source in SPACE_SOURCES:
         path = root / source
         if path.is_file():

@@ -22,6 +22,7 @@ __all__ = [
     "verdicts_markdown",
     "model_summary",
     "study_grid_markdown",
+    "across_datasets_markdown",
     "answer_from_results",
 ]
 
@@ -234,6 +235,14 @@ def answer_from_results(metrics_path: Path | None, study_path: Path | None) -> s
     if metrics is None and study is None:
         return "*No results yet: `make report` and `make study` write them.*"
     return answer_markdown(metrics, study)
+
+
+def across_datasets_markdown(studies: dict[str, Path | None]) -> str:
+    """Each claim of the study on every dataset (`mae_hf.study.across`: `{dataset name: its study.json}`, a missing
+    one "not run yet"), for the About tab: the table docs/STUDY.md opens with."""
+    from ..study.across import across_markdown
+
+    return "#" + across_markdown({name: _read_json(path) for name, path in studies.items()})
 
 
 def study_grid_markdown(path: Path | None) -> str:
