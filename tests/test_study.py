@@ -17,7 +17,7 @@ from mae_hf.analysis.factorial import CAPACITY_EFFECTS, CELLS, CLAIMS, EFFECTS, 
 from mae_hf.analysis.readout import READOUT_MEASURES, readout_scores
 from mae_hf.study import STUDY_CELLS, STUDY_FILES, StudySettings, aggregate, settings_from_args, study_markdown
 from mae_hf.study.grid import readout_budget_names
-from mae_hf.study.measure import load_analysis, memory_bank, readout_measures
+from mae_hf.study.measure import ANALYSIS_VERSION, load_analysis, memory_bank, readout_measures
 
 BUDGETS = ["step_4", "epoch_0", "epoch_1"]
 
@@ -100,6 +100,32 @@ def test_a_rerun_skips_analysed_runs_even_without_their_weights(quick_study, cap
     assert caplog.text.count("analysed already, skipped") == 2 * len(STUDY_CELLS) and "training" not in caplog.text
     after = json.loads((fresh / "study.json").read_text())
     assert after["budgets"][-1]["summary"] == before["budgets"][-1]["summary"]
+
+
+def test_a_run_analysed_by_an_older_version_is_trained_and_analysed_again(quick_study, caplog, tmp_path):
+    """An analysis of an older version (before the field's readouts) counts on a page built without training; a
+    study that trains measures it again in full, retraining it where its checkpoints are gone (a new machine)."""
+    out, results = quick_study
+    fresh = tmp_path / "fresh-machine"
+    shutil.copytree(results, fresh)
+    path = fresh / "runs" / "cnn_noise-seed0.npz"
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["meta"])) | {"version": 2}
+    np.savez_compressed(path, **(arrays | {"meta": np.array(json.dumps(meta))}))
+    args = ["study", "--quick", "--seeds", "2", "--out", str(tmp_path / "no-runs"), "--results", str(fresh)]
+    with caplog.at_level(logging.INFO):
+        assert cli.main([*args, "--no_train"]) == 0
+    assert caplog.text.count("analysed already, skipped") == 2 * len(STUDY_CELLS) and "training" not in caplog.text
+    assert load_analysis(path)["meta"]["version"] == 2
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert cli.main(args) == 0
+    assert "cnn_noise seed 0: analysed by an older version (2); training and analysing again" in caplog.text
+    assert caplog.text.count("analysed already, skipped") == 2 * len(STUDY_CELLS) - 1
+    again = load_analysis(path)
+    assert again["meta"]["version"] == ANALYSIS_VERSION and set(READOUT_MEASURES) <= set(again["meta"]["readout_init"])
+    assert again["meta"]["budgets"][0]["fingerprint"] == meta["budgets"][0]["fingerprint"]  # the same run, retrained
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(quick_study, caplog):

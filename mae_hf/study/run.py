@@ -80,8 +80,16 @@ def run_study(
         epochs = run_epochs(seed)
         folder = run_dir(out, cell, seed)
         older = done is not None and done["meta"]["version"] < ANALYSIS_VERSION
-        if older and train and find_checkpoints(folder):  # its checkpoints are here: analyse it again, in full
-            logger.info("[%d/%d] %s seed %d: analysed by an older version; analysing again", i, len(plan), cell, seed)
+        if older and train:  # measured again in full: from its checkpoints where they are here, else trained again
+            logger.info(
+                "[%d/%d] %s seed %d: analysed by an older version (%d); %s",
+                i,
+                len(plan),
+                cell,
+                seed,
+                done["meta"]["version"],
+                "analysing again" if find_checkpoints(folder) else "training and analysing again",
+            )
             done = None
         if done is not None and (not train or set(budget_names(settings, epochs)) <= set(done["budgets"])):
             logger.info("[%d/%d] %s seed %d: analysed already, skipped", i, len(plan), cell, seed)
