@@ -78,7 +78,7 @@ MEASURE_LABELS = {
     "ssim": "SSIM",
     "psnr_masked": "masked-region PSNR (dB)",
     "psnr_input": "input PSNR (dB)",
-    "psnr_noisy": "PSNR on the same noisy digits (dB)",
+    "psnr_noisy": "PSNR on the same noisy images (dB)",
     "tsne_radius": "t-SNE radius (the study's measure)",
     "original_radius": "radius in the features",
     "scale_free_radius": "scale-free radius",

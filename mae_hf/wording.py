@@ -32,7 +32,7 @@ STUDY_MEASURE_WORDS = {
     "tsne_radius": "t-SNE radius",
     "psnr": "PSNR under each model's own corruption",
     "ssim": "SSIM under each model's own corruption",
-    "psnr_masked": "masked-region PSNR on the same masked digits",
+    "psnr_masked": "masked-region PSNR on the same masked images",
 }
 # Decimals of each measure in tables and sentences (3 where not listed).
 DIGITS = {
