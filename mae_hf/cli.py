@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .cli_hub import add_hub_commands
+from .cli_study import add_across_command
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +255,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             commit=args.commit,
             train=not args.no_train,
             other_seeds_epochs=args.other_seeds_epochs,
+            stop_after_epochs=args.stop_after_epochs,
         )
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
@@ -271,26 +273,6 @@ def cmd_study(args: argparse.Namespace) -> int:
     ]
     lines += [f"  {cid}: {v['verdict']} — {v['sentence']}" for cid, v in final["verdicts"].items()]
     print("\n".join(lines))
-    return 0
-
-
-def cmd_study_across(args: argparse.Namespace) -> int:
-    import json
-
-    from .study.across import across_markdown
-
-    studies = {}
-    for pair in args.studies:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            logger.error("Give each study as NAME=PATH (e.g. MNIST=docs/study/study.json), got %r.", pair)
-            return 2
-        try:  # a study that has not written its study.json yet is shown as not run
-            studies[name] = json.loads(Path(path).read_text()) if Path(path).is_file() else None
-        except (OSError, ValueError) as err:
-            logger.error("%s is not a study.json (%s); write it again with `mae-hf study --no_train`.", path, err)
-            return 2
-    sys.stdout.write(across_markdown(studies))  # Markdown, for `make study` to open docs/STUDY.md with
     return 0
 
 
@@ -561,6 +543,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="train seeds after the first only this many epochs into their schedule (resumable: a later invocation "
         "with a larger value goes on); the budgets beyond have fewer seeds, as the page says (default: all epochs)",
     )
+    p_st.add_argument(
+        "--stop_after_epochs",
+        type=int,
+        default=None,
+        help="every run trains only this many epochs "
+        "this time (a study in stages: the early budgets get all their seeds first; a later run goes on)",
+    )
     p_st.add_argument("--commit", action="store_true", help="git-commit each run's analysis as soon as it is written")
     p_st.add_argument(
         "--no_train",
@@ -569,11 +558,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     p_st.set_defaults(func=cmd_study)
 
-    p_across = sub.add_parser("study-across", help="each claim of the study on several datasets (Markdown)")
-    p_across.add_argument(
-        "studies", nargs="+", metavar="NAME=PATH", help="a dataset's name and its study.json (missing: not run yet)"
-    )
-    p_across.set_defaults(func=cmd_study_across)
+    add_across_command(sub)
     return parser
 
 

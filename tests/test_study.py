@@ -185,6 +185,28 @@ def test_later_seeds_can_stop_early_and_go_on_later(tmp_path, caplog):
     assert "--other_seeds_epochs must be >= 1" in caplog.text
 
 
+def test_a_study_in_stages_gives_every_seed_the_early_budgets_first(tmp_path, caplog):
+    """--stop_after_epochs: every run trains its first epoch; the early budgets have both seeds, the last none (it
+    is left out); a later invocation trains every run on from its checkpoint."""
+    out, results = tmp_path / "runs", tmp_path / "results"
+    argv = ["study", "--quick", "--seeds", "2", "--out", str(out), "--results", str(results)]
+    with caplog.at_level(logging.INFO):
+        assert cli.main(argv + ["--stop_after_epochs", "1"]) == 0
+    assert caplog.text.count("training (1 of 2 epochs)") == 2 * len(STUDY_CELLS)
+    study = json.loads((results / "study.json").read_text())
+    assert [(b["name"], b["seeds"]) for b in study["budgets"]] == [("step_4", [0, 1]), ("epoch_0", [0, 1])]
+    assert not any(r["complete"] for r in study["runs"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert cli.main(argv) == 0
+    assert caplog.text.count("resuming") == 2 * len(STUDY_CELLS)
+    study = json.loads((results / "study.json").read_text())
+    assert [b["name"] for b in study["budgets"]] == BUDGETS and all(r["complete"] for r in study["runs"])
+    with caplog.at_level(logging.INFO):
+        assert cli.main(argv + ["--stop_after_epochs", "0"]) == 2
+    assert "--stop_after_epochs must be >= 1" in caplog.text
+
+
 def test_other_settings_are_refused(quick_study, caplog):
     out, results = quick_study
     assert (

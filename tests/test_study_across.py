@@ -1,12 +1,12 @@
 """Each claim of the study on several datasets: the verdict at the study's budget, where each measure starts to
-hold, and whether the claim generalises (`mae_hf.study.across`, `mae-hf study-across`, the About tab)."""
+hold, and whether the claim generalises (`mae_hf.across_datasets`, `mae-hf study-across`, the About tab)."""
 
 import json
 from pathlib import Path
 
 from mae_hf import cli
+from mae_hf.across_datasets import across_markdown, claim_across
 from mae_hf.analysis.factorial import CLAIMS
-from mae_hf.study.across import across_markdown, claim_across
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEN = {"step_188": 12_032, "epoch_0": 60_000, "epoch_3": 240_000, "epoch_19": 1_200_000}
@@ -34,7 +34,15 @@ def _study(verdicts: dict[str, list[str]], seeds: list[int] | None = None) -> di
                 "verdict": kinds.pop() if len(kinds) == 1 else "mixed",
                 "measures": measures,
             }
-        budgets.append({"name": name, "images_seen": seen, "seeds": list(range(seeds[i])), "verdicts": per_claim})
+        budgets.append(
+            {
+                "name": name,
+                "images_seen": seen,
+                "seeds": list(range(seeds[i])),
+                "tested": seeds[i] >= 3,
+                "verdicts": per_claim,
+            }
+        )
     return {"settings": {"num_train_epochs": 20}, "budgets": budgets}
 
 
@@ -71,13 +79,14 @@ def test_budgets_without_three_seeds_and_missing_studies_give_no_verdict():
         "not tested (1,200,000 images: 1 seed); at 240,000, the largest tested: holds"
     )
     assert row["datasets"]["Fashion-MNIST"] == {"at_study_budget": "not run yet", "holds_from": "—"}
-    assert row["sentence"] == "Not answerable yet: Fashion-MNIST has no budget with 3 seeds."
+    assert row["sentence"] == "Not answerable yet: Fashion-MNIST has no budget with the seeds a verdict needs."
     # both tested, but to different budgets: compared at the largest budget both have
     fashion = _study({"tsne_radius": ["holds", "holds", "reversed", "reversed"]}, seeds=[3, 3, 1, 1])
     row = claim_across({"MNIST": mnist, "Fashion-MNIST": fashion})[0]
     assert row["sentence"].startswith("Generalises at 60,000 images seen")
     text = across_markdown({"MNIST": mnist, "Fashion-MNIST": fashion})
     assert text.count("\n| **H") == len(CLAIMS) and "| MNIST: at the study's budget | MNIST: holds from |" in text
+    assert "No study has run yet on MNIST and Fashion-MNIST." in across_markdown({"MNIST": None, "Fashion-MNIST": None})
 
 
 def test_the_committed_studies_give_the_table_both_study_pages_open_with(tmp_path, capsys):

@@ -31,6 +31,7 @@ def run_study(
     commit: bool = False,
     train: bool = True,
     other_seeds_epochs: int | None = None,
+    stop_after_epochs: int | None = None,
 ) -> dict:
     """
     Train (or skip, or resume) every run of the grid, analyse each at every budget, aggregate, write the page.
@@ -43,13 +44,16 @@ def run_study(
         train: False: aggregate the analyses there are, train nothing (a partial study's page).
         other_seeds_epochs: train every seed but the first only this many epochs into its schedule (it stops
             resumable, its later budgets are left out until a later invocation trains it further); default all.
+        stop_after_epochs: the same for every seed, this invocation: a study in stages (every run to 4 epochs, then
+            on to the whole run) gives every cell its seeds at the early budgets first.
 
     Returns:
         the `study.json` content.
     """
     settings.validate()
-    if other_seeds_epochs is not None and other_seeds_epochs < 1:
-        raise ConfigurationError(f"--other_seeds_epochs must be >= 1, got {other_seeds_epochs}.")
+    for name, value in (("other_seeds_epochs", other_seeds_epochs), ("stop_after_epochs", stop_after_epochs)):
+        if value is not None and value < 1:
+            raise ConfigurationError(f"--{name} must be >= 1, got {value}.")
     out, results = Path(out_dir), Path(results_dir or out_dir)
     t0 = time.perf_counter()
     # the whole training split too: the first max_train_samples of it are the readouts' memory bank
@@ -58,9 +62,10 @@ def run_study(
     )
 
     def run_epochs(seed: int) -> int:
+        limits = [settings.num_train_epochs, stop_after_epochs or settings.num_train_epochs]
         if seed > 0 and other_seeds_epochs is not None:
-            return min(other_seeds_epochs, settings.num_train_epochs)
-        return settings.num_train_epochs
+            limits.append(other_seeds_epochs)
+        return min(limits)
 
     # The shortest runs first (epochs / the cell's measured speed): the early budgets get all their seeds (and a
     # page) before the long runs finish, and an interrupted study loses at most the run it was in.

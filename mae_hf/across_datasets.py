@@ -1,9 +1,9 @@
 """Each claim of the study on several datasets side by side: its verdict at the study's budget (the whole run),
 the budget from which each of its measures holds, and one sentence on whether it generalises. Pure: the studies'
-`study.json` contents in, rows and Markdown out (a dataset whose study has not run yet is `None`)."""
+`study.json` contents in, rows and Markdown out (a dataset whose study has not run yet is `None`); it reads only the
+JSON (no torch), so the app's page can show it."""
 
-from ..analysis import factorial as fac
-from ..wording import join_words, measure_words, seeds_text
+from .wording import join_words, measure_words, seeds_text
 
 __all__ = ["claim_across", "across_markdown"]
 
@@ -13,7 +13,8 @@ def _whole_run(study: dict) -> str:
 
 
 def _tested(study: dict) -> list[dict]:
-    return [b for b in study["budgets"] if len(b["seeds"]) >= fac.MIN_SEEDS]
+    """The budgets with the seeds a verdict needs (`tested`, as `mae_hf.study.aggregate` marks them)."""
+    return [b for b in study["budgets"] if b["tested"]]
 
 
 def _holding(budget: dict, claim: str) -> list[str]:
@@ -55,7 +56,7 @@ def _holds_from(study: dict | None, claim: str) -> str:
         return "—"
     tested = _tested(study)
     if not tested:
-        return "no budget has 3 seeds yet"
+        return "no budget has the seeds a verdict needs yet"
     starts: dict[int, list[str]] = {}
     for measure in _holding(tested[-1], claim):
         seen = [b for b in tested if measure in b["verdicts"].get(claim, {}).get("measures", {})]
@@ -73,7 +74,8 @@ def _generalises(studies: dict[str, dict | None], claim: str) -> str:
     them, and on which only on some."""
     missing = [name for name, s in studies.items() if s is None or not _tested(s)]
     if missing:
-        return f"Not answerable yet: {join_words(missing)} {'has' if len(missing) == 1 else 'have'} no budget with 3 seeds."
+        has = "has" if len(missing) == 1 else "have"
+        return f"Not answerable yet: {join_words(missing)} {has} no budget with the seeds a verdict needs."
     common = min(_tested(s)[-1]["images_seen"] for s in studies.values())
     at = {
         name: max((b for b in _tested(s) if b["images_seen"] <= common), key=lambda b: b["images_seen"])
@@ -94,6 +96,15 @@ def _generalises(studies: dict[str, dict | None], claim: str) -> str:
     return f"{head} {where}: {'; '.join(parts)}."
 
 
+def _claims(studies: dict[str, dict | None]) -> dict[str, str]:
+    """Every claim the studies judge, `{id: words}`, in their order."""
+    out: dict[str, str] = {}
+    for study in studies.values():
+        for budget in (study or {}).get("budgets", []):
+            out |= {cid: v["claim"] for cid, v in budget["verdicts"].items() if cid not in out}
+    return out
+
+
 def claim_across(studies: dict[str, dict | None]) -> list[dict]:
     """
     Each claim across datasets.
@@ -102,20 +113,20 @@ def claim_across(studies: dict[str, dict | None]) -> list[dict]:
         studies: `{dataset name: study.json content, or None where its study has not run yet}`, in the order shown.
 
     Returns:
-        `[{"claim", "text", "datasets": {name: {"at_study_budget", "holds_from"}}, "sentence"}]`, one per claim of
-        `mae_hf.analysis.factorial.CLAIMS`.
+        `[{"claim", "text", "datasets": {name: {"at_study_budget", "holds_from"}}, "sentence"}]`, one per claim the
+        studies judge (none where no study has run).
     """
     return [
         {
             "claim": cid,
-            "text": spec["claim"],
+            "text": text,
             "datasets": {
                 name: {"at_study_budget": _at_study_budget(s, cid), "holds_from": _holds_from(s, cid)}
                 for name, s in studies.items()
             },
             "sentence": _generalises(studies, cid),
         }
-        for cid, spec in fac.CLAIMS.items()
+        for cid, text in _claims(studies).items()
     ]
 
 
@@ -133,6 +144,8 @@ def across_markdown(studies: dict[str, dict | None]) -> str:
         "| claim | " + " | ".join(f"{n}: at the study's budget | {n}: holds from" for n in names) + " |",
         "| --- |" + " --- | --- |" * len(names),
     ]
+    if not rows:
+        return "\n".join(lines[:2] + [f"No study has run yet on {join_words(names)}.", ""])
     for r in rows:
         cells = " | ".join(f"{d['at_study_budget']} | {d['holds_from']}" for d in r["datasets"].values())
         lines.append(f"| **{r['claim']}** {r['text']} | {cells} |")
