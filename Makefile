@@ -128,7 +128,7 @@ results-page: $(STAMP)
 # and how the study stands and is built (docs/study_methods.md). `make study STUDY_ARGS=--no_train` rebuilds the page
 # from the committed analyses alone.
 STUDY_OUT ?= outputs/study
-# Both pages open with each claim on both datasets (a study that has not written its study.json is "not run yet").
+# Both pages open with each claim on both datasets (a study without its study.json yet: "no results yet").
 STUDY_ACROSS = $(VENV)/bin/mae-hf study-across MNIST=docs/study/study.json Fashion-MNIST=docs/study-fashion/study.json
 STUDY_OTHER_SEEDS_EPOCHS ?= 20
 study: $(STAMP)

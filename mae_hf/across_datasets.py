@@ -1,6 +1,6 @@
 """Each claim of the study on several datasets side by side: its verdict at the study's budget (the whole run),
 the budget from which each of its measures holds, and one sentence on whether it generalises. Pure: the studies'
-`study.json` contents in, rows and Markdown out (a dataset whose study has not run yet is `None`); it reads only the
+`study.json` contents in, rows and Markdown out (a dataset whose study has no `study.json` yet is `None`); it reads only the
 JSON (no torch), so the app's page can show it."""
 
 from .wording import join_words, measure_words, seeds_text
@@ -34,7 +34,7 @@ def _verdict_words(budget: dict, claim: str) -> str:
 def _at_study_budget(study: dict | None, claim: str) -> str:
     """The claim's verdict at the whole run; where that has too few seeds, also at the largest budget tested."""
     if study is None:
-        return "not run yet"
+        return "no results yet (no budget with every cell of the grid)"
     last = next((b for b in study["budgets"] if b["name"] == _whole_run(study)), None)
     tested = _tested(study)
     if last is not None and last in tested:
@@ -110,7 +110,7 @@ def claim_across(studies: dict[str, dict | None]) -> list[dict]:
     Each claim across datasets.
 
     Args:
-        studies: `{dataset name: study.json content, or None where its study has not run yet}`, in the order shown.
+        studies: `{dataset name: study.json content, or None where its study has none yet}`, in the order shown.
 
     Returns:
         `[{"claim", "text", "datasets": {name: {"at_study_budget", "holds_from"}}, "sentence"}]`, one per claim the

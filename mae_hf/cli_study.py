@@ -34,6 +34,6 @@ def add_across_command(sub) -> None:
     """Add `study-across` to the `mae-hf` subparsers `sub`."""
     p_across = sub.add_parser("study-across", help="each claim of the study on several datasets (Markdown)")
     p_across.add_argument(
-        "studies", nargs="+", metavar="NAME=PATH", help="a dataset's name and its study.json (missing: not run yet)"
+        "studies", nargs="+", metavar="NAME=PATH", help="a dataset's name and its study.json (missing: no results yet)"
     )
     p_across.set_defaults(func=cmd_study_across)

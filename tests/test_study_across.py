@@ -78,7 +78,10 @@ def test_budgets_without_three_seeds_and_missing_studies_give_no_verdict():
     assert row["datasets"]["MNIST"]["at_study_budget"] == (
         "not tested (1,200,000 images: 1 seed); at 240,000, the largest tested: holds"
     )
-    assert row["datasets"]["Fashion-MNIST"] == {"at_study_budget": "not run yet", "holds_from": "—"}
+    assert row["datasets"]["Fashion-MNIST"] == {
+        "at_study_budget": "no results yet (no budget with every cell of the grid)",
+        "holds_from": "—",
+    }
     assert row["sentence"] == "Not answerable yet: Fashion-MNIST has no budget with the seeds a verdict needs."
     # both tested, but to different budgets: compared at the largest budget both have
     fashion = _study({"tsne_radius": ["holds", "holds", "reversed", "reversed"]}, seeds=[3, 3, 1, 1])
@@ -93,7 +96,9 @@ def test_the_committed_studies_give_the_table_both_study_pages_open_with(tmp_pat
     assert cli.main(["study-across", f"MNIST={ROOT / 'docs/study/study.json'}", f"Other={tmp_path / 'no.json'}"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("## Does it generalise? Each claim on MNIST and Other")
-    assert "| not run yet | — |" in text and text.count("\n| **H") == len(CLAIMS)
+    assert "| no results yet (no budget with every cell of the grid) | — |" in text and text.count("\n| **H") == len(
+        CLAIMS
+    )
     # the pages hold what the committed studies give (the Makefile's STUDY_ACROSS)
     studies = ["MNIST=docs/study/study.json", "Fashion-MNIST=docs/study-fashion/study.json"]
     assert cli.main(["study-across", *(s.replace("=", f"={ROOT}/") for s in studies)]) == 0
@@ -114,5 +119,5 @@ def test_the_about_tab_shows_each_claim_on_both_datasets(tmp_path):
 
     study = ROOT / "docs" / "study" / "study.json"
     text = across_datasets_markdown({"MNIST": study, "Fashion-MNIST": tmp_path / "missing.json"})
-    assert text.startswith("### Does it generalise?") and "not run yet" in text
+    assert text.startswith("### Does it generalise?") and "no results yet" in text
     assert json.loads(study.read_text())["budgets"]
