@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint install info models models-fashion report report-fashion results-page study study-fashion clean torch-check
+.PHONY: test demo lint install info models models-fashion report report-fashion results-page study study-fashion study-pages clean torch-check
 
 # The first `make demo` or `make test` sets up .venv (a few minutes): each step says what it does, and pip shows
 # what it downloads and installs.
@@ -124,8 +124,7 @@ results-page: $(STAMP)
 # analysed at 6 budgets. Every seed trains all 20 epochs (STUDY_OTHER_SEEDS_EPOCHS=4 stops seeds 1 and 2 after 4, as
 # the first study on 2 CPU cores did; a later run with a larger value goes on from their checkpoints). The runs go to
 # $(STUDY_OUT) (not committed); each run's analysis to docs/study/runs/ (committed as it finishes: a rerun skips it,
-# even on a new machine), then docs/STUDY.md: its introduction (docs/study_notes.md), the page (the answers first),
-# and how the study stands and is built (docs/study_methods.md). `make study STUDY_ARGS=--no_train` rebuilds the page
+# even on a new machine), then the study pages (study-pages). `make study STUDY_ARGS=--no_train` rebuilds the page
 # from the committed analyses alone.
 STUDY_OUT ?= outputs/study
 # Both pages open with each claim on both datasets (a study without its study.json yet: "no results yet").
@@ -134,10 +133,7 @@ STUDY_OTHER_SEEDS_EPOCHS ?= 20
 study: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset $(MNIST) --seeds 3 --out $(STUDY_OUT) --results docs/study \
 		--other_seeds_epochs $(STUDY_OTHER_SEEDS_EPOCHS) $(STUDY_ARGS)
-	{ cat docs/study_notes.md; $(STUDY_ACROSS); echo; \
-		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' docs/study/study.md; echo; \
-		cat docs/study_methods.md; } > docs/STUDY.md
-	$(MAKE) results-page
+	$(MAKE) study-pages results-page
 
 # The same study on Fashion-MNIST (offline: FASHION=../shared/fashion-mnist), every seed all 20 epochs: the runs to
 # $(STUDY_FASHION_OUT), each run's analysis to docs/study-fashion/runs/ (committed as it finishes), the page to
@@ -146,9 +142,19 @@ STUDY_FASHION_OUT ?= outputs/study-fashion
 study-fashion: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset $(FASHION) --seeds 3 --out $(STUDY_FASHION_OUT) \
 		--results docs/study-fashion $(STUDY_ARGS)
-	{ cat docs/study_fashion_notes.md; $(STUDY_ACROSS); echo; \
+	$(MAKE) study-pages
+
+# Both study pages from the committed studies (no training, no analysis): each opens with its notes and each claim
+# on both datasets (the table depends on both studies, so both pages are rewritten whenever either study is), then
+# its page (the answers first), then how the study stands and is built (docs/study_methods.md).
+study-pages: $(STAMP)
+	{ cat docs/study_notes.md; $(STUDY_ACROSS); echo; \
+		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study/\1)#g' -e 's/^(#+) /#\1 /' docs/study/study.md; echo; \
+		cat docs/study_methods.md; } > docs/STUDY.md
+	if [ -f docs/study-fashion/study.md ]; then set -e; \
+		{ cat docs/study_fashion_notes.md; $(STUDY_ACROSS); echo; \
 		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.png)\)#](study-fashion/\1)#g' -e 's/^(#+) /#\1 /' \
-		docs/study-fashion/study.md; echo; cat docs/study_methods.md; } > docs/STUDY_FASHION.md
+		docs/study-fashion/study.md; echo; cat docs/study_methods.md; } > docs/STUDY_FASHION.md; fi
 
 # Which torch a fresh machine gets from TORCH_SPEC/TORCH_INDEX: pip's resolution in isolated mode (no local pip
 # configuration), without installing anything.

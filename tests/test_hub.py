@@ -199,7 +199,7 @@ def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
         "docs/results-fashion/metrics.json",
         "pretrained/app-analysis-mnist.npz",
         "pretrained/app-analysis-fashion.npz",
-        *[s for s in hub.SPACE_OPTIONAL if (root / s).is_file()],  # the Fashion-MNIST study, once it has a page
+        *[s for s in hub.SPACE_OPTIONAL if (root / s).is_file()],  # the Fashion-MNIST study, once it has one
     ]
     expected = sorted({".gitattributes", "README.md", "app.py", "requirements.txt", *results, *tracked, *models})
     assert seen["files"] == expected
@@ -212,6 +212,13 @@ def test_push_space_uploads_the_app_with_models_listed_and_binaries_in_lfs():
     assert len(card.data.short_description) <= 60
     for pattern in ("*.png", "*.safetensors", "*.npz"):
         assert f"{pattern} filter=lfs diff=lfs merge=lfs -text" in seen["gitattributes"]
+
+
+def test_the_space_takes_an_optional_result_where_the_checkout_has_it(monkeypatch):
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setattr(hub, "SPACE_OPTIONAL", ("docs/STUDY.md", "docs/no-such-study.json"))
+    files = hub.space_files(root)
+    assert files["docs/STUDY.md"] == root / "docs" / "STUDY.md" and "docs/no-such-study.json" not in files
 
 
 @pytest.mark.parametrize("command", [["push", "some/folder"], ["push-space"]])

@@ -239,7 +239,7 @@ def answer_from_results(metrics_path: Path | None, study_path: Path | None) -> s
 
 def across_datasets_markdown(studies: dict[str, Path | None]) -> str:
     """Each claim of the study on every dataset (`mae_hf.across_datasets`: `{dataset name: its study.json}`, a missing
-    one "not run yet"), for the About tab: the table docs/STUDY.md opens with."""
+    one "no results yet"), for the About tab: the table docs/STUDY.md opens with."""
     from ..across_datasets import across_markdown
 
     return "#" + across_markdown({name: _read_json(path) for name, path in studies.items()})

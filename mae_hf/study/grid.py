@@ -324,9 +324,9 @@ def budget_names(settings: StudySettings, epochs: int | None = None) -> list[str
     ]
 
 
-# The field's readouts (`mae_hf.study.measure.readout_measures`) cost about 3-6 min per model on 2 cores, most of it
-# the probe's C sweep on 50,000 rows: at all six budgets and at initialisation that is seven a run, about 35 min for
-# a ViT run, more than its training. They are taken at these epoch budgets and at the whole run (60,000, 240,000 and
+# The field's readouts (`mae_hf.study.measure.readout_measures`) cost about 1-6 min per model on 2 cores, most of it
+# the probe's C sweep on 50,000 rows: at all six budgets and at initialisation that is seven a run, about 40 min of
+# analysis for a ViT run. They are taken at these epoch budgets and at the whole run (60,000, 240,000 and
 # 1,200,000 images of the study's plan), and at initialisation; every budget gets every other measure.
 READOUT_EPOCHS = (1, 4)
 
