@@ -251,7 +251,9 @@ def study_grid_markdown(path: Path | None) -> str:
     head = "### Beyond the study: architecture × corruption, at every training budget\n\n"
     study = _read_json(path)
     if study is None:
-        return head + "*No study results yet: `make study` writes them.*"
+        return (
+            head + "*No study results yet: `make study` (MNIST) and `make study-fashion` (Fashion-MNIST) write them.*"
+        )
     try:
         cells, budgets = study["cells"], study["budgets"]
         final = budgets[-1]
