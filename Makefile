@@ -114,7 +114,8 @@ results-page: $(STAMP)
 		$(VENV)/bin/mae-hf readout --table --dae pretrained/dae-fashion --mae pretrained/mae-fashion \
 			> docs/results-fashion/readouts.md; \
 		{ head -n 1 docs/results_fashion_notes.md; echo; \
-		$(VENV)/bin/mae-hf answer --metrics docs/results-fashion/metrics.json --study ''; \
+		$(VENV)/bin/mae-hf answer --metrics docs/results-fashion/metrics.json \
+			--study "$$(test -f docs/study-fashion/study.json && echo docs/study-fashion/study.json)"; \
 		tail -n +2 docs/results_fashion_notes.md | \
 		sed -e '/^<!-- readouts -->$$/r docs/results-fashion/readouts.md' -e '/^<!-- readouts -->$$/d'; \
 		sed -E -e 's#\]\(([A-Za-z0-9_.-]+\.(png|csv|json|html))\)#](results-fashion/\1)#g' -e 's/^(#+) /#\1 /' \
@@ -142,7 +143,7 @@ STUDY_FASHION_OUT ?= outputs/study-fashion
 study-fashion: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mae-hf study --dataset $(FASHION) --seeds 3 --out $(STUDY_FASHION_OUT) \
 		--results docs/study-fashion $(STUDY_ARGS)
-	$(MAKE) study-pages
+	$(MAKE) study-pages results-page
 
 # Both study pages from the committed studies (no training, no analysis): each opens with its notes and each claim
 # on both datasets (the table depends on both studies, so both pages are rewritten whenever either study is), then
