@@ -1,8 +1,8 @@
 """Every measure of the grid for one model, and for every budget of one run: per-image values (so the bootstrap
 can resample images), scalars for the weights, the field's readouts (`mae_hf.analysis.readout`, at the budgets of
 `readout_budget_names`: weighted cosine kNN with the study's training images as memory bank, validation-tuned
-linear and low-label probes) as one value per run, a t-SNE map. Reconstruction is scored by `mae_hf.evaluation`. A run's analysis is one `.npz` (committed),
-reused when its settings and weights are the same."""
+linear and low-label probes) as one value per run, a t-SNE map. Reconstruction is scored by `mae_hf.evaluation`.
+A run's analysis is one `.npz` (committed), reused when its settings and weights are the same."""
 
 import json
 import logging
@@ -161,9 +161,9 @@ def analyse_run(
     """
     Analyse every budget checkpoint of a run — all of them for a finished run, those it has so far for a run
     stopped part-way; the field's readouts at `readout_budget_names` — and write the analysis to `path` (a temporary
-    name first). Budgets already in `previous`
-    (the run's earlier analysis, same settings) are reused. The run's meta also holds its model's parameter count
-    and feature size, and the readouts of its model at initialisation (`readout_init`, the control for training).
+    name first). Budgets already in `previous` (the run's earlier analysis, same settings) are reused. The run's
+    meta also holds its model's parameter count and feature size, and the readouts of its model at initialisation
+    (`readout_init`, the control for training).
 
     Returns:
         `load_analysis(path)`; its `meta["complete"]` says whether the run was finished.
