@@ -256,6 +256,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             train=not args.no_train,
             other_seeds_epochs=args.other_seeds_epochs,
             stop_after_epochs=args.stop_after_epochs,
+            cells=args.cells.split(",") if args.cells else None,
         )
     except (ConfigurationError, ValueError) as err:
         logger.error("%s", err)
@@ -549,6 +550,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="every run trains only this many epochs "
         "this time (a study in stages: the early budgets get all their seeds first; a later run goes on)",
+    )
+    p_st.add_argument(
+        "--cells",
+        default=None,
+        help="train and analyse only these cells this time, e.g. vit_mask,vit_noise on a GPU (the others' analyses "
+        "are read from --results)",
     )
     p_st.add_argument("--commit", action="store_true", help="git-commit each run's analysis as soon as it is written")
     p_st.add_argument(

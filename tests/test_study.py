@@ -128,6 +128,32 @@ def test_a_run_analysed_by_an_older_version_is_trained_and_analysed_again(quick_
     assert again["meta"]["budgets"][0]["fingerprint"] == meta["budgets"][0]["fingerprint"]  # the same run, retrained
 
 
+def test_some_cells_can_be_trained_elsewhere_and_joined_to_the_others_analyses(quick_study, caplog, tmp_path):
+    """--cells: only those cells train and are analysed (the ViT cells on a GPU machine, say); the study's page
+    still aggregates every cell from the analyses in --results."""
+    out, results = quick_study
+    fresh = tmp_path / "results"
+    shutil.copytree(results, fresh)
+    for cell in ("vit_mask", "cnn_mask"):
+        (fresh / "runs" / f"{cell}-seed1.npz").unlink()
+    args = ["study", "--quick", "--seeds", "2", "--out", str(tmp_path / "gpu-runs"), "--results", str(fresh)]
+    with caplog.at_level(logging.INFO):
+        assert cli.main([*args, "--cells", "vit_mask"]) == 0
+    assert re.findall(r"\] (\w+) seed (\d): training", caplog.text) == [("vit_mask", "1")]
+    assert (fresh / "runs" / "vit_mask-seed1.npz").is_file() and not (fresh / "runs" / "cnn_mask-seed1.npz").exists()
+    study = json.loads((fresh / "study.json").read_text())  # seed 1 lacks cnn_mask: every budget has seed 0 alone
+    assert all(b["seeds"] == [0] for b in study["budgets"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert cli.main([*args, "--cells", "cnn_mask,vit_mask"]) == 0
+    assert re.findall(r"\] (\w+) seed (\d): training", caplog.text) == [("cnn_mask", "1")]
+    study = json.loads((fresh / "study.json").read_text())
+    assert all(b["seeds"] == [0, 1] and set(b["summary"]) == set(STUDY_CELLS) for b in study["budgets"])
+    with caplog.at_level(logging.INFO):
+        assert cli.main([*args, "--cells", "vit_mask,transformer"]) == 2
+    assert "--cells: no study cell transformer; the cells are vit_mask" in caplog.text
+
+
 def test_an_interrupted_run_resumes_from_its_checkpoint(quick_study, caplog):
     out, results = quick_study
     (results / "runs" / "vit_mask-seed1.npz").unlink()

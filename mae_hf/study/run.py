@@ -32,6 +32,7 @@ def run_study(
     train: bool = True,
     other_seeds_epochs: int | None = None,
     stop_after_epochs: int | None = None,
+    cells: list[str] | None = None,
 ) -> dict:
     """
     Train (or skip, or resume) every run of the grid, analyse each at every budget, aggregate, write the page.
@@ -46,6 +47,8 @@ def run_study(
             resumable, its later budgets are left out until a later invocation trains it further); default all.
         stop_after_epochs: the same for every seed, this invocation: a study in stages (every run to 4 epochs, then
             on to the whole run) gives every cell its seeds at the early budgets first.
+        cells: train and analyse only these cells this time (the ViT cells on a GPU, say); the other cells'
+            analyses are read from `results_dir` as they are.
 
     Returns:
         the `study.json` content.
@@ -54,6 +57,11 @@ def run_study(
     for name, value in (("other_seeds_epochs", other_seeds_epochs), ("stop_after_epochs", stop_after_epochs)):
         if value is not None and value < 1:
             raise ConfigurationError(f"--{name} must be >= 1, got {value}.")
+    unknown = sorted(set(cells or ()) - set(STUDY_CELLS))
+    if unknown:
+        raise ConfigurationError(
+            f"--cells: no study cell {', '.join(unknown)}; the cells are {', '.join(STUDY_CELLS)}."
+        )
     out, results = Path(out_dir), Path(results_dir or out_dir)
     t0 = time.perf_counter()
     # the whole training split too: the first max_train_samples of it are the readouts' memory bank
@@ -75,6 +83,7 @@ def run_study(
     )
     analyses, command = {}, f"mae-hf study --dataset {settings.dataset} --seeds {settings.seeds} --out {out_dir}"
     for i, (seed, cell) in enumerate(plan, 1):
+        trains = train and (not cells or cell in cells)
         path = analysis_file(results, cell, seed)
         done = load_analysis(path, settings)
         if done is None and path.is_file():
@@ -85,7 +94,7 @@ def run_study(
         epochs = run_epochs(seed)
         folder = run_dir(out, cell, seed)
         older = done is not None and done["meta"]["version"] < ANALYSIS_VERSION
-        if older and train:  # measured again in full: from its checkpoints where they are here, else trained again
+        if older and trains:  # measured again in full: from its checkpoints where they are here, else trained again
             logger.info(
                 "[%d/%d] %s seed %d: analysed by an older version (%d); %s",
                 i,
@@ -96,11 +105,11 @@ def run_study(
                 "analysing again" if find_checkpoints(folder) else "training and analysing again",
             )
             done = None
-        if done is not None and (not train or set(budget_names(settings, epochs)) <= set(done["budgets"])):
+        if done is not None and (not trains or set(budget_names(settings, epochs)) <= set(done["budgets"])):
             logger.info("[%d/%d] %s seed %d: analysed already, skipped", i, len(plan), cell, seed)
             analyses[seed, cell] = done
             continue
-        if not train:
+        if not trains:
             continue
         if not finished(folder):
             logger.info(
